@@ -1,0 +1,52 @@
+//! Peer-to-peer messages (docs/protocol.md §2).
+
+use crate::types::{Entry, LogIndex, NodeId, Term};
+use serde::{Deserialize, Serialize};
+
+/// A message in its envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Body {
+    RequestVote {
+        term: Term,
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    },
+    RequestVoteResponse {
+        term: Term,
+        granted: bool,
+    },
+    AppendEntries {
+        term: Term,
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    },
+    /// success: `index` = prev_log_index + entries.len(), `conflict_index` = 0;
+    /// consistency rejection: `index` = the request's prev_log_index, `conflict_index` ≥ 1;
+    /// stale-term rejection: both 0.
+    AppendEntriesResponse {
+        term: Term,
+        success: bool,
+        index: LogIndex,
+        conflict_index: LogIndex,
+    },
+}
+
+impl Body {
+    pub fn term(&self) -> Term {
+        match self {
+            Body::RequestVote { term, .. }
+            | Body::RequestVoteResponse { term, .. }
+            | Body::AppendEntries { term, .. }
+            | Body::AppendEntriesResponse { term, .. } => *term,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! How nodes reach each other. The node only ever calls [`Transport::send`];
+//! incoming messages are handed to the node by whoever owns the receiving
+//! side (the TCP server, or the in-memory network under a test harness).
+
+use crate::message::Message;
+
+/// Outbound half of a transport.
+///
+/// `send` never blocks and may lose the message (a full queue, a broken
+/// connection, a partition): the protocol tolerates loss, and the sender
+/// retries on its next heartbeat or election timeout.
+pub trait Transport: Send + Sync + 'static {
+    fn send(&self, msg: Message);
+}

@@ -1,0 +1,47 @@
+//! The vocabulary of the protocol as the implementation names it.
+//!
+//! Deliberately independent of `raft-model`: the two crates are two
+//! descriptions of one protocol (docs/protocol.md), bridged by `conformance/`.
+
+use serde::{Deserialize, Serialize};
+
+/// A node's identity, `1..=n` in a cluster of `n` nodes.
+pub type NodeId = u64;
+pub type Term = u64;
+/// A log index; the first entry is at 1, index 0 is the empty sentinel.
+pub type LogIndex = u64;
+
+/// One log entry: the term it was created in and an opaque command.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub command: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// The abstract state of one node (docs/protocol.md §1): what conformance
+/// compares with the model after every step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub id: NodeId,
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    pub role: Role,
+    pub log: Vec<Entry>,
+    pub commit_index: LogIndex,
+    /// Sorted; empty unless candidate.
+    pub votes_granted: Vec<NodeId>,
+    /// Leader only: `(peer, next_index)` for every other node, sorted by peer.
+    pub next_index: Vec<(NodeId, LogIndex)>,
+    /// Leader only: `(peer, match_index)` for every other node, sorted by peer.
+    pub match_index: Vec<(NodeId, LogIndex)>,
+    /// The leader this node last heard from in its current term (not compared).
+    pub leader_hint: Option<NodeId>,
+}
