@@ -1,0 +1,140 @@
+//! The trace file format (docs/trace-format.md): versioned JSON, written by
+//! `raft-model check --trace-dir`, read by `raft-conform`.
+
+use crate::config::Config;
+use crate::types::{Action, Entry, Index, Message, Role, ServerId, Term};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const TRACE_VERSION: u32 = 1;
+pub const SUPPORTED_VERSIONS: &[u32] = &[TRACE_VERSION];
+
+/// One server's abstract state (docs/protocol.md §1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AbstractServer {
+    pub term: Term,
+    pub voted_for: Option<ServerId>,
+    pub role: Role,
+    pub log: Vec<Entry>,
+    pub commit_index: Index,
+    /// Sorted; empty unless candidate.
+    pub votes_granted: Vec<ServerId>,
+    /// Length `servers` for a leader (own slot 0), empty otherwise.
+    pub next_index: Vec<Index>,
+    pub match_index: Vec<Index>,
+}
+
+/// The abstract state of the whole system: what conformance compares.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AbstractState {
+    pub servers: Vec<AbstractServer>,
+    /// Messages in flight, sorted (a multiset: duplicates appear twice).
+    pub network: Vec<Message>,
+    /// The group `S` of the active `Partition(S)`, sorted, or none.
+    pub partition: Option<Vec<ServerId>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceKind {
+    Counterexample,
+    Example,
+    Walk,
+    Recorded,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceStep {
+    pub action: Action,
+    pub state: AbstractState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trace {
+    pub version: u32,
+    pub kind: TraceKind,
+    pub property: Option<String>,
+    pub bounds: Config,
+    pub initial: AbstractState,
+    pub steps: Vec<TraceStep>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("cannot read trace file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a trace file: {source}")]
+    Malformed {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("{path}: trace format version {found} is not supported (supported: {supported:?})")]
+    UnknownVersion {
+        path: String,
+        found: u64,
+        supported: &'static [u32],
+    },
+}
+
+impl Trace {
+    pub fn new(
+        kind: TraceKind,
+        property: Option<String>,
+        bounds: Config,
+        initial: AbstractState,
+        steps: Vec<TraceStep>,
+    ) -> Trace {
+        Trace {
+            version: TRACE_VERSION,
+            kind,
+            property,
+            bounds,
+            initial,
+            steps,
+        }
+    }
+
+    /// Parses a trace, checking the version before the rest of the document
+    /// so that a future format gets a version error, not a field error.
+    pub fn from_json(text: &str, path: &str) -> Result<Trace, TraceError> {
+        let malformed = |source| TraceError::Malformed {
+            path: path.to_string(),
+            source,
+        };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(malformed)?;
+        let found = value.get("version").and_then(|v| v.as_u64());
+        match found {
+            Some(v) if SUPPORTED_VERSIONS.iter().any(|&s| u64::from(s) == v) => {}
+            Some(v) => {
+                return Err(TraceError::UnknownVersion {
+                    path: path.to_string(),
+                    found: v,
+                    supported: SUPPORTED_VERSIONS,
+                })
+            }
+            None => {
+                return Err(malformed(serde::de::Error::custom(
+                    "missing integer field `version`",
+                )))
+            }
+        }
+        serde_json::from_value(value).map_err(malformed)
+    }
+
+    pub fn read(path: &Path) -> Result<Trace, TraceError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| TraceError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        Trace::from_json(&text, &name)
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text + "\n")
+    }
+}

@@ -1,0 +1,93 @@
+//! The protocol's vocabulary as the model names it (docs/protocol.md §2,
+//! docs/trace-format.md). These types are both the model's internal state
+//! and its serialised trace form, so a trace needs no conversion layer.
+//!
+//! Small integers keep states cheap to clone and hash: the checker does both
+//! millions of times per second.
+
+use serde::{Deserialize, Serialize};
+
+pub type ServerId = u8;
+pub type Term = u8;
+/// A log index: 1-based, 0 is the empty sentinel.
+pub type Index = u8;
+/// A client value; the n-th client request carries value n.
+pub type Value = u8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub value: Value,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Message {
+    pub from: ServerId,
+    pub to: ServerId,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Body {
+    RequestVote {
+        term: Term,
+        last_log_index: Index,
+        last_log_term: Term,
+    },
+    RequestVoteResponse {
+        term: Term,
+        granted: bool,
+    },
+    AppendEntries {
+        term: Term,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+    },
+    /// success: `index` = prev_log_index + len(entries), `conflict_index` = 0;
+    /// consistency rejection: `index` = the request's prev_log_index,
+    /// `conflict_index` >= 1; stale-term rejection: both 0.
+    AppendEntriesResponse {
+        term: Term,
+        success: bool,
+        index: Index,
+        conflict_index: Index,
+    },
+}
+
+impl Body {
+    pub fn term(&self) -> Term {
+        match self {
+            Body::RequestVote { term, .. }
+            | Body::RequestVoteResponse { term, .. }
+            | Body::AppendEntries { term, .. }
+            | Body::AppendEntriesResponse { term, .. } => *term,
+        }
+    }
+}
+
+/// One event of DESIGN.md §3: the model's actions and the conformance
+/// harness's steps.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Action {
+    Timeout { server: ServerId },
+    Heartbeat { server: ServerId },
+    ClientRequest { server: ServerId, value: Value },
+    Deliver { message: Message },
+    Drop { message: Message },
+    Duplicate { message: Message },
+    Restart { server: ServerId },
+    Partition { group: Vec<ServerId> },
+    Heal,
+}
