@@ -87,3 +87,150 @@ pub struct Config {
     pub network: NetworkKind,
     pub bug: Option<Bug>,
 }
+
+/// Largest cluster the model supports: server sets are `u8` bit masks.
+pub const MAX_SERVERS: u8 = 7;
+/// Client values are tracked as `u8` bit masks in the ghost state.
+pub const MAX_REQUESTS: u8 = 8;
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::default()
+    }
+}
+
+impl Config {
+    /// Default bounds of `raft-model check`: three servers, every kind of
+    /// fault at least once, message loss and reordering. An exhaustive DFS
+    /// with symmetry finishes in well under two minutes on two cores
+    /// (release build); see docs/checking.md for measurements.
+    #[allow(clippy::should_implement_trait)]
+    pub fn default() -> Config {
+        Config {
+            servers: 3,
+            max_term: 2,
+            max_requests: 2,
+            max_inflight: 2,
+            max_restarts: 1,
+            max_partitions: 1,
+            max_duplicates: 1,
+            network: NetworkKind::Unordered,
+            bug: None,
+        }
+    }
+
+    /// Small bounds that finish in a few seconds: used by CI tests.
+    pub fn ci() -> Config {
+        Config {
+            servers: 3,
+            max_term: 2,
+            max_requests: 1,
+            max_inflight: 2,
+            max_restarts: 1,
+            max_partitions: 0,
+            max_duplicates: 1,
+            network: NetworkKind::Unordered,
+            bug: None,
+        }
+    }
+
+    /// Bounds comparable to the usual TLC run of raft.tla: two terms, one
+    /// value, one message in flight, no faults.
+    pub fn tlc() -> Config {
+        Config {
+            servers: 3,
+            max_term: 2,
+            max_requests: 1,
+            max_inflight: 1,
+            max_restarts: 0,
+            max_partitions: 0,
+            max_duplicates: 0,
+            network: NetworkKind::Unordered,
+            bug: None,
+        }
+    }
+
+    /// The majority of the cluster: `servers / 2 + 1`.
+    pub fn majority(&self) -> usize {
+        usize::from(self.servers) / 2 + 1
+    }
+
+    /// Checks ranges and combinations, with a message that names the bound.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.servers == 0 || self.servers > MAX_SERVERS {
+            return Err(format!(
+                "servers must be between 1 and {MAX_SERVERS}, got {}",
+                self.servers
+            ));
+        }
+        if self.max_term == 0 {
+            return Err("max_term must be at least 1 (no election can happen at 0)".into());
+        }
+        if self.max_term == u8::MAX {
+            return Err(format!("max_term must be below {}", u8::MAX));
+        }
+        if self.max_requests > MAX_REQUESTS {
+            return Err(format!(
+                "max_requests must be at most {MAX_REQUESTS}, got {}",
+                self.max_requests
+            ));
+        }
+        if self.max_inflight == 0 && self.servers > 1 {
+            return Err(
+                "max_inflight must be at least 1 with more than one server (no message could be sent)"
+                    .into(),
+            );
+        }
+        if self.max_partitions > 0 && self.servers < 2 {
+            return Err("partitions need at least 2 servers".into());
+        }
+        Ok(())
+    }
+}
+
+impl Bug {
+    /// Bounds at which the default DFS with symmetry finds this bug quickly.
+    pub fn default_config(self) -> Config {
+        let base = Config {
+            servers: 3,
+            max_term: 2,
+            max_requests: 0,
+            max_inflight: 2,
+            max_restarts: 0,
+            max_partitions: 0,
+            max_duplicates: 0,
+            network: NetworkKind::Unordered,
+            bug: Some(self),
+        };
+        match self {
+            Bug::VoteTwice => Config { ..base },
+            Bug::NoLogCheckOnVote => Config {
+                max_term: 3,
+                max_requests: 1,
+                ..base
+            },
+            // Figure 8 needs four terms with three servers: an old-term entry
+            // committed in term 3, then a leader of term 4 that lacks it.
+            Bug::CommitOldTerm => Config {
+                max_term: 4,
+                max_requests: 2,
+                ..base
+            },
+            Bug::NoPersistVote => Config {
+                max_restarts: 1,
+                ..base
+            },
+            Bug::TruncateOnMatch => Config {
+                max_term: 1,
+                max_requests: 2,
+                max_inflight: 3,
+                max_duplicates: 1,
+                ..base
+            },
+            Bug::QuorumMinority => Config {
+                max_requests: 1,
+                ..base
+            },
+        }
+    }
+}

@@ -1,0 +1,847 @@
+//! The Raft model: one small function per event of docs/protocol.md §4, in
+//! the style of Ongaro's raft.tla. Every function takes the state before the
+//! step and returns the state after it; `actions` lists only enabled events.
+
+use crate::config::{Bug, Config, NetworkKind};
+use crate::properties;
+use crate::state::{bit, flags, members, CommitRecord, ElectionRecord, State, VoteRecord};
+use crate::types::{Action, Body, Entry, Index, Message, Role, ServerId, Term, Value};
+use stateright::{Model, Property};
+
+/// The model of a Raft cluster under the bounds of `cfg`.
+#[derive(Clone, Debug)]
+pub struct RaftModel {
+    pub cfg: Config,
+}
+
+impl RaftModel {
+    pub fn new(cfg: Config) -> Self {
+        RaftModel { cfg }
+    }
+
+    fn n(&self) -> usize {
+        usize::from(self.cfg.servers)
+    }
+
+    fn has_bug(&self, bug: Bug) -> bool {
+        self.cfg.bug == Some(bug)
+    }
+
+    fn majority(&self) -> usize {
+        self.cfg.majority()
+    }
+
+    /// Commit quorum size: a majority, or `n / 2` with the quorum-minority bug.
+    fn commit_quorum(&self) -> usize {
+        if self.has_bug(Bug::QuorumMinority) {
+            self.n() / 2
+        } else {
+            self.majority()
+        }
+    }
+
+    // ----- enabledness ----------------------------------------------------
+
+    /// Number of peers of `i` that a broadcast from `i` would reach (sends
+    /// across a cut are lost at once and never enter the network).
+    fn reachable_peers(&self, s: &State, i: ServerId) -> usize {
+        (0..self.cfg.servers)
+            .filter(|&j| j != i && !s.is_cut(i, j))
+            .count()
+    }
+
+    fn fits(&self, s: &State, removed: usize, added: usize) -> bool {
+        s.network.len() - removed + added <= usize::from(self.cfg.max_inflight)
+    }
+
+    /// Whether delivering `m` (a RequestVoteResponse) makes its receiver leader.
+    fn wins_with(&self, s: &State, m: &Message) -> bool {
+        let Body::RequestVoteResponse { term, granted } = m.body else {
+            return false;
+        };
+        let c = &s.servers[usize::from(m.to)];
+        granted
+            && term == c.term
+            && c.role == Role::Candidate
+            && c.votes_granted & bit(m.from) == 0
+            && (c.votes_granted | bit(m.from)).count_ones() as usize >= self.majority()
+    }
+
+    /// Whether `m` may be delivered or duplicated now: its link is not cut,
+    /// and on an ordered network it is the oldest message of its link.
+    fn is_deliverable(&self, s: &State, pos: usize) -> bool {
+        let m = &s.network[pos];
+        if s.is_cut(m.from, m.to) {
+            return false;
+        }
+        match self.cfg.network {
+            NetworkKind::Unordered => true,
+            NetworkKind::Ordered => s.network[..pos]
+                .iter()
+                .all(|o| (o.from, o.to) != (m.from, m.to)),
+        }
+    }
+
+    /// Position of a copy of `m` that may be delivered (for the ordered
+    /// network, the head of the link must equal `m`).
+    fn deliverable_position(&self, s: &State, m: &Message) -> Option<usize> {
+        match self.cfg.network {
+            NetworkKind::Unordered => s.network.iter().position(|o| o == m),
+            NetworkKind::Ordered => s
+                .network
+                .iter()
+                .position(|o| (o.from, o.to) == (m.from, m.to))
+                .filter(|&p| &s.network[p] == m),
+        }
+        .filter(|&p| self.is_deliverable(s, p))
+    }
+
+    fn valid_server(&self, i: ServerId) -> bool {
+        usize::from(i) < self.n()
+    }
+
+    /// Whether `action` is enabled in `s` under the bounds. `next_state`
+    /// returns `None` exactly when this is false.
+    pub fn is_enabled(&self, s: &State, action: &Action) -> bool {
+        match action {
+            Action::Timeout { server } => {
+                self.valid_server(*server) && {
+                    let srv = &s.servers[usize::from(*server)];
+                    srv.role != Role::Leader
+                        && srv.term < self.cfg.max_term
+                        && self.fits(s, 0, self.reachable_peers(s, *server))
+                }
+            }
+            Action::Heartbeat { server } => {
+                self.valid_server(*server)
+                    && s.servers[usize::from(*server)].role == Role::Leader
+                    && self.fits(s, 0, self.reachable_peers(s, *server))
+            }
+            Action::ClientRequest { server, value } => {
+                // The checker only lists value `requests + 1`; any fresh value
+                // is accepted so that traces rebuilt by `from_abstract` replay.
+                self.valid_server(*server)
+                    && s.servers[usize::from(*server)].role == Role::Leader
+                    && s.requests < self.cfg.max_requests
+                    && *value > s.requests
+                    && *value <= self.cfg.max_requests
+            }
+            Action::Deliver { message } => {
+                self.valid_server(message.from)
+                    && self.valid_server(message.to)
+                    && message.from != message.to
+                    && self.deliverable_position(s, message).is_some()
+                    && (!self.wins_with(s, message)
+                        || self.fits(s, 1, self.reachable_peers(s, message.to)))
+            }
+            Action::Drop { message } => s.network.contains(message),
+            Action::Duplicate { message } => {
+                s.duplicates < self.cfg.max_duplicates
+                    && self.fits(s, 0, 1)
+                    && self.deliverable_position(s, message).is_some()
+            }
+            Action::Restart { server } => {
+                self.valid_server(*server) && s.restarts < self.cfg.max_restarts
+            }
+            Action::Partition { group } => {
+                let mut set = 0u8;
+                for &id in group {
+                    if !self.valid_server(id) || set & bit(id) != 0 {
+                        return false;
+                    }
+                    set |= bit(id);
+                }
+                s.partition == 0
+                    && s.partitions < self.cfg.max_partitions
+                    && !group.is_empty()
+                    && group.len() < self.n()
+            }
+            Action::Heal => s.partition != 0,
+        }
+    }
+
+    /// The partition groups listed as actions: every minority group, and for
+    /// an even cluster the halves that contain server 0. `Partition(S)` and
+    /// `Partition(rest)` cut the same links, so each cut is listed once.
+    pub fn partition_groups(&self) -> Vec<Vec<ServerId>> {
+        let n = self.n();
+        let mut groups = Vec::new();
+        for mask in 1u32..(1u32 << n) - 1 {
+            let size = mask.count_ones() as usize;
+            if size * 2 < n || (size * 2 == n && mask & 1 != 0) {
+                groups.push(
+                    (0..n as ServerId)
+                        .filter(|i| mask & (1 << i) != 0)
+                        .collect(),
+                );
+            }
+        }
+        groups
+    }
+
+    // ----- helpers used by the events -------------------------------------
+
+    /// Puts `m` in flight unless its link is cut (then it is lost at once).
+    fn send(&self, s: &mut State, m: Message) {
+        if !s.is_cut(m.from, m.to) {
+            s.network.push(m);
+        }
+    }
+
+    /// docs/protocol.md §3: a higher term makes the receiver a follower of it.
+    fn observe_term(&self, s: &mut State, i: ServerId, term: Term) {
+        let srv = &mut s.servers[usize::from(i)];
+        if term > srv.term {
+            srv.term = term;
+            srv.voted_for = None;
+            srv.become_follower();
+        }
+    }
+
+    /// The AppendEntries that leader `i` sends `j` from `next_index[j]`.
+    fn append_entries_for(&self, s: &State, i: ServerId, j: ServerId) -> Message {
+        let l = &s.servers[usize::from(i)];
+        let next = l.next_index[usize::from(j)].max(1);
+        let prev_log_index = next - 1;
+        let start = usize::from(prev_log_index).min(l.log.len());
+        Message {
+            from: i,
+            to: j,
+            body: Body::AppendEntries {
+                term: l.term,
+                prev_log_index,
+                prev_log_term: l.term_at(prev_log_index).unwrap_or(0),
+                entries: l.log[start..].to_vec(),
+                leader_commit: l.commit_index,
+            },
+        }
+    }
+
+    fn broadcast_append_entries(&self, s: &mut State, i: ServerId) {
+        for j in 0..self.cfg.servers {
+            if j != i {
+                let m = self.append_entries_for(s, i, j);
+                self.send(s, m);
+            }
+        }
+    }
+
+    fn record_vote(&self, s: &mut State, voter: ServerId, candidate: ServerId) {
+        let v = &s.servers[usize::from(voter)];
+        let rec = VoteRecord {
+            term: v.term,
+            voter,
+            candidate,
+            held: v.held_values(),
+        };
+        // The first grant is what counts: a repeated grant to the same
+        // candidate changes nothing.
+        if !s
+            .ghost
+            .votes
+            .iter()
+            .any(|r| (r.term, r.voter, r.candidate) == (rec.term, voter, candidate))
+        {
+            s.ghost.votes.push(rec);
+            s.ghost.votes.sort();
+        }
+    }
+
+    /// Candidate `i` has a majority: it becomes leader and sends
+    /// AppendEntries to every peer in the same step.
+    fn become_leader(&self, s: &mut State, i: ServerId) {
+        let n = self.n();
+        let srv = &s.servers[usize::from(i)];
+        let term = srv.term;
+        let voters = srv.votes_granted;
+        let mut held = [0; crate::config::MAX_SERVERS as usize];
+        for v in members(voters) {
+            if let Some(r) = s
+                .ghost
+                .votes
+                .iter()
+                .find(|r| r.term == term && r.voter == v && r.candidate == i)
+            {
+                held[usize::from(v)] = r.held;
+            }
+        }
+        s.ghost.elections.push(ElectionRecord {
+            term,
+            leader: i,
+            voters,
+            held,
+        });
+        s.ghost.elections.sort();
+        let srv = &mut s.servers[usize::from(i)];
+        let next = srv.last_index() + 1;
+        srv.role = Role::Leader;
+        srv.votes_granted = 0;
+        srv.next_index = (0..n)
+            .map(|j| if j == usize::from(i) { 0 } else { next })
+            .collect();
+        srv.match_index = vec![0; n];
+        self.broadcast_append_entries(s, i);
+    }
+
+    /// docs/protocol.md §6: leader `i` commits the largest N with a quorum of
+    /// matches whose entry is of its current term.
+    fn advance_commit_index(&self, s: &mut State, i: ServerId) {
+        let srv = &s.servers[usize::from(i)];
+        let old = srv.commit_index;
+        let mut new = old;
+        let mut quorum = 0u8;
+        for n in (old + 1..=srv.last_index()).rev() {
+            if !self.has_bug(Bug::CommitOldTerm) && srv.term_at(n) != Some(srv.term) {
+                continue;
+            }
+            let q = (0..self.cfg.servers)
+                .filter(|&j| {
+                    j == i || srv.match_index.get(usize::from(j)).copied().unwrap_or(0) >= n
+                })
+                .fold(0u8, |acc, j| acc | bit(j));
+            if q.count_ones() as usize >= self.commit_quorum() {
+                new = n;
+                quorum = q;
+                break;
+            }
+        }
+        if new == old {
+            return;
+        }
+        let term = srv.term;
+        let entries: Vec<(Index, Entry)> = (old + 1..=new)
+            .filter_map(|k| srv.entry_at(k).map(|e| (k, *e)))
+            .collect();
+        s.servers[usize::from(i)].commit_index = new;
+        for (index, entry) in entries {
+            let known = s
+                .ghost
+                .commits
+                .iter()
+                .any(|c| c.index == index && c.entry == entry && c.term <= term);
+            if !known {
+                s.ghost
+                    .commits
+                    .retain(|c| !(c.index == index && c.entry == entry));
+                s.ghost.commits.push(CommitRecord {
+                    index,
+                    entry,
+                    term,
+                    quorum,
+                });
+            }
+        }
+        s.ghost.commits.sort();
+    }
+
+    // ----- the events (docs/protocol.md §4) ------------------------------
+
+    /// Timeout(i): start an election.
+    pub fn timeout(&self, s: &mut State, i: ServerId) {
+        let srv = &mut s.servers[usize::from(i)];
+        srv.term += 1;
+        srv.role = Role::Candidate;
+        srv.voted_for = Some(i);
+        srv.votes_granted = bit(i);
+        srv.next_index.clear();
+        srv.match_index.clear();
+        let (term, last_log_index, last_log_term) = (srv.term, srv.last_index(), srv.last_term());
+        self.record_vote(s, i, i);
+        for j in 0..self.cfg.servers {
+            if j != i {
+                self.send(
+                    s,
+                    Message {
+                        from: i,
+                        to: j,
+                        body: Body::RequestVote {
+                            term,
+                            last_log_index,
+                            last_log_term,
+                        },
+                    },
+                );
+            }
+        }
+        if 1 >= self.majority() {
+            self.become_leader(s, i);
+        }
+    }
+
+    /// Heartbeat(i): AppendEntries to every peer, next_index unchanged.
+    pub fn heartbeat(&self, s: &mut State, i: ServerId) {
+        self.broadcast_append_entries(s, i);
+    }
+
+    /// ClientRequest(i, v): append (term, v); nothing is sent.
+    pub fn client_request(&self, s: &mut State, i: ServerId, v: Value) {
+        let srv = &mut s.servers[usize::from(i)];
+        let term = srv.term;
+        srv.log.push(Entry { term, value: v });
+        s.requests = v;
+        if self.n() == 1 {
+            self.advance_commit_index(s, i);
+        }
+    }
+
+    /// Deliver RequestVote from `c` to `i`.
+    pub fn handle_request_vote(
+        &self,
+        s: &mut State,
+        i: ServerId,
+        c: ServerId,
+        term: Term,
+        last_log_index: Index,
+        last_log_term: Term,
+    ) {
+        self.observe_term(s, i, term);
+        let srv = &s.servers[usize::from(i)];
+        let vote_free =
+            srv.voted_for.is_none() || srv.voted_for == Some(c) || self.has_bug(Bug::VoteTwice);
+        let up_to_date = last_log_term > srv.last_term()
+            || (last_log_term == srv.last_term() && last_log_index >= srv.last_index())
+            || self.has_bug(Bug::NoLogCheckOnVote);
+        let granted = term == srv.term && vote_free && up_to_date;
+        let reply_term = srv.term;
+        if granted {
+            s.servers[usize::from(i)].voted_for = Some(c);
+            self.record_vote(s, i, c);
+        }
+        self.send(
+            s,
+            Message {
+                from: i,
+                to: c,
+                body: Body::RequestVoteResponse {
+                    term: reply_term,
+                    granted,
+                },
+            },
+        );
+    }
+
+    /// Deliver RequestVoteResponse from `j` to `i`.
+    pub fn handle_request_vote_response(
+        &self,
+        s: &mut State,
+        i: ServerId,
+        j: ServerId,
+        term: Term,
+        granted: bool,
+    ) {
+        self.observe_term(s, i, term);
+        let srv = &mut s.servers[usize::from(i)];
+        if srv.role != Role::Candidate || term != srv.term || !granted {
+            return;
+        }
+        srv.votes_granted |= bit(j);
+        if srv.votes_granted.count_ones() as usize >= self.majority() {
+            self.become_leader(s, i);
+        }
+    }
+
+    /// Deliver AppendEntries from `l` to `i`: consistency check, conflict
+    /// rule, commit adoption, reply.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_append_entries(
+        &self,
+        s: &mut State,
+        i: ServerId,
+        l: ServerId,
+        term: Term,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: &[Entry],
+        leader_commit: Index,
+    ) {
+        let reply = |s: &mut State, term, success, index, conflict_index| {
+            self.send(
+                s,
+                Message {
+                    from: i,
+                    to: l,
+                    body: Body::AppendEntriesResponse {
+                        term,
+                        success,
+                        index,
+                        conflict_index,
+                    },
+                },
+            )
+        };
+        if term < s.servers[usize::from(i)].term {
+            let own = s.servers[usize::from(i)].term;
+            reply(s, own, false, 0, 0);
+            return;
+        }
+        self.observe_term(s, i, term);
+        let srv = &mut s.servers[usize::from(i)];
+        if srv.role == Role::Candidate {
+            srv.become_follower();
+        }
+        // Consistency check.
+        let conflict = match srv.term_at(prev_log_index) {
+            None => Some(srv.last_index() + 1),
+            Some(t) if t != prev_log_term => {
+                let first = srv.log.iter().position(|e| e.term == t).unwrap_or(0);
+                Some(first as Index + 1)
+            }
+            Some(_) => None,
+        };
+        if let Some(conflict_index) = conflict {
+            reply(s, term, false, prev_log_index, conflict_index);
+            return;
+        }
+        // Conflict rule: never truncate on a match.
+        let prev = usize::from(prev_log_index);
+        let mut overwritten = false;
+        if self.has_bug(Bug::TruncateOnMatch) {
+            srv.log.truncate(prev);
+            srv.log.extend_from_slice(entries);
+        } else {
+            for (k, e) in entries.iter().enumerate() {
+                let p = prev + k; // 0-based position of index prev_log_index + k + 1
+                match srv.log.get(p) {
+                    Some(have) if have.term == e.term => continue,
+                    Some(_) => {
+                        srv.log.truncate(p);
+                        srv.log.extend_from_slice(&entries[k..]);
+                        overwritten = true;
+                        break;
+                    }
+                    None => {
+                        srv.log.extend_from_slice(&entries[k..]);
+                        break;
+                    }
+                }
+            }
+        }
+        if overwritten {
+            s.ghost.flags |= flags::EVENT_OVERWRITTEN;
+        }
+        let vouched = prev_log_index + entries.len() as Index;
+        let srv = &mut s.servers[usize::from(i)];
+        srv.commit_index = srv.commit_index.max(leader_commit.min(vouched));
+        reply(s, term, true, vouched, 0);
+    }
+
+    /// Deliver AppendEntriesResponse from `j` to `i`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_append_entries_response(
+        &self,
+        s: &mut State,
+        i: ServerId,
+        j: ServerId,
+        term: Term,
+        success: bool,
+        index: Index,
+        conflict_index: Index,
+    ) {
+        self.observe_term(s, i, term);
+        let srv = &mut s.servers[usize::from(i)];
+        if srv.role != Role::Leader || term != srv.term {
+            return;
+        }
+        let jj = usize::from(j);
+        if success {
+            srv.match_index[jj] = srv.match_index[jj].max(index);
+            srv.next_index[jj] = srv.next_index[jj].max(index + 1);
+            self.advance_commit_index(s, i);
+        } else if conflict_index == 0 || index != srv.next_index[jj].saturating_sub(1) {
+            // Stale-term rejection, or an answer to an older request.
+        } else {
+            srv.next_index[jj] = (srv.match_index[jj] + 1)
+                .max(conflict_index.min(srv.next_index[jj].saturating_sub(1)));
+            let m = self.append_entries_for(s, i, j);
+            self.send(s, m);
+        }
+    }
+
+    /// Deliver(m): remove one copy of `m` and let its destination handle it.
+    pub fn deliver(&self, s: &mut State, m: &Message) {
+        if let Some(pos) = self.deliverable_position(s, m) {
+            s.network.remove(pos);
+        }
+        let (i, from) = (m.to, m.from);
+        match &m.body {
+            Body::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => self.handle_request_vote(s, i, from, *term, *last_log_index, *last_log_term),
+            Body::RequestVoteResponse { term, granted } => {
+                self.handle_request_vote_response(s, i, from, *term, *granted)
+            }
+            Body::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => self.handle_append_entries(
+                s,
+                i,
+                from,
+                *term,
+                *prev_log_index,
+                *prev_log_term,
+                entries,
+                *leader_commit,
+            ),
+            Body::AppendEntriesResponse {
+                term,
+                success,
+                index,
+                conflict_index,
+            } => self.handle_append_entries_response(
+                s,
+                i,
+                from,
+                *term,
+                *success,
+                *index,
+                *conflict_index,
+            ),
+        }
+    }
+
+    /// Drop(m): the network loses one copy of `m`.
+    pub fn drop_message(&self, s: &mut State, m: &Message) {
+        if let Some(pos) = s.network.iter().position(|o| o == m) {
+            s.network.remove(pos);
+        }
+    }
+
+    /// Duplicate(m): a second copy of `m`. On the ordered network the copy
+    /// goes right behind the original, so the link delivers it twice in a row.
+    pub fn duplicate(&self, s: &mut State, m: &Message) {
+        if let Some(pos) = self.deliverable_position(s, m) {
+            s.network.insert(pos + 1, m.clone());
+        }
+        s.duplicates += 1;
+    }
+
+    /// Restart(i): persisted term, vote and log kept; volatile state reset.
+    pub fn restart(&self, s: &mut State, i: ServerId) {
+        let srv = &mut s.servers[usize::from(i)];
+        srv.lost_commit = srv.lost_commit.max(srv.commit_index);
+        srv.commit_index = 0;
+        srv.become_follower();
+        if self.has_bug(Bug::NoPersistVote) {
+            srv.voted_for = None;
+        }
+        s.restarts += 1;
+    }
+
+    pub fn partition(&self, s: &mut State, group: &[ServerId]) {
+        s.partition = group.iter().fold(0, |acc, &id| acc | bit(id));
+        s.partitions += 1;
+    }
+
+    pub fn heal(&self, s: &mut State) {
+        s.partition = 0;
+    }
+
+    /// Applies an enabled action. Also maintains the ghost state that is a
+    /// function of the step as a whole.
+    fn apply(&self, last: &State, action: &Action) -> State {
+        let mut s = last.clone();
+        s.ghost.flags &= !flags::EVENTS;
+        match action {
+            Action::Timeout { server } => self.timeout(&mut s, *server),
+            Action::Heartbeat { server } => self.heartbeat(&mut s, *server),
+            Action::ClientRequest { server, value } => self.client_request(&mut s, *server, *value),
+            Action::Deliver { message } => self.deliver(&mut s, message),
+            Action::Drop { message } => self.drop_message(&mut s, message),
+            Action::Duplicate { message } => self.duplicate(&mut s, message),
+            Action::Restart { server } => self.restart(&mut s, *server),
+            Action::Partition { group } => self.partition(&mut s, group),
+            Action::Heal => self.heal(&mut s),
+        }
+        s.normalize_network(self.cfg.network);
+        self.update_ghosts(last, &mut s);
+        s
+    }
+
+    /// Ghost bookkeeping that compares the states before and after a step.
+    fn update_ghosts(&self, last: &State, s: &mut State) {
+        for (i, (before, after)) in last.servers.iter().zip(s.servers.iter_mut()).enumerate() {
+            let same_leader = before.role == Role::Leader
+                && after.role == Role::Leader
+                && before.term == after.term;
+            if same_leader && !after.log.starts_with(&before.log) {
+                s.ghost.flags |= flags::VIOLATED_APPEND_ONLY;
+            }
+            if same_leader && after.commit_index > before.commit_index && last.partition != 0 {
+                let own_side = if last.partition & bit(i as ServerId) != 0 {
+                    last.partition
+                } else {
+                    !last.partition & (((1u16 << self.n()) - 1) as u8)
+                };
+                if (own_side.count_ones() as usize) < self.majority() {
+                    s.ghost.flags |= flags::VIOLATED_MINORITY_COMMIT;
+                }
+            }
+            if after.lost_commit > 0 && after.commit_index >= after.lost_commit {
+                after.lost_commit = 0;
+                s.ghost.flags |= flags::EVENT_COMMIT_SURVIVED;
+            }
+        }
+        // Drop vote records that can no longer matter: the voter has moved
+        // past the term and the candidate can no longer win with the vote.
+        let servers = &s.servers;
+        s.ghost.votes.retain(|r| {
+            servers[usize::from(r.voter)].term == r.term || {
+                let c = &servers[usize::from(r.candidate)];
+                c.role == Role::Candidate && c.term == r.term
+            }
+        });
+    }
+
+    /// Whether any `always` property fails in `s`.
+    pub fn violates_safety(&self, s: &State) -> bool {
+        properties::SAFETY.iter().any(|(_, f)| !f(self, s))
+    }
+}
+
+impl Model for RaftModel {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![State::initial(self.cfg.servers)]
+    }
+
+    fn actions(&self, s: &State, actions: &mut Vec<Action>) {
+        // Violating states are terminal: counterexamples end at the violation.
+        if self.violates_safety(s) {
+            return;
+        }
+        for i in 0..self.cfg.servers {
+            let a = Action::Timeout { server: i };
+            if self.is_enabled(s, &a) {
+                actions.push(a);
+            }
+        }
+        for i in 0..self.cfg.servers {
+            let a = Action::Heartbeat { server: i };
+            if self.is_enabled(s, &a) {
+                actions.push(a);
+            }
+            let a = Action::ClientRequest {
+                server: i,
+                value: s.requests.saturating_add(1),
+            };
+            if self.is_enabled(s, &a) {
+                actions.push(a);
+            }
+        }
+        for (pos, m) in s.network.iter().enumerate() {
+            // Identical copies are one action.
+            if pos > 0 && s.network[pos - 1] == *m {
+                continue;
+            }
+            if self.is_deliverable(s, pos) {
+                let a = Action::Deliver { message: m.clone() };
+                if self.is_enabled(s, &a) {
+                    actions.push(a);
+                }
+                if s.duplicates < self.cfg.max_duplicates && self.fits(s, 0, 1) {
+                    actions.push(Action::Duplicate { message: m.clone() });
+                }
+            }
+            actions.push(Action::Drop { message: m.clone() });
+        }
+        if s.restarts < self.cfg.max_restarts {
+            for i in 0..self.cfg.servers {
+                actions.push(Action::Restart { server: i });
+            }
+        }
+        if s.partition == 0 && s.partitions < self.cfg.max_partitions {
+            for group in self.partition_groups() {
+                actions.push(Action::Partition { group });
+            }
+        }
+        if s.partition != 0 {
+            actions.push(Action::Heal);
+        }
+    }
+
+    fn next_state(&self, last: &State, action: Action) -> Option<State> {
+        if !self.is_enabled(last, &action) {
+            return None;
+        }
+        Some(self.apply(last, &action))
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        format_action(action)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let mut props: Vec<Property<Self>> = properties::SAFETY
+            .iter()
+            .map(|&(name, f)| Property::always(name, f))
+            .collect();
+        props.extend(
+            properties::REACHABILITY
+                .iter()
+                .map(|&(name, f)| Property::sometimes(name, f)),
+        );
+        props
+    }
+}
+
+/// A compact one-line form of an action, for reports and the Explorer.
+pub fn format_action(action: &Action) -> String {
+    match action {
+        Action::Timeout { server } => format!("Timeout({server})"),
+        Action::Heartbeat { server } => format!("Heartbeat({server})"),
+        Action::ClientRequest { server, value } => format!("ClientRequest({server}, {value})"),
+        Action::Deliver { message } => format!("Deliver({})", format_message(message)),
+        Action::Drop { message } => format!("Drop({})", format_message(message)),
+        Action::Duplicate { message } => format!("Duplicate({})", format_message(message)),
+        Action::Restart { server } => format!("Restart({server})"),
+        Action::Partition { group } => format!("Partition({group:?})"),
+        Action::Heal => "Heal".to_string(),
+    }
+}
+
+/// A compact one-line form of a message: `0->1 RequestVote{t1 ...}`.
+pub fn format_message(m: &Message) -> String {
+    let body = match &m.body {
+        Body::RequestVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => format!("RequestVote t{term} last=({last_log_index},t{last_log_term})"),
+        Body::RequestVoteResponse { term, granted } => {
+            format!("RequestVoteResponse t{term} granted={granted}")
+        }
+        Body::AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => {
+            let es: Vec<String> = entries
+                .iter()
+                .map(|e| format!("t{}:{}", e.term, e.value))
+                .collect();
+            format!(
+                "AppendEntries t{term} prev=({prev_log_index},t{prev_log_term}) [{}] commit={leader_commit}",
+                es.join(" ")
+            )
+        }
+        Body::AppendEntriesResponse {
+            term,
+            success,
+            index,
+            conflict_index,
+        } => format!(
+            "AppendEntriesResponse t{term} success={success} index={index} conflict={conflict_index}"
+        ),
+    };
+    format!("{}->{} {}", m.from, m.to, body)
+}

@@ -1,0 +1,218 @@
+//! The properties the checker verifies. Each is a plain function of the
+//! model and a state, so tests can call it on hand-built states.
+//!
+//! Properties over history (who voted for whom, what was committed with
+//! which quorum) read the ghost records of `State::ghost`; properties over a
+//! step (a leader's log shrinking, a cut-off leader committing) read the
+//! ghost flags that the step sets.
+
+use crate::model::RaftModel;
+use crate::state::{flags, members, State};
+use crate::types::Role;
+
+/// A property's condition.
+pub type Condition = fn(&RaftModel, &State) -> bool;
+
+/// Names of the `always` properties, in report order.
+pub const ALWAYS: &[&str] = &[
+    "ElectionSafety",
+    "LogMatching",
+    "LeaderAppendOnly",
+    "LeaderCompleteness",
+    "StateMachineSafety",
+    "MajorityOverlap",
+    "MinorityNoCommit",
+    "VoteOncePerTerm",
+];
+
+/// Names of the `sometimes` properties, in report order.
+pub const SOMETIMES: &[&str] = &[
+    "LeaderElected",
+    "EntryCommitted",
+    "LeaderDeposedByPartition",
+    "CommittedSurvivesRestart",
+    "UncommittedOverwritten",
+];
+
+/// The `always` properties with their conditions (same order as `ALWAYS`).
+pub const SAFETY: &[(&str, Condition)] = &[
+    ("ElectionSafety", election_safety),
+    ("LogMatching", log_matching),
+    ("LeaderAppendOnly", leader_append_only),
+    ("LeaderCompleteness", leader_completeness),
+    ("StateMachineSafety", state_machine_safety),
+    ("MajorityOverlap", majority_overlap),
+    ("MinorityNoCommit", minority_no_commit),
+    ("VoteOncePerTerm", vote_once_per_term),
+];
+
+/// The `sometimes` properties with their conditions (same order as `SOMETIMES`).
+pub const REACHABILITY: &[(&str, Condition)] = &[
+    ("LeaderElected", leader_elected),
+    ("EntryCommitted", entry_committed),
+    ("LeaderDeposedByPartition", leader_deposed_by_partition),
+    ("CommittedSurvivesRestart", committed_survives_restart),
+    ("UncommittedOverwritten", uncommitted_overwritten),
+];
+
+/// At most one leader per term, ever (ghost election records), and no two
+/// current leaders share a term.
+pub fn election_safety(_: &RaftModel, s: &State) -> bool {
+    let elections = &s.ghost.elections;
+    let history_ok = elections
+        .windows(2)
+        .all(|w| w[0].term != w[1].term || w[0].leader == w[1].leader);
+    let leaders: Vec<_> = s
+        .servers
+        .iter()
+        .filter(|srv| srv.role == Role::Leader)
+        .map(|srv| srv.term)
+        .collect();
+    let current_ok = leaders
+        .iter()
+        .enumerate()
+        .all(|(k, t)| !leaders[k + 1..].contains(t));
+    history_ok && current_ok
+}
+
+/// If two logs have an entry with the same index and term, the logs are
+/// identical up to that index.
+pub fn log_matching(_: &RaftModel, s: &State) -> bool {
+    for (k, a) in s.servers.iter().enumerate() {
+        for b in &s.servers[k + 1..] {
+            let common = a.log.len().min(b.log.len());
+            // The highest index where the terms agree decides.
+            if let Some(p) = (0..common).rev().find(|&p| a.log[p].term == b.log[p].term) {
+                if a.log[..=p] != b.log[..=p] {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// A leader never overwrites or deletes entries of its log while it leads.
+pub fn leader_append_only(_: &RaftModel, s: &State) -> bool {
+    s.ghost.flags & flags::VIOLATED_APPEND_ONLY == 0
+}
+
+/// An entry committed in term T is in the log of every leader of every term
+/// after T (the paper's Leader Completeness; a stale leader of an earlier
+/// term may legally lack it).
+pub fn leader_completeness(_: &RaftModel, s: &State) -> bool {
+    s.ghost.commits.iter().all(|c| {
+        s.servers
+            .iter()
+            .filter(|srv| srv.role == Role::Leader && srv.term > c.term)
+            .all(|srv| srv.entry_at(c.index) == Some(&c.entry))
+    })
+}
+
+/// No two servers ever apply different entries at one index: committed
+/// records agree, every server's committed prefix is in its log and agrees
+/// with the records and with every other server's committed prefix.
+pub fn state_machine_safety(_: &RaftModel, s: &State) -> bool {
+    let commits = &s.ghost.commits;
+    let records_agree = commits
+        .windows(2)
+        .all(|w| w[0].index != w[1].index || w[0].entry == w[1].entry);
+    if !records_agree {
+        return false;
+    }
+    for srv in &s.servers {
+        if usize::from(srv.commit_index) > srv.log.len() {
+            return false;
+        }
+        for c in commits.iter().filter(|c| c.index <= srv.commit_index) {
+            if srv.entry_at(c.index) != Some(&c.entry) {
+                return false;
+            }
+        }
+    }
+    for (k, a) in s.servers.iter().enumerate() {
+        for b in &s.servers[k + 1..] {
+            let upto = usize::from(a.commit_index.min(b.commit_index));
+            if a.log[..upto] != b.log[..upto] {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// The vote quorum of every leader of a later term intersects the commit
+/// quorum of every committed entry in a server that held the entry when it
+/// voted.
+pub fn majority_overlap(_: &RaftModel, s: &State) -> bool {
+    s.ghost.commits.iter().all(|c| {
+        let held_bit = crate::state::value_bit(c.entry.value);
+        s.ghost
+            .elections
+            .iter()
+            .filter(|e| e.term > c.term)
+            .all(|e| members(c.quorum & e.voters).any(|v| e.held[usize::from(v)] & held_bit != 0))
+    })
+}
+
+/// A leader cut off in a minority never advances its commit index.
+pub fn minority_no_commit(_: &RaftModel, s: &State) -> bool {
+    s.ghost.flags & flags::VIOLATED_MINORITY_COMMIT == 0
+}
+
+/// No server grants votes to two different candidates in one term, across
+/// restarts (ghost record of every vote that can still matter).
+pub fn vote_once_per_term(_: &RaftModel, s: &State) -> bool {
+    // Sorted by (term, voter, candidate): conflicting grants are adjacent.
+    s.ghost.votes.windows(2).all(|w| {
+        (w[0].term, w[0].voter) != (w[1].term, w[1].voter) || w[0].candidate == w[1].candidate
+    })
+}
+
+pub fn leader_elected(_: &RaftModel, s: &State) -> bool {
+    s.servers.iter().any(|srv| srv.role == Role::Leader)
+}
+
+pub fn entry_committed(_: &RaftModel, s: &State) -> bool {
+    s.servers.iter().any(|srv| srv.commit_index > 0)
+}
+
+/// A partition is active, a leader is on its minority side, and a leader of
+/// a later term has been elected on the majority side.
+pub fn leader_deposed_by_partition(m: &RaftModel, s: &State) -> bool {
+    if s.partition == 0 {
+        return false;
+    }
+    let majority = m.cfg.majority();
+    let in_group = |i: usize| s.partition & crate::state::bit(i as u8) != 0;
+    let group_size = s.partition.count_ones() as usize;
+    let side_size = |i: usize| {
+        if in_group(i) {
+            group_size
+        } else {
+            s.n() - group_size
+        }
+    };
+    s.servers.iter().enumerate().any(|(a, old)| {
+        old.role == Role::Leader
+            && side_size(a) < majority
+            && s.servers.iter().enumerate().any(|(b, new)| {
+                new.role == Role::Leader
+                    && in_group(a) != in_group(b)
+                    && side_size(b) >= majority
+                    && new.term > old.term
+            })
+    })
+}
+
+/// A server that lost its commit index in a restart has just learned a
+/// commit index at least as high again.
+pub fn committed_survives_restart(_: &RaftModel, s: &State) -> bool {
+    s.ghost.flags & flags::EVENT_COMMIT_SURVIVED != 0
+}
+
+/// The last step overwrote an entry of some log with a different entry at
+/// the same index (the Figure 8 shape).
+pub fn uncommitted_overwritten(_: &RaftModel, s: &State) -> bool {
+    s.ghost.flags & flags::EVENT_OVERWRITTEN != 0
+}
