@@ -5,6 +5,15 @@
 //! a deterministic state machine with no I/O; the async `node` owns timers,
 //! storage, transport and the apply stream.
 
+pub mod core;
 pub mod message;
+pub mod node;
+pub mod storage;
+pub mod sync;
 pub mod transport;
 pub mod types;
+
+pub use node::{
+    ApplyMsg, Leadership, Node, NodeConfig, NodeError, NotLeader, StartError, TimerMode,
+};
+pub use storage::{FileStorage, MemStorage, Storage};

@@ -2,6 +2,8 @@
 //! incoming messages are handed to the node by whoever owns the receiving
 //! side (the TCP server, or the in-memory network under a test harness).
 
+pub mod memory;
+
 use crate::message::Message;
 
 /// Outbound half of a transport.

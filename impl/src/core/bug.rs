@@ -1,0 +1,86 @@
+//! Seeded implementation bugs: deliberate protocol violations that the
+//! conformance harness must catch. The enum always exists (so tools can parse
+//! and list the names), but the core honours it only when the crate is built
+//! with the `seeded-bugs` feature.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImplBug {
+    /// Commit by counting replicas without the current-term check (Figure 8).
+    CommitOldTerm,
+    /// A granted vote is not made durable: a restart forgets it.
+    NoPersistVote,
+    /// Truncate the log after `prev_log_index` even when the entries match.
+    TruncateOnMatch,
+    /// A leader takes a stale AppendEntries response at face value.
+    AcceptStaleResponse,
+    /// Grant votes without the log up-to-date check.
+    VoteWithoutLogCheck,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown seeded bug {found:?}; known bugs: {known}")]
+pub struct UnknownBug {
+    pub found: String,
+    pub known: String,
+}
+
+impl ImplBug {
+    pub const ALL: [ImplBug; 5] = [
+        ImplBug::CommitOldTerm,
+        ImplBug::NoPersistVote,
+        ImplBug::TruncateOnMatch,
+        ImplBug::AcceptStaleResponse,
+        ImplBug::VoteWithoutLogCheck,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ImplBug::CommitOldTerm => "commit-old-term",
+            ImplBug::NoPersistVote => "no-persist-vote",
+            ImplBug::TruncateOnMatch => "truncate-on-match",
+            ImplBug::AcceptStaleResponse => "accept-stale-response",
+            ImplBug::VoteWithoutLogCheck => "vote-without-log-check",
+        }
+    }
+
+    /// Whether this build honours seeded bugs at all.
+    pub const fn enabled_in_build() -> bool {
+        cfg!(feature = "seeded-bugs")
+    }
+}
+
+impl fmt::Display for ImplBug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ImplBug {
+    type Err = UnknownBug;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ImplBug::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBug {
+                found: s.to_string(),
+                known: ImplBug::ALL.map(|b| b.name()).join(", "),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for b in ImplBug::ALL {
+            assert_eq!(b.name().parse::<ImplBug>().unwrap(), b);
+        }
+        let err = "nope".parse::<ImplBug>().unwrap_err();
+        assert!(err.to_string().contains("commit-old-term"));
+    }
+}

@@ -1,0 +1,586 @@
+//! On-disk storage.
+//!
+//! Layout of a data directory:
+//!
+//! - `hardstate`: magic, term, voted_for (0 = none), crc32c. Replaced
+//!   atomically: written to `hardstate.tmp`, fsynced, renamed, directory
+//!   fsynced.
+//! - `log-<first index, 20 digits>.seg`: log segments. A 20-byte header
+//!   (magic, first index, crc32c) then records `[len u32][crc u32][payload]`
+//!   where `payload = term u64 ++ command` and `crc = crc32c(len ++ payload)`.
+//!   All integers little-endian. A new segment starts when the current one
+//!   exceeds the segment size.
+//!
+//! Recovery: a bad record in the last segment with no valid record after it
+//! is a torn tail (a write interrupted by a crash) and is truncated; any other
+//! bad byte is refused with an error naming the file and offset.
+
+use super::group_commit::{GroupCommit, GroupCommitError};
+use super::{Recovered, Storage, StorageError};
+use crate::core::HardState;
+use crate::types::{Entry, LogIndex};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+const HS_MAGIC: &[u8; 8] = b"RKVHS001";
+const HS_LEN: usize = 8 + 8 + 8 + 4;
+const SEG_MAGIC: &[u8; 8] = b"RKVSEG01";
+const SEG_HEADER: u64 = 8 + 8 + 4;
+const REC_HEADER: u64 = 8;
+/// Largest payload accepted (a guard against a corrupt length).
+pub const MAX_RECORD_LEN: u64 = 256 << 20;
+
+#[derive(Clone, Debug)]
+pub struct FileStorageOptions {
+    /// Roll over to a new segment once the current one is this large.
+    pub segment_size: u64,
+}
+
+impl Default for FileStorageOptions {
+    fn default() -> Self {
+        FileStorageOptions {
+            segment_size: 64 << 20,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Segment {
+    first_index: LogIndex,
+    path: PathBuf,
+    /// Byte offset of each record; entry `first_index + k` is at `offsets[k]`.
+    offsets: Vec<u64>,
+    size: u64,
+}
+
+impl Segment {
+    fn last_index(&self) -> LogIndex {
+        self.first_index + self.offsets.len() as LogIndex - 1
+    }
+}
+
+/// A segmented, checksummed log plus hard state in one directory.
+#[derive(Debug)]
+pub struct FileStorage {
+    dir: PathBuf,
+    opts: FileStorageOptions,
+    hard_state: HardState,
+    segments: Vec<Segment>,
+    /// Append handle of the last segment.
+    tail: Option<File>,
+    /// The log read at open, handed out by the first `load`.
+    recovered_log: Option<Vec<Entry>>,
+    data_dirty: bool,
+    dir_dirty: bool,
+    /// Set after a failed write: the tail may hold a partial record.
+    failed: Option<String>,
+    group: GroupCommit,
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
+
+fn segment_name(first_index: LogIndex) -> String {
+    format!("log-{first_index:020}.seg")
+}
+
+fn encode_record(buf: &mut Vec<u8>, e: &Entry) {
+    let len = (8 + e.command.len()) as u32;
+    let start = buf.len();
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&e.term.to_le_bytes());
+    buf.extend_from_slice(&e.command);
+    let mut crc = crc32c::crc32c(&buf[start..start + 4]);
+    crc = crc32c::crc32c_append(crc, &buf[start + 8..]);
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Parse the record at `pos`: `Ok((entry, next_pos))` or why it is bad.
+fn decode_record(data: &[u8], pos: u64) -> Result<(Entry, u64), String> {
+    let rest = data.len() as u64 - pos;
+    if rest < REC_HEADER {
+        return Err("incomplete record header".into());
+    }
+    let p = pos as usize;
+    let len = u32::from_le_bytes(data[p..p + 4].try_into().unwrap()) as u64;
+    let crc = u32::from_le_bytes(data[p + 4..p + 8].try_into().unwrap());
+    if !(8..=MAX_RECORD_LEN).contains(&len) {
+        return Err(format!("invalid record length {len}"));
+    }
+    if rest - REC_HEADER < len {
+        return Err("incomplete record".into());
+    }
+    let payload = &data[p + 8..p + 8 + len as usize];
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&data[p..p + 4]), payload);
+    if actual != crc {
+        return Err(format!(
+            "checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"
+        ));
+    }
+    let term = u64::from_le_bytes(payload[..8].try_into().unwrap());
+    Ok((
+        Entry {
+            term,
+            command: payload[8..].to_vec(),
+        },
+        pos + REC_HEADER + len,
+    ))
+}
+
+fn encode_hard_state(hs: HardState) -> [u8; HS_LEN] {
+    let mut b = [0u8; HS_LEN];
+    b[..8].copy_from_slice(HS_MAGIC);
+    b[8..16].copy_from_slice(&hs.term.to_le_bytes());
+    b[16..24].copy_from_slice(&hs.voted_for.unwrap_or(0).to_le_bytes());
+    let crc = crc32c::crc32c(&b[..24]);
+    b[24..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode_hard_state(b: &[u8]) -> Result<HardState, String> {
+    if b.len() != HS_LEN {
+        return Err(format!("length {} (expected {HS_LEN})", b.len()));
+    }
+    if &b[..8] != HS_MAGIC {
+        return Err("bad magic".into());
+    }
+    let crc = u32::from_le_bytes(b[24..].try_into().unwrap());
+    if crc32c::crc32c(&b[..24]) != crc {
+        return Err("checksum mismatch".into());
+    }
+    let term = u64::from_le_bytes(b[8..16].try_into().unwrap());
+    let vote = u64::from_le_bytes(b[16..24].try_into().unwrap());
+    Ok(HardState {
+        term,
+        voted_for: (vote != 0).then_some(vote),
+    })
+}
+
+impl FileStorage {
+    /// Open (creating if needed) the storage in `dir` and recover it.
+    pub fn open(dir: impl AsRef<Path>) -> Result<FileStorage, StorageError> {
+        FileStorage::open_with(dir, FileStorageOptions::default())
+    }
+
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        opts: FileStorageOptions,
+    ) -> Result<FileStorage, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        let tmp = dir.join("hardstate.tmp");
+        if tmp.exists() {
+            // An interrupted replacement: the old `hardstate` is still intact.
+            fs::remove_file(&tmp).map_err(io_err("remove", &tmp))?;
+        }
+        let hs_path = dir.join("hardstate");
+        let hard_state = match fs::read(&hs_path) {
+            Ok(b) => decode_hard_state(&b).map_err(|reason| StorageError::CorruptHardState {
+                path: hs_path.clone(),
+                reason,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HardState::default(),
+            Err(e) => return Err(io_err("read", &hs_path)(e)),
+        };
+
+        let mut names: Vec<(LogIndex, PathBuf)> = Vec::new();
+        for ent in fs::read_dir(&dir).map_err(io_err("list directory", &dir))? {
+            let ent = ent.map_err(io_err("list directory", &dir))?;
+            let name = ent.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(num) = name
+                .strip_prefix("log-")
+                .and_then(|s| s.strip_suffix(".seg"))
+            {
+                let first: LogIndex = num.parse().map_err(|_| StorageError::Corrupt {
+                    path: ent.path(),
+                    offset: 0,
+                    reason: "unparsable segment file name".into(),
+                })?;
+                names.push((first, ent.path()));
+            }
+        }
+        names.sort();
+
+        let mut segments = Vec::new();
+        let mut log = Vec::new();
+        let count = names.len();
+        for (i, (first, path)) in names.into_iter().enumerate() {
+            let is_last = i + 1 == count;
+            let data = fs::read(&path).map_err(io_err("read", &path))?;
+            let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+                path: path.clone(),
+                offset,
+                reason,
+            };
+            if (data.len() as u64) < SEG_HEADER {
+                if is_last {
+                    // Torn creation of a new segment: nothing in it was ever synced.
+                    tracing::warn!(path = %path.display(), "removing torn segment header");
+                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                    sync_dir(&dir)?;
+                    continue;
+                }
+                return Err(corrupt(0, "segment shorter than its header".into()));
+            }
+            if &data[..8] != SEG_MAGIC {
+                return Err(corrupt(0, "bad segment magic".into()));
+            }
+            let hcrc = u32::from_le_bytes(data[16..20].try_into().unwrap());
+            if crc32c::crc32c(&data[..16]) != hcrc {
+                return Err(corrupt(0, "segment header checksum mismatch".into()));
+            }
+            let hfirst = u64::from_le_bytes(data[8..16].try_into().unwrap());
+            if hfirst != first {
+                return Err(corrupt(
+                    8,
+                    format!("header says first index {hfirst}, file name says {first}"),
+                ));
+            }
+            let expected = log.len() as LogIndex + 1;
+            if first != expected {
+                return Err(corrupt(
+                    8,
+                    format!("segment starts at index {first}, expected {expected} (missing or extra segment)"),
+                ));
+            }
+            let mut offsets = Vec::new();
+            let mut pos = SEG_HEADER;
+            while pos < data.len() as u64 {
+                match decode_record(&data, pos) {
+                    Ok((e, next)) => {
+                        offsets.push(pos);
+                        log.push(e);
+                        pos = next;
+                    }
+                    Err(reason) => {
+                        if !is_last {
+                            return Err(corrupt(pos, reason));
+                        }
+                        if let Some(at) =
+                            (pos + 1..data.len() as u64).find(|&q| decode_record(&data, q).is_ok())
+                        {
+                            return Err(corrupt(
+                                pos,
+                                format!("{reason}, followed by a valid record at offset {at}: not a torn tail"),
+                            ));
+                        }
+                        tracing::warn!(path = %path.display(), offset = pos, %reason, "truncating torn log tail");
+                        let f = OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(io_err("open", &path))?;
+                        f.set_len(pos).map_err(io_err("truncate", &path))?;
+                        f.sync_all().map_err(io_err("fsync", &path))?;
+                        break;
+                    }
+                }
+            }
+            segments.push(Segment {
+                first_index: first,
+                path,
+                offsets,
+                size: pos,
+            });
+        }
+        let tail = match segments.last() {
+            Some(s) => Some(
+                OpenOptions::new()
+                    .append(true)
+                    .open(&s.path)
+                    .map_err(io_err("open", &s.path))?,
+            ),
+            None => None,
+        };
+        Ok(FileStorage {
+            dir,
+            opts,
+            hard_state,
+            segments,
+            tail,
+            recovered_log: Some(log),
+            data_dirty: false,
+            dir_dirty: false,
+            failed: None,
+            group: GroupCommit::new(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Paths of the segment files, oldest first (tests and tools).
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+
+    fn check_ok(&self) -> Result<(), StorageError> {
+        match &self.failed {
+            Some(why) => Err(StorageError::Failed(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, e: StorageError) -> StorageError {
+        self.failed = Some(e.to_string());
+        e
+    }
+
+    fn read_log(&self) -> Result<Vec<Entry>, StorageError> {
+        let mut log = Vec::with_capacity(self.last_index() as usize);
+        for s in &self.segments {
+            let mut data = Vec::new();
+            File::open(&s.path)
+                .and_then(|mut f| f.read_to_end(&mut data))
+                .map_err(io_err("read", &s.path))?;
+            for &off in &s.offsets {
+                let (e, _) = decode_record(&data, off).map_err(|reason| StorageError::Corrupt {
+                    path: s.path.clone(),
+                    offset: off,
+                    reason,
+                })?;
+                log.push(e);
+            }
+        }
+        Ok(log)
+    }
+
+    fn new_segment(&mut self) -> Result<(), StorageError> {
+        let first = self.last_index() + 1;
+        if let (Some(tail), true) = (&self.tail, self.data_dirty) {
+            // Older segments are complete: make them durable before moving on.
+            let path = self
+                .segments
+                .last()
+                .map(|s| s.path.clone())
+                .unwrap_or_default();
+            tail.sync_data().map_err(io_err("fsync", &path))?;
+        }
+        let path = self.dir.join(segment_name(first));
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        let mut h = Vec::with_capacity(SEG_HEADER as usize);
+        h.extend_from_slice(SEG_MAGIC);
+        h.extend_from_slice(&first.to_le_bytes());
+        let crc = crc32c::crc32c(&h);
+        h.extend_from_slice(&crc.to_le_bytes());
+        f.write_all(&h).map_err(io_err("write", &path))?;
+        drop(f);
+        let f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        self.segments.push(Segment {
+            first_index: first,
+            path,
+            offsets: Vec::new(),
+            size: SEG_HEADER,
+        });
+        self.tail = Some(f);
+        self.dir_dirty = true;
+        self.data_dirty = true;
+        Ok(())
+    }
+}
+
+impl Storage for FileStorage {
+    fn load(&mut self) -> Result<Recovered, StorageError> {
+        let log = match self.recovered_log.take() {
+            Some(l) => l,
+            None => self.read_log()?,
+        };
+        Ok(Recovered {
+            hard_state: self.hard_state,
+            log,
+        })
+    }
+
+    fn set_hard_state(&mut self, hs: HardState) -> Result<(), StorageError> {
+        self.check_ok()?;
+        let tmp = self.dir.join("hardstate.tmp");
+        let path = self.dir.join("hardstate");
+        let res = (|| {
+            let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+            f.write_all(&encode_hard_state(hs))
+                .map_err(io_err("write", &tmp))?;
+            f.sync_all().map_err(io_err("fsync", &tmp))?;
+            fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+            sync_dir(&self.dir)
+        })();
+        match res {
+            // A failed replacement leaves the old file intact: no need to fail-stop
+            // the storage, the caller decides.
+            Err(e) => Err(e),
+            Ok(()) => {
+                self.hard_state = hs;
+                Ok(())
+            }
+        }
+    }
+
+    fn truncate(&mut self, last_index: LogIndex) -> Result<(), StorageError> {
+        self.check_ok()?;
+        let last = self.last_index();
+        if last_index > last {
+            return Err(StorageError::Invalid(format!(
+                "truncate to {last_index} beyond last index {last}"
+            )));
+        }
+        if last_index == last {
+            return Ok(());
+        }
+        self.recovered_log = None;
+        let res = (|| {
+            let mut removed = false;
+            while self
+                .segments
+                .last()
+                .is_some_and(|s| s.first_index > last_index)
+            {
+                let s = self.segments.pop().unwrap();
+                self.tail = None;
+                fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
+                removed = true;
+            }
+            if removed {
+                // Removed segments must never come back after a crash.
+                sync_dir(&self.dir)?;
+                if let Some(s) = self.segments.last() {
+                    self.tail = Some(
+                        OpenOptions::new()
+                            .append(true)
+                            .open(&s.path)
+                            .map_err(io_err("open", &s.path))?,
+                    );
+                }
+            }
+            if let Some(s) = self.segments.last_mut() {
+                let keep = (last_index + 1 - s.first_index) as usize;
+                if keep < s.offsets.len() {
+                    let cut = s.offsets[keep];
+                    self.tail
+                        .as_ref()
+                        .unwrap()
+                        .set_len(cut)
+                        .map_err(io_err("truncate", &s.path))?;
+                    s.offsets.truncate(keep);
+                    s.size = cut;
+                    self.data_dirty = true;
+                }
+            }
+            Ok(())
+        })();
+        res.map_err(|e| self.fail(e))
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.check_ok()?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if let Some(e) = entries
+            .iter()
+            .find(|e| 8 + e.command.len() as u64 > MAX_RECORD_LEN)
+        {
+            return Err(StorageError::Invalid(format!(
+                "entry of {} bytes exceeds the record limit of {MAX_RECORD_LEN}",
+                e.command.len()
+            )));
+        }
+        self.recovered_log = None;
+        let res = (|| {
+            if self
+                .segments
+                .last()
+                .is_none_or(|s| s.size >= self.opts.segment_size)
+            {
+                self.new_segment()?;
+            }
+            let mut buf = Vec::new();
+            let seg = self.segments.last_mut().unwrap();
+            let mut offsets = Vec::with_capacity(entries.len());
+            for e in entries {
+                offsets.push(seg.size + buf.len() as u64);
+                encode_record(&mut buf, e);
+            }
+            self.tail
+                .as_mut()
+                .unwrap()
+                .write_all(&buf)
+                .map_err(io_err("write", &seg.path))?;
+            seg.offsets.extend(offsets);
+            seg.size += buf.len() as u64;
+            self.data_dirty = true;
+            Ok(())
+        })();
+        res.map_err(|e| self.fail(e))
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_ok()?;
+        if !self.data_dirty && !self.dir_dirty {
+            return Ok(());
+        }
+        let (tail, dir, data_dirty, dir_dirty) =
+            (&self.tail, &self.dir, self.data_dirty, self.dir_dirty);
+        let path = self
+            .segments
+            .last()
+            .map(|s| s.path.clone())
+            .unwrap_or_default();
+        let ticket = self.group.written();
+        let res = self.group.wait_durable(ticket, || {
+            if data_dirty {
+                if let Some(f) = tail {
+                    f.sync_data().map_err(io_err("fsync", &path))?;
+                }
+            }
+            if dir_dirty {
+                sync_dir(dir)?;
+            }
+            Ok::<(), StorageError>(())
+        });
+        match res {
+            Ok(()) => {
+                self.data_dirty = false;
+                self.dir_dirty = false;
+                Ok(())
+            }
+            Err(GroupCommitError::Sync(e)) => Err(self.fail(e)),
+            Err(GroupCommitError::Failed) => {
+                Err(self.fail(StorageError::Failed("an earlier sync failed".into())))
+            }
+        }
+    }
+
+    fn last_index(&self) -> LogIndex {
+        self.segments.last().map_or(0, |s| {
+            if s.offsets.is_empty() {
+                s.first_index - 1
+            } else {
+                s.last_index()
+            }
+        })
+    }
+}

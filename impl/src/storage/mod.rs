@@ -1,0 +1,97 @@
+//! Durable state of one server: the hard state `(term, voted_for)` and the
+//! log. [`FileStorage`] keeps them on disk (segmented, crc32c-checksummed
+//! log; atomically replaced hard-state file); [`MemStorage`] keeps them in
+//! memory for fast tests.
+//!
+//! Contract: `set_hard_state` is durable when it returns; `truncate` and
+//! `append` may be buffered until `sync`, which makes every earlier change
+//! durable. The node calls `sync` once per group of steps, before sending
+//! anything that depends on them.
+
+mod file;
+pub mod group_commit;
+mod mem;
+
+pub use file::{FileStorage, FileStorageOptions};
+pub use mem::MemStorage;
+
+use crate::core::HardState;
+use crate::types::{Entry, LogIndex};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt log file {path} at byte offset {offset}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("corrupt hard state file {path}: {reason}")]
+    CorruptHardState { path: PathBuf, reason: String },
+    #[error("invalid storage operation: {0}")]
+    Invalid(String),
+    #[error("storage failed earlier and refuses further writes: {0}")]
+    Failed(String),
+}
+
+impl StorageError {
+    /// Whether this error is a full disk (ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StorageError::Io { source, .. } => source.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
+}
+
+/// What a storage recovered when opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    pub hard_state: HardState,
+    pub log: Vec<Entry>,
+}
+
+pub trait Storage: Send + 'static {
+    /// The persisted state (everything durable, plus whatever buffered
+    /// changes this handle has made since).
+    fn load(&mut self) -> Result<Recovered, StorageError>;
+    /// Replace the hard state; durable when this returns.
+    fn set_hard_state(&mut self, hs: HardState) -> Result<(), StorageError>;
+    /// Keep entries `1..=last_index`, drop the rest (durable after `sync`).
+    fn truncate(&mut self, last_index: LogIndex) -> Result<(), StorageError>;
+    /// Append entries after the current last entry (durable after `sync`).
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError>;
+    /// Make every earlier `truncate`/`append` durable.
+    fn sync(&mut self) -> Result<(), StorageError>;
+    /// The index of the last entry.
+    fn last_index(&self) -> LogIndex;
+}
+
+impl Storage for Box<dyn Storage> {
+    fn load(&mut self) -> Result<Recovered, StorageError> {
+        (**self).load()
+    }
+    fn set_hard_state(&mut self, hs: HardState) -> Result<(), StorageError> {
+        (**self).set_hard_state(hs)
+    }
+    fn truncate(&mut self, last_index: LogIndex) -> Result<(), StorageError> {
+        (**self).truncate(last_index)
+    }
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        (**self).append(entries)
+    }
+    fn sync(&mut self) -> Result<(), StorageError> {
+        (**self).sync()
+    }
+    fn last_index(&self) -> LogIndex {
+        (**self).last_index()
+    }
+}
