@@ -3,6 +3,7 @@
 //! side (the TCP server, or the in-memory network under a test harness).
 
 pub mod memory;
+pub mod tcp;
 
 use crate::message::Message;
 

@@ -1,0 +1,242 @@
+//! The wire format shared by peer and client traffic.
+//!
+//! Every TCP connection carries a sequence of frames: a 4-byte big-endian
+//! length followed by that many bytes of a postcard-encoded [`Frame`]. One
+//! address per node serves both kinds of traffic; the [`Frame`] variant says
+//! which one a frame belongs to. A frame longer than [`MAX_FRAME_LEN`], or
+//! one that does not decode, is an error that closes the connection: input
+//! from the network never panics the node.
+
+use crate::message::Message;
+use crate::types::NodeId;
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+/// Largest frame accepted or sent, in bytes (payload, without the 4-byte
+/// length prefix). A full AppendEntries batch (MAX_BATCH = 1024 entries of at
+/// most [`MAX_KV_BYTES`] each) fits.
+pub const MAX_FRAME_LEN: usize = 80 * 1024 * 1024;
+
+/// Largest key + value a client may write, in bytes.
+pub const MAX_KV_BYTES: usize = 64 * 1024;
+
+/// One frame on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// A Raft message between nodes.
+    Peer(Message),
+    /// A client request; `id` is chosen by the client and echoed in the response.
+    Request { id: u64, request: ClientRequest },
+    /// The answer to the request with the same `id`.
+    Response { id: u64, response: ClientResponse },
+}
+
+/// What a client asks a node to do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// Random id of the client session.
+    pub client_id: u64,
+    /// Per-client sequence number of writes, starting at 1; a retried write
+    /// carries the same number and is applied at most once. Reads carry 0.
+    pub seq: u64,
+    pub op: Op,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    Put { key: String, value: String },
+    Append { key: String, value: String },
+    Get { key: String },
+}
+
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Append { key, .. } | Op::Get { key } => key,
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Op::Get { .. })
+    }
+
+    /// Bytes of key and value, checked against [`MAX_KV_BYTES`].
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Op::Put { key, value } | Op::Append { key, value } => key.len() + value.len(),
+            Op::Get { key } => key.len(),
+        }
+    }
+}
+
+/// A node's answer to a [`ClientRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientResponse {
+    /// The operation took effect (writes) or read this value (Get; `None`
+    /// when the key does not exist). Writes answer `value: None`.
+    Ok { value: Option<String> },
+    /// This node is not the leader (or lost leadership while the request was
+    /// pending). The hint, when known, names the leader and its address.
+    NotLeader {
+        leader_hint: Option<NodeId>,
+        leader_addr: Option<String>,
+    },
+    /// The request failed on this node; retrying it (with the same sequence
+    /// number) is safe.
+    Retry { reason: String },
+    /// The request is invalid and retrying will not help.
+    Invalid { reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    Oversized { len: usize, max: usize },
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] postcard::Error),
+    #[error("unexpected frame: {0}")]
+    Unexpected(&'static str),
+}
+
+/// Encodes and decodes [`Frame`]s with a 4-byte length prefix and a size limit.
+#[derive(Debug)]
+pub struct FrameCodec {
+    inner: LengthDelimitedCodec,
+    max: usize,
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        Self::with_max_len(MAX_FRAME_LEN)
+    }
+}
+
+impl FrameCodec {
+    pub fn with_max_len(max: usize) -> Self {
+        let inner = LengthDelimitedCodec::builder()
+            .length_field_length(4)
+            .max_frame_length(max)
+            .new_codec();
+        FrameCodec { inner, max }
+    }
+}
+
+/// Serializes a frame to its payload bytes (without the length prefix).
+pub fn encode_payload(frame: &Frame) -> Result<Vec<u8>, CodecError> {
+    Ok(postcard::to_stdvec(frame)?)
+}
+
+/// Decodes a payload (without the length prefix); trailing bytes are an error.
+pub fn decode_payload(bytes: &[u8]) -> Result<Frame, CodecError> {
+    let (frame, rest) = postcard::take_from_bytes::<Frame>(bytes)?;
+    if !rest.is_empty() {
+        return Err(CodecError::Malformed(
+            postcard::Error::DeserializeBadEncoding,
+        ));
+    }
+    Ok(frame)
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        // Check the announced length ourselves so the error says what happened
+        // (LengthDelimitedCodec reports it as a generic InvalidData i/o error).
+        if src.len() >= 4 {
+            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+            if len > self.max {
+                return Err(CodecError::Oversized { len, max: self.max });
+            }
+        }
+        match self.inner.decode(src)? {
+            Some(payload) => decode_payload(&payload).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let payload = encode_payload(&frame)?;
+        if payload.len() > self.max {
+            return Err(CodecError::Oversized {
+                len: payload.len(),
+                max: self.max,
+            });
+        }
+        self.inner.encode(Bytes::from(payload), dst)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Body;
+
+    fn roundtrip(frame: Frame) {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        codec.encode(frame.clone(), &mut buf).unwrap();
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn frames_roundtrip() {
+        roundtrip(Frame::Peer(Message {
+            from: 1,
+            to: 2,
+            body: Body::RequestVote {
+                term: 3,
+                last_log_index: 4,
+                last_log_term: 2,
+            },
+        }));
+        roundtrip(Frame::Request {
+            id: 7,
+            request: ClientRequest {
+                client_id: 9,
+                seq: 1,
+                op: Op::Append {
+                    key: "k".into(),
+                    value: "v".into(),
+                },
+            },
+        });
+        roundtrip(Frame::Response {
+            id: 7,
+            response: ClientResponse::NotLeader {
+                leader_hint: Some(2),
+                leader_addr: Some("127.0.0.1:7002".into()),
+            },
+        });
+    }
+
+    #[test]
+    fn oversized_frame_is_rejected_before_buffering_it() {
+        let mut codec = FrameCodec::with_max_len(16);
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 17][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::Oversized { len: 17, max: 16 })
+        ));
+    }
+
+    #[test]
+    fn garbage_payload_is_malformed() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 2, 0xff, 0xff][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,256 @@
+//! TCP transport between `raftkv` processes.
+//!
+//! Outbound: one task per peer owns a connection to that peer and a bounded
+//! queue; [`Transport::send`] only `try_send`s into the queue, so it never
+//! blocks and drops the message when the queue is full. A broken connection
+//! is re-established with exponential backoff; messages queued while the
+//! peer is unreachable are discarded (they would be stale by the time it is
+//! back, and Raft resends what matters on the next heartbeat).
+//!
+//! Inbound: [`serve`] accepts connections on the node's one address and
+//! dispatches each frame by its kind: peer messages to the node, client
+//! requests to the KV service (answered on the same connection). A malformed
+//! or oversized frame closes that connection with a logged error.
+
+use crate::codec::{ClientRequest, ClientResponse, CodecError, Frame, FrameCodec};
+use crate::message::Message;
+use crate::transport::Transport;
+use crate::types::NodeId;
+use futures::future::BoxFuture;
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::{debug, info, warn};
+
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// Messages buffered per peer before `send` starts dropping.
+    pub queue_capacity: usize,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            queue_capacity: 1024,
+            backoff_min: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Outbound half: a bounded queue and a connection task per peer.
+pub struct TcpTransport {
+    id: NodeId,
+    queues: HashMap<NodeId, mpsc::Sender<Message>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl TcpTransport {
+    /// Starts one connection task per peer on the current tokio runtime.
+    pub fn spawn(
+        id: NodeId,
+        peers: impl IntoIterator<Item = (NodeId, String)>,
+        cfg: TcpConfig,
+    ) -> Arc<Self> {
+        let mut queues = HashMap::new();
+        let mut tasks = Vec::new();
+        for (peer, addr) in peers {
+            if peer == id {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
+            queues.insert(peer, tx);
+            tasks.push(tokio::spawn(peer_loop(id, peer, addr, rx, cfg.clone())));
+        }
+        Arc::new(TcpTransport { id, queues, tasks })
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Transport for TcpTransport {
+    fn send(&self, msg: Message) {
+        match self.queues.get(&msg.to) {
+            Some(q) => {
+                if let Err(e) = q.try_send(msg) {
+                    debug!(from = self.id, "dropping outbound message: {e}");
+                }
+            }
+            None => warn!(
+                from = self.id,
+                to = msg.to,
+                "message to an unknown peer dropped"
+            ),
+        }
+    }
+}
+
+/// Most messages written before one flush, so a busy queue still gets
+/// flushed regularly.
+const MAX_WRITE_BATCH: usize = 256;
+
+async fn peer_loop(
+    me: NodeId,
+    peer: NodeId,
+    addr: String,
+    mut rx: mpsc::Receiver<Message>,
+    cfg: TcpConfig,
+) {
+    let mut backoff = cfg.backoff_min;
+    loop {
+        let stream =
+            match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(&addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    debug!(me, peer, %addr, "connect failed: {e}; retrying in {backoff:?}");
+                    if !wait_discarding(&mut rx, backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(cfg.backoff_max);
+                    continue;
+                }
+                Err(_) => {
+                    debug!(me, peer, %addr, "connect timed out; retrying in {backoff:?}");
+                    if !wait_discarding(&mut rx, backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(cfg.backoff_max);
+                    continue;
+                }
+            };
+        let _ = stream.set_nodelay(true);
+        info!(me, peer, %addr, "connected to peer");
+        backoff = cfg.backoff_min;
+        let mut sink = FramedWrite::new(stream, FrameCodec::default());
+        'conn: loop {
+            let Some(first) = rx.recv().await else {
+                return; // transport dropped
+            };
+            let mut next = Some(first);
+            let mut n = 0;
+            while let Some(msg) = next.take() {
+                match sink.feed(Frame::Peer(msg)).await {
+                    Ok(()) => {}
+                    Err(CodecError::Io(e)) => {
+                        warn!(me, peer, %addr, "connection to peer lost: {e}");
+                        break 'conn;
+                    }
+                    // Not sent, nothing written: the connection is still usable.
+                    Err(e) => warn!(me, peer, "cannot send message: {e}"),
+                }
+                n += 1;
+                if n < MAX_WRITE_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if let Err(e) = sink.flush().await {
+                warn!(me, peer, %addr, "connection to peer lost: {e}");
+                break 'conn;
+            }
+        }
+    }
+}
+
+/// Sleeps for `d`, discarding whatever is queued meanwhile. Returns false if
+/// the transport was dropped.
+async fn wait_discarding(rx: &mut mpsc::Receiver<Message>, d: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + d;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return true,
+            m = rx.recv() => if m.is_none() { return false },
+        }
+    }
+}
+
+/// What the server does with inbound traffic.
+pub trait Inbound: Send + Sync + 'static {
+    /// A Raft message from a peer (must not block).
+    fn peer_message(&self, msg: Message);
+    /// A client request; the response is written back on its connection.
+    fn client_request(&self, request: ClientRequest) -> BoxFuture<'static, ClientResponse>;
+}
+
+/// Accepts connections forever, handling each on its own task.
+pub async fn serve(listener: TcpListener, handler: Arc<dyn Inbound>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle_connection(stream, handler).await {
+                        warn!(%remote, "closing connection: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                // Typically out of file descriptors: back off rather than spin.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Responses buffered per connection before the connection is considered stuck.
+const RESPONSE_QUEUE: usize = 1024;
+
+async fn handle_connection(stream: TcpStream, handler: Arc<dyn Inbound>) -> Result<(), CodecError> {
+    let (read, write) = stream.into_split();
+    let mut frames = FramedRead::new(read, FrameCodec::default());
+    let (resp_tx, mut resp_rx) = mpsc::channel::<Frame>(RESPONSE_QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut sink = FramedWrite::new(write, FrameCodec::default());
+        while let Some(first) = resp_rx.recv().await {
+            let mut next = Some(first);
+            while let Some(f) = next.take() {
+                if let Err(e) = sink.feed(f).await {
+                    warn!("cannot write response: {e}");
+                    return;
+                }
+                next = resp_rx.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let result = loop {
+        match frames.next().await {
+            None => break Ok(()),
+            Some(Err(e)) => break Err(e),
+            Some(Ok(Frame::Peer(msg))) => handler.peer_message(msg),
+            Some(Ok(Frame::Request { id, request })) => {
+                let fut = handler.client_request(request);
+                let tx = resp_tx.clone();
+                tokio::spawn(async move {
+                    let response = fut.await;
+                    let _ = tx.send(Frame::Response { id, response }).await;
+                });
+            }
+            Some(Ok(Frame::Response { .. })) => {
+                break Err(CodecError::Unexpected("a response sent to a server"))
+            }
+        }
+    };
+    drop(resp_tx);
+    // Let in-flight responses drain; the writer ends when every sender is gone.
+    let _ = writer.await;
+    result
+}
