@@ -5,12 +5,14 @@
 //! a deterministic state machine with no I/O; the async `node` owns timers,
 //! storage, transport and the apply stream.
 
+pub mod client;
 pub mod codec;
 pub mod core;
 pub mod kv;
 pub mod linearizability;
 pub mod message;
 pub mod node;
+pub mod server;
 pub mod storage;
 pub mod sync;
 pub mod transport;

@@ -3,8 +3,10 @@
 //! to apply ([`Waiters`]), and the service that ties them to a Raft node
 //! ([`service::KvService`]).
 
+pub mod service;
 pub mod waiters;
 
+pub use service::{KvConfig, KvService};
 pub use waiters::Waiters;
 
 use crate::codec::{ClientRequest, ClientResponse, Op};

@@ -1,0 +1,315 @@
+//! The `cluster` launcher and the `bench` load generator of the binary.
+
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use raftkv::client::{Client, ClientConfig};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A local cluster of `raftkv serve` child processes.
+pub struct LocalCluster {
+    exe: PathBuf,
+    dir: PathBuf,
+    addrs: BTreeMap<u64, String>,
+    children: BTreeMap<u64, Child>,
+    /// Children's stderr goes to DIR/node-i.log instead of ours.
+    log_to_files: bool,
+}
+
+impl LocalCluster {
+    pub fn start(exe: &Path, nodes: u64, dir: &Path, base_port: u16) -> Result<Self> {
+        Self::start_with(exe, nodes, dir, base_port, false)
+    }
+
+    pub fn start_with(
+        exe: &Path,
+        nodes: u64,
+        dir: &Path,
+        base_port: u16,
+        log_to_files: bool,
+    ) -> Result<Self> {
+        if nodes == 0 {
+            bail!("--nodes must be at least 1");
+        }
+        if u64::from(base_port) + nodes - 1 > u64::from(u16::MAX) {
+            bail!("ports {base_port}.. do not fit {nodes} nodes");
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let addrs = (1..=nodes)
+            .map(|i| (i, format!("127.0.0.1:{}", u64::from(base_port) + i - 1)))
+            .collect();
+        let mut c = LocalCluster {
+            exe: exe.to_path_buf(),
+            dir: dir.to_path_buf(),
+            addrs,
+            children: BTreeMap::new(),
+            log_to_files,
+        };
+        for id in 1..=nodes {
+            c.spawn(id)?;
+        }
+        Ok(c)
+    }
+
+    pub fn addrs(&self) -> &BTreeMap<u64, String> {
+        &self.addrs
+    }
+
+    pub fn addr_list(&self) -> String {
+        self.addrs.values().cloned().collect::<Vec<_>>().join(",")
+    }
+
+    pub fn id_of(&self, addr: &str) -> Option<u64> {
+        self.addrs
+            .iter()
+            .find(|(_, a)| *a == addr)
+            .map(|(id, _)| *id)
+    }
+
+    /// Starts (or restarts) node `id` on its data directory.
+    pub fn spawn(&mut self, id: u64) -> Result<()> {
+        let peers = self
+            .addrs
+            .iter()
+            .map(|(i, a)| format!("{i}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let data = self.dir.join(format!("node-{id}"));
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("serve")
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--peers")
+            .arg(peers)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if self.log_to_files {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(format!("node-{id}.log")))
+                .context("opening the node's log file")?;
+            cmd.stderr(log);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting node {id} ({})", self.exe.display()))?;
+        self.children.insert(id, child);
+        Ok(())
+    }
+
+    /// SIGKILL node `id` and reap it.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.children.remove(&id) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn stop_all(&mut self) {
+        let ids: Vec<u64> = self.children.keys().copied().collect();
+        for id in ids {
+            self.kill(id);
+        }
+    }
+
+    /// Resolves when some node exits on its own; returns its id.
+    pub async fn wait_any_exit(&mut self) -> u64 {
+        loop {
+            for (id, c) in self.children.iter_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    tracing::warn!(node = id, %status, "node exited");
+                    return *id;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+pub struct BenchOptions {
+    pub cluster: Vec<String>,
+    pub clients: usize,
+    pub ops: u64,
+    pub value_size: usize,
+    pub fsync_dir: PathBuf,
+}
+
+/// Latency of `fdatasync` after a 4 KiB append, the floor for a durable write.
+fn measure_fdatasync(dir: &Path, rounds: usize) -> Result<Histogram<u64>> {
+    let path = dir.join(format!(".raftkv-fsync-probe-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let block = vec![0xabu8; 4096];
+    let mut h = Histogram::<u64>::new(3).expect("valid histogram precision");
+    let result = (|| -> Result<()> {
+        for _ in 0..rounds {
+            f.write_all(&block)?;
+            let t = Instant::now();
+            f.sync_data()?;
+            h.record(t.elapsed().as_micros() as u64)?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&path);
+    result.context("measuring fdatasync")?;
+    Ok(h)
+}
+
+fn us(v: u64) -> String {
+    if v >= 10_000 {
+        format!("{:.1} ms", v as f64 / 1000.0)
+    } else {
+        format!("{v} µs")
+    }
+}
+
+/// The write benchmark: `clients` concurrent sessions, `ops` Puts in total.
+pub async fn writes(o: &BenchOptions) -> Result<String> {
+    if o.clients == 0 || o.ops == 0 {
+        bail!("--clients and --ops must be at least 1");
+    }
+    let fsync = measure_fdatasync(&o.fsync_dir, 200)?;
+    let value: String = "x".repeat(o.value_size);
+    // Warm up: every client finds the leader and opens its connection.
+    let mut clients = Vec::new();
+    for _ in 0..o.clients {
+        let mut c = Client::connect(o.cluster.clone(), ClientConfig::default())?;
+        c.put("bench-warmup", "x")
+            .await
+            .context("warm-up write (is the cluster up?)")?;
+        clients.push(c);
+    }
+    let per = o.ops / o.clients as u64;
+    let extra = o.ops % o.clients as u64;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let n = per + u64::from((i as u64) < extra);
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3).expect("valid histogram precision");
+            for k in 0..n {
+                let t = Instant::now();
+                c.put(&format!("bench-{i}-{}", k % 1024), &value).await?;
+                h.record(t.elapsed().as_micros() as u64)?;
+            }
+            anyhow::Ok(h)
+        }));
+    }
+    let mut lat = Histogram::<u64>::new(3).expect("valid histogram precision");
+    for t in tasks {
+        lat.add(t.await.context("bench client panicked")??)?;
+    }
+    let elapsed = start.elapsed();
+    let mut r = String::new();
+    writeln!(
+        r,
+        "writes: {} ops, {} clients, {} B values, {:.2} s",
+        lat.len(),
+        o.clients,
+        o.value_size,
+        elapsed.as_secs_f64()
+    )?;
+    writeln!(
+        r,
+        "throughput: {:.0} writes/s",
+        lat.len() as f64 / elapsed.as_secs_f64()
+    )?;
+    writeln!(
+        r,
+        "latency: p50 {}  p99 {}  p99.9 {}  max {}",
+        us(lat.value_at_quantile(0.5)),
+        us(lat.value_at_quantile(0.99)),
+        us(lat.value_at_quantile(0.999)),
+        us(lat.max())
+    )?;
+    let f50 = fsync.value_at_quantile(0.5).max(1);
+    writeln!(
+        r,
+        "fdatasync of a 4 KiB append ({}): p50 {}  p99 {}",
+        o.fsync_dir.display(),
+        us(f50),
+        us(fsync.value_at_quantile(0.99))
+    )?;
+    write!(
+        r,
+        "ratio: write p50 / fdatasync p50 = {:.2}",
+        lat.value_at_quantile(0.5) as f64 / f50 as f64
+    )?;
+    Ok(r)
+}
+
+/// The failover benchmark: kill -9 the leader, time the first successful
+/// write through a client that knows every address.
+pub async fn failover(
+    exe: &Path,
+    nodes: u64,
+    dir: &Path,
+    base_port: u16,
+    trials: usize,
+) -> Result<String> {
+    if nodes < 3 {
+        bail!("failover needs at least 3 nodes");
+    }
+    let mut cluster = LocalCluster::start_with(exe, nodes, dir, base_port, true)?;
+    let addrs: Vec<String> = cluster.addrs().values().cloned().collect();
+    let cfg = ClientConfig {
+        op_timeout: Duration::from_secs(30),
+        attempt_timeout: Duration::from_secs(2),
+        backoff: (Duration::from_millis(2), Duration::from_millis(10)),
+    };
+    let mut client = Client::connect(addrs.clone(), cfg)?;
+    client
+        .put("failover", "start")
+        .await
+        .context("first write to the new cluster")?;
+    let mut times = Vec::new();
+    for trial in 1..=trials {
+        client.put("failover", "probe").await?;
+        let leader_addr = client.last_target().to_string();
+        let leader = cluster
+            .id_of(&leader_addr)
+            .context("the client's target is not a cluster address")?;
+        cluster.kill(leader);
+        let t = Instant::now();
+        client
+            .put("failover", &format!("after-{trial}"))
+            .await
+            .with_context(|| format!("trial {trial}: first write after killing node {leader}"))?;
+        let d = t.elapsed();
+        times.push(d);
+        eprintln!("trial {trial}: killed leader {leader}, first write after {d:?}");
+        cluster.spawn(leader)?;
+        // Let the victim rejoin and catch up before the next kill.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    cluster.stop_all();
+    times.sort();
+    let median = times[times.len() / 2];
+    let max = *times.last().expect("at least one trial");
+    Ok(format!(
+        "failover: {} trials, {} nodes; kill -9 leader -> first successful write: median {:.0} ms, max {:.0} ms, min {:.0} ms",
+        times.len(),
+        nodes,
+        median.as_secs_f64() * 1000.0,
+        max.as_secs_f64() * 1000.0,
+        times[0].as_secs_f64() * 1000.0
+    ))
+}

@@ -1,0 +1,269 @@
+//! The KV client: finds the leader, follows redirects, retries.
+//!
+//! A [`Client`] is one session: a random client id and a sequence number
+//! per write. A write is retried with the same sequence number until some
+//! node answers, so it applies exactly once even if an earlier attempt
+//! committed after its answer was lost. Reads are retried freely.
+//!
+//! The client talks to nodes through a [`Connector`]: [`TcpConnector`] for a
+//! real cluster; tests plug in one that calls services in memory.
+
+use crate::codec::{ClientRequest, ClientResponse, Frame, FrameCodec, Op};
+use futures::future::BoxFuture;
+use futures::{FutureExt, SinkExt, StreamExt};
+use rand::Rng;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+use tracing::debug;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no answer within {timeout:?}; last problem: {last_error}")]
+    Timeout {
+        timeout: Duration,
+        last_error: String,
+    },
+    #[error("request rejected: {0}")]
+    Invalid(String),
+    #[error("the cluster address list is empty")]
+    NoServers,
+}
+
+/// One request to one node; an `Err` means the connection failed (the
+/// caller moves on to another node).
+pub trait Connector: Send {
+    fn call<'a>(
+        &'a mut self,
+        addr: &'a str,
+        request: ClientRequest,
+    ) -> BoxFuture<'a, Result<ClientResponse, String>>;
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Give up on an operation after this long.
+    pub op_timeout: Duration,
+    /// Give up on one node after this long (then try another).
+    pub attempt_timeout: Duration,
+    /// First and largest pause between rounds of retries.
+    pub backoff: (Duration, Duration),
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            op_timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(4),
+            backoff: (Duration::from_millis(10), Duration::from_millis(200)),
+        }
+    }
+}
+
+pub struct Client<C: Connector = TcpConnector> {
+    addrs: Vec<String>,
+    connector: C,
+    cfg: ClientConfig,
+    client_id: u64,
+    seq: u64,
+    /// Where the last successful request went (the leader, most likely).
+    target: String,
+}
+
+impl Client<TcpConnector> {
+    /// A client of the cluster whose nodes listen on `addrs`.
+    pub fn connect(addrs: Vec<String>, cfg: ClientConfig) -> Result<Self, ClientError> {
+        Client::with_connector(addrs, TcpConnector::default(), cfg)
+    }
+}
+
+impl<C: Connector> Client<C> {
+    pub fn with_connector(
+        addrs: Vec<String>,
+        connector: C,
+        cfg: ClientConfig,
+    ) -> Result<Self, ClientError> {
+        let first = addrs.first().cloned().ok_or(ClientError::NoServers)?;
+        Ok(Client {
+            addrs,
+            connector,
+            cfg,
+            client_id: rand::thread_rng().gen(),
+            seq: 0,
+            target: first,
+        })
+    }
+
+    /// The node the last request went to (after a success: the leader).
+    pub fn last_target(&self) -> &str {
+        &self.target
+    }
+
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    pub async fn put(&mut self, key: &str, value: &str) -> Result<(), ClientError> {
+        self.call(Op::Put {
+            key: key.into(),
+            value: value.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn append(&mut self, key: &str, value: &str) -> Result<(), ClientError> {
+        self.call(Op::Append {
+            key: key.into(),
+            value: value.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The key's value, `None` if it does not exist.
+    pub async fn get(&mut self, key: &str) -> Result<Option<String>, ClientError> {
+        self.call(Op::Get { key: key.into() }).await
+    }
+
+    fn next_addr(&self, after: &str) -> String {
+        let i = self.addrs.iter().position(|a| a == after);
+        let j = i.map_or(0, |i| (i + 1) % self.addrs.len());
+        self.addrs[j].clone()
+    }
+
+    /// Runs one operation to completion: redirects, retries, backoff.
+    pub async fn call(&mut self, op: Op) -> Result<Option<String>, ClientError> {
+        let seq = if op.is_write() {
+            self.seq += 1;
+            self.seq
+        } else {
+            0
+        };
+        let request = ClientRequest {
+            client_id: self.client_id,
+            seq,
+            op,
+        };
+        let deadline = Instant::now() + self.cfg.op_timeout;
+        let mut backoff = self.cfg.backoff.0;
+        let mut last_error = String::from("no attempt made");
+        let mut redirects = 0;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::Timeout {
+                    timeout: self.cfg.op_timeout,
+                    last_error,
+                });
+            }
+            let budget = self.cfg.attempt_timeout.min(deadline - now);
+            let target = self.target.clone();
+            let attempt =
+                tokio::time::timeout(budget, self.connector.call(&target, request.clone())).await;
+            let mut pause = true;
+            match attempt {
+                Ok(Ok(ClientResponse::Ok { value })) => return Ok(value),
+                Ok(Ok(ClientResponse::Invalid { reason })) => {
+                    return Err(ClientError::Invalid(reason))
+                }
+                Ok(Ok(ClientResponse::NotLeader {
+                    leader_addr: Some(a),
+                    ..
+                })) if a != target && redirects < self.addrs.len() => {
+                    // Follow a redirect at once, but not around in circles.
+                    redirects += 1;
+                    last_error = format!("{target} is not the leader; redirected to {a}");
+                    self.target = a;
+                    pause = false;
+                }
+                Ok(Ok(ClientResponse::NotLeader { .. })) => {
+                    last_error = format!("{target} is not the leader and knows no leader");
+                    self.target = self.next_addr(&target);
+                }
+                Ok(Ok(ClientResponse::Retry { reason })) => {
+                    last_error = format!("{target}: {reason}");
+                    self.target = self.next_addr(&target);
+                }
+                Ok(Err(e)) => {
+                    last_error = format!("{target}: {e}");
+                    self.target = self.next_addr(&target);
+                }
+                Err(_) => {
+                    last_error = format!("{target}: no answer within {budget:?}");
+                    self.target = self.next_addr(&target);
+                }
+            }
+            debug!(%last_error, "retrying");
+            if pause {
+                redirects = 0;
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::time::sleep(backoff.min(left)).await;
+                backoff = (backoff * 2).min(self.cfg.backoff.1);
+            }
+        }
+    }
+}
+
+/// Connections to nodes over TCP, one per address, opened on demand and
+/// dropped after an error.
+#[derive(Default)]
+pub struct TcpConnector {
+    conns: HashMap<String, Framed<TcpStream, FrameCodec>>,
+    next_id: u64,
+}
+
+impl TcpConnector {
+    async fn call_inner(
+        &mut self,
+        addr: &str,
+        request: ClientRequest,
+    ) -> Result<ClientResponse, String> {
+        if !self.conns.contains_key(addr) {
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("cannot connect: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            self.conns
+                .insert(addr.to_string(), Framed::new(stream, FrameCodec::default()));
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let conn = self.conns.get_mut(addr).expect("inserted above");
+        conn.send(Frame::Request { id, request })
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            match conn.next().await {
+                None => return Err("connection closed".into()),
+                Some(Err(e)) => return Err(e.to_string()),
+                // A late answer to an abandoned earlier attempt: skip it.
+                Some(Ok(Frame::Response { id: rid, .. })) if rid != id => continue,
+                Some(Ok(Frame::Response { response, .. })) => return Ok(response),
+                Some(Ok(_)) => return Err("unexpected frame from server".into()),
+            }
+        }
+    }
+}
+
+impl Connector for TcpConnector {
+    fn call<'a>(
+        &'a mut self,
+        addr: &'a str,
+        request: ClientRequest,
+    ) -> BoxFuture<'a, Result<ClientResponse, String>> {
+        async move {
+            // A timeout may drop this future mid-request: the connection stays
+            // usable (a partly written frame is finished by the next send,
+            // and the late answer is skipped by its id).
+            let r = self.call_inner(addr, request).await;
+            if r.is_err() {
+                self.conns.remove(addr);
+            }
+            r
+        }
+        .boxed()
+    }
+}

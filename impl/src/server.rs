@@ -1,0 +1,162 @@
+//! One `raftkv serve` process: a Raft node on durable storage, the KV
+//! service on top, and one TCP address serving both peers and clients.
+
+use crate::codec::{ClientRequest, ClientResponse};
+use crate::kv::{KvConfig, KvService};
+use crate::message::Message;
+use crate::node::{Node, NodeConfig, NodeError};
+use crate::storage::{FileStorage, StorageError};
+use crate::transport::tcp::{self, Inbound, TcpConfig, TcpTransport};
+use crate::types::NodeId;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub id: NodeId,
+    /// Every node of the cluster (this one included) and its address.
+    pub peers: BTreeMap<NodeId, String>,
+    pub data_dir: PathBuf,
+    pub election_timeout: (Duration, Duration),
+    pub heartbeat_interval: Duration,
+    pub max_batch: usize,
+    pub kv: KvConfig,
+    pub tcp: TcpConfig,
+}
+
+impl ServerConfig {
+    /// Defaults from [`NodeConfig::new`] and friends.
+    pub fn new(id: NodeId, peers: BTreeMap<NodeId, String>, data_dir: PathBuf) -> Self {
+        let node = NodeConfig::new(id, vec![]);
+        ServerConfig {
+            id,
+            peers,
+            data_dir,
+            election_timeout: node.election_timeout,
+            heartbeat_interval: node.heartbeat_interval,
+            max_batch: node.max_batch,
+            kv: KvConfig::default(),
+            tcp: TcpConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("node {0} is not in the peer list")]
+    NotInPeers(NodeId),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the data directory {dir}: {source}")]
+    Storage { dir: PathBuf, source: StorageError },
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    pub local_addr: SocketAddr,
+    pub service: Arc<KvService>,
+    accept: JoinHandle<()>,
+}
+
+struct Handler {
+    id: NodeId,
+    node: Node,
+    service: Arc<KvService>,
+    peers: BTreeMap<NodeId, String>,
+}
+
+impl Inbound for Handler {
+    fn peer_message(&self, msg: Message) {
+        if msg.to != self.id || msg.from == self.id || !self.peers.contains_key(&msg.from) {
+            warn!(
+                me = self.id,
+                from = msg.from,
+                to = msg.to,
+                "dropping a peer message not meant for this node"
+            );
+            return;
+        }
+        self.node.deliver(msg);
+    }
+
+    fn client_request(&self, request: ClientRequest) -> BoxFuture<'static, ClientResponse> {
+        let service = self.service.clone();
+        async move { service.handle(request).await }.boxed()
+    }
+}
+
+impl Server {
+    /// Opens storage, binds the node's own address and starts serving.
+    pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+        let addr = cfg
+            .peers
+            .get(&cfg.id)
+            .cloned()
+            .ok_or(ServerError::NotInPeers(cfg.id))?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let storage = FileStorage::open(&cfg.data_dir).map_err(|source| ServerError::Storage {
+            dir: cfg.data_dir.clone(),
+            source,
+        })?;
+        let transport = TcpTransport::spawn(
+            cfg.id,
+            cfg.peers.iter().map(|(id, a)| (*id, a.clone())),
+            cfg.tcp.clone(),
+        );
+        let mut node_cfg = NodeConfig::new(
+            cfg.id,
+            cfg.peers.keys().copied().filter(|p| *p != cfg.id).collect(),
+        );
+        node_cfg.election_timeout = cfg.election_timeout;
+        node_cfg.heartbeat_interval = cfg.heartbeat_interval;
+        node_cfg.max_batch = cfg.max_batch;
+        let (node, apply_rx) = Node::spawn(node_cfg, Box::new(storage), transport).await?;
+        let service = KvService::start(
+            node.clone(),
+            apply_rx,
+            cfg.peers.iter().map(|(id, a)| (*id, a.clone())).collect(),
+            cfg.kv.clone(),
+        );
+        let handler = Arc::new(Handler {
+            id: cfg.id,
+            node,
+            service: service.clone(),
+            peers: cfg.peers.clone(),
+        });
+        let accept = tokio::spawn(tcp::serve(listener, handler));
+        info!(id = cfg.id, %local_addr, data_dir = %cfg.data_dir.display(), "serving");
+        Ok(Server {
+            local_addr,
+            service,
+            accept,
+        })
+    }
+
+    /// Stops accepting connections and stops the node.
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        self.service.node().clone().shutdown().await;
+    }
+}
