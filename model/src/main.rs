@@ -1,1 +1,123 @@
-fn main() {}
+//! `raft-model`: check, simulate, explore and benchmark the Raft model.
+
+mod bench;
+mod cli;
+mod explore;
+mod report;
+mod run;
+mod shrink;
+// Until the library declares `pub mod svg` (it owns lib.rs), compile the
+// module here; these re-exports give it the `crate::` paths it uses.
+#[allow(dead_code)]
+mod svg;
+use raft_model::{model, state, trace, types};
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, FromArgMatches};
+use cli::{Cli, Command, RunArgs, Strategy};
+use raft_model::RaftModel;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    // clap prints usage errors itself and exits 2.
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m.clone())
+        .expect("a subcommand is required");
+    match dispatch(cli.command, &sub) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(command: Command, sub: &clap::ArgMatches) -> Result<u8> {
+    match command {
+        Command::Check(args) => {
+            let cfg = args.bounds.to_config(sub).map_err(anyhow::Error::msg)?;
+            check("check", cfg, args.strategy, args.seed, &args.run)
+        }
+        Command::Simulate(args) => {
+            let cfg = args.bounds.to_config(sub).map_err(anyhow::Error::msg)?;
+            check("simulate", cfg, Strategy::Simulate, args.seed, &args.run)
+        }
+        Command::Explore(args) => {
+            let cfg = args.bounds.to_config(sub).map_err(anyhow::Error::msg)?;
+            explore::serve(RaftModel::new(cfg), &args.addr)?;
+            Ok(0)
+        }
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+fn seconds(flag: &str, s: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} must be a positive number of seconds, got {s}"))
+}
+
+fn check(
+    command: &'static str,
+    cfg: raft_model::Config,
+    strategy: Strategy,
+    seed: u64,
+    run_args: &RunArgs,
+) -> Result<u8> {
+    if run_args.threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    let mut timeout = run_args
+        .timeout
+        .map(|t| seconds("--timeout", t))
+        .transpose()?;
+    if strategy == Strategy::Simulate && timeout.is_none() {
+        timeout = Some(Duration::from_secs(10));
+    }
+    let progress_every = if run_args.progress_every > 0.0 {
+        Some(seconds("--progress-every", run_args.progress_every)?)
+    } else {
+        None
+    };
+    let model = RaftModel::new(cfg);
+    let opts = run::RunOptions {
+        strategy,
+        threads: run_args.threads,
+        timeout,
+        symmetry: !run_args.no_symmetry,
+        seed,
+        shrink: !run_args.no_shrink,
+        progress_every,
+    };
+    let outcome = run::run(&model, &opts);
+    let input = report::ReportInput {
+        command,
+        strategy,
+        symmetry: opts.symmetry,
+        threads: opts.threads,
+        trace_dir: &run_args.trace_dir,
+        addr: &run_args.addr,
+    };
+    let report = report::build(&model, &input, &outcome)?;
+    if run_args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::render_text(&report));
+    }
+    Ok(report.exit_code as u8)
+}

@@ -1,0 +1,340 @@
+//! Command-line interface of `raft-model`.
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
+use raft_model::{Bug, Config, NetworkKind};
+use std::path::PathBuf;
+
+const ABOUT: &str = "\
+Model-checks the Raft protocol of docs/protocol.md with stateright.
+
+`check` explores every reachable state within the bounds (exhaustive DFS with
+symmetry reduction by default) and verifies the safety properties (always)
+and the reachability properties (sometimes) on every state. Every discovery
+is shrunk to a short path, written as a trace file and printed as numbered
+steps with a link into the Explorer (`explore`).
+
+Exit codes: 0 every safety property holds, every example was found and the
+search was complete; 1 a safety property was violated (or an example was not
+found by a complete search); 2 incomplete search (timeout) or bad arguments.";
+
+#[derive(Parser, Debug)]
+#[command(name = "raft-model", version, about = ABOUT, long_about = ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Exhaustively check the model within the bounds (or walk it with --strategy simulate).
+    Check(CheckArgs),
+    /// Check by random walks (stateright's simulation): fast, deep, never complete.
+    Simulate(SimulateArgs),
+    /// Serve the stateright Explorer (a web UI) on the model with these bounds.
+    Explore(ExploreArgs),
+    /// Measure states/s, unique states, peak memory and time on reference bounds.
+    Bench(BenchArgs),
+}
+
+/// The bounds of the state space. Defaults are `Config::default()`; with
+/// `--bug NAME`, the bug's own bounds, which explicit flags still override.
+#[derive(Args, Debug, Clone)]
+pub struct BoundArgs {
+    /// Number of servers (1 to 7).
+    #[arg(long, default_value_t = Config::default().servers,
+          value_parser = clap::value_parser!(u8).range(1..=7))]
+    pub servers: u8,
+    /// Highest term: a server at this term cannot time out again.
+    #[arg(long, default_value_t = Config::default().max_term)]
+    pub max_term: u8,
+    /// Client requests over the whole run (values 1..=N).
+    #[arg(long, default_value_t = Config::default().max_requests)]
+    pub max_requests: u8,
+    /// Messages in flight at once: a step that would exceed it is not enabled.
+    #[arg(long, default_value_t = Config::default().max_inflight)]
+    pub max_inflight: u8,
+    /// Crash-restarts over the whole run.
+    #[arg(long, default_value_t = Config::default().max_restarts)]
+    pub max_restarts: u8,
+    /// Partition events over the whole run (each may be healed).
+    #[arg(long, default_value_t = Config::default().max_partitions)]
+    pub max_partitions: u8,
+    /// Message duplications over the whole run.
+    #[arg(long, default_value_t = Config::default().max_duplicates)]
+    pub max_duplicates: u8,
+    /// Network: unordered (any message in flight may be delivered next) or ordered (per-link FIFO).
+    #[arg(long, value_enum, default_value_t = Network::from(Config::default().network))]
+    pub network: Network,
+    /// Seed a protocol bug, so the checker must find a counterexample. Without explicit
+    /// bound flags this uses the bug's own bounds. One of: vote-twice, no-log-check-on-vote,
+    /// commit-old-term, no-persist-vote, truncate-on-match, quorum-minority.
+    #[arg(long, value_name = "NAME", value_parser = parse_bug)]
+    pub bug: Option<Bug>,
+}
+
+fn parse_bug(s: &str) -> Result<Bug, String> {
+    s.parse()
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    Unordered,
+    Ordered,
+}
+
+impl From<NetworkKind> for Network {
+    fn from(k: NetworkKind) -> Self {
+        match k {
+            NetworkKind::Unordered => Network::Unordered,
+            NetworkKind::Ordered => Network::Ordered,
+        }
+    }
+}
+
+impl From<Network> for NetworkKind {
+    fn from(n: Network) -> Self {
+        match n {
+            Network::Unordered => NetworkKind::Unordered,
+            Network::Ordered => NetworkKind::Ordered,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Depth-first, fingerprints only (little memory); honours symmetry.
+    Dfs,
+    /// Breadth-first: keeps full states (much more memory); stateright 0.31 ignores symmetry here.
+    Bfs,
+    /// Random walks from the initial state (same as the `simulate` command).
+    Simulate,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Dfs => "dfs",
+            Strategy::Bfs => "bfs",
+            Strategy::Simulate => "simulate",
+        }
+    }
+}
+
+/// How to run a check and where its results go.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Checker threads.
+    #[arg(long, default_value_t = default_threads())]
+    pub threads: usize,
+    /// Stop after this many seconds. A check stopped this way is incomplete (exit 2).
+    /// Default: no limit for `check`, 10 seconds for simulation.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Do not reduce states by server-id symmetry (symmetry is honoured by dfs and
+    /// simulate only: stateright 0.31's BFS and the Explorer ignore it).
+    #[arg(long)]
+    pub no_symmetry: bool,
+    /// Directory for the trace files of discoveries (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "traces")]
+    pub trace_dir: PathBuf,
+    /// Print the report as one JSON object on stdout (progress stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Explorer address used in the printed links (`raft-model explore --addr`).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub addr: String,
+    /// Report discoveries as the checker found them, without shrinking.
+    #[arg(long)]
+    pub no_shrink: bool,
+    /// Print progress to stderr every this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+    pub progress_every: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub bounds: BoundArgs,
+    /// Search strategy.
+    #[arg(long, value_enum, default_value_t = Strategy::Dfs)]
+    pub strategy: Strategy,
+    /// Seed of the random walks (with --strategy simulate).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub bounds: BoundArgs,
+    /// Seed of the random walks (each thread uses seed + thread index).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExploreArgs {
+    #[command(flatten)]
+    pub bounds: BoundArgs,
+    /// Address to serve the Explorer on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub addr: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Checker threads of every run.
+    #[arg(long, default_value_t = default_threads())]
+    pub threads: usize,
+    /// Time limit of each run, in seconds (a run that hits it is reported incomplete).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
+    pub timeout: f64,
+    /// Only the quick runs (TLC-comparable bounds), e.g. for a smoke test.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the results as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl BoundArgs {
+    /// The configuration: `Config::default()` or the bug's bounds, overridden
+    /// by every bound flag given on the command line. `matches` are the
+    /// subcommand's matches, to tell given flags from defaults.
+    pub fn to_config(&self, matches: &ArgMatches) -> Result<Config, String> {
+        let mut cfg = match self.bug {
+            Some(bug) => bug.default_config(),
+            None => Config::default(),
+        };
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        if given("servers") {
+            cfg.servers = self.servers;
+        }
+        if given("max_term") {
+            cfg.max_term = self.max_term;
+        }
+        if given("max_requests") {
+            cfg.max_requests = self.max_requests;
+        }
+        if given("max_inflight") {
+            cfg.max_inflight = self.max_inflight;
+        }
+        if given("max_restarts") {
+            cfg.max_restarts = self.max_restarts;
+        }
+        if given("max_partitions") {
+            cfg.max_partitions = self.max_partitions;
+        }
+        if given("max_duplicates") {
+            cfg.max_duplicates = self.max_duplicates;
+        }
+        if given("network") {
+            cfg.network = self.network.into();
+        }
+        cfg.bug = self.bug;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// The flags that reproduce `cfg` (for the printed `explore` command).
+pub fn config_flags(cfg: &Config) -> String {
+    let network = match cfg.network {
+        NetworkKind::Unordered => "unordered",
+        NetworkKind::Ordered => "ordered",
+    };
+    let mut s = format!(
+        "--servers {} --max-term {} --max-requests {} --max-inflight {} --max-restarts {} \
+         --max-partitions {} --max-duplicates {} --network {network}",
+        cfg.servers,
+        cfg.max_term,
+        cfg.max_requests,
+        cfg.max_inflight,
+        cfg.max_restarts,
+        cfg.max_partitions,
+        cfg.max_duplicates,
+    );
+    if let Some(bug) = cfg.bug {
+        s.push_str(&format!(" --bug {bug}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn config_of(args: &[&str]) -> Result<Config, String> {
+        let matches = Cli::command()
+            .try_get_matches_from(args)
+            .map_err(|e| e.to_string())?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        let (_, sub) = matches.subcommand().unwrap();
+        match cli.command {
+            Command::Check(c) => c.bounds.to_config(sub),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_config_default() {
+        assert_eq!(
+            config_of(&["raft-model", "check"]).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn bug_uses_its_bounds_and_flags_override_them() {
+        let bug = Bug::CommitOldTerm;
+        let cfg = config_of(&["raft-model", "check", "--bug", "commit-old-term"]).unwrap();
+        assert_eq!(cfg, bug.default_config());
+        let cfg = config_of(&[
+            "raft-model",
+            "check",
+            "--bug",
+            "commit-old-term",
+            "--max-term",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(cfg.max_term, 3);
+        assert_eq!(cfg.max_requests, bug.default_config().max_requests);
+        assert_eq!(cfg.bug, Some(bug));
+    }
+
+    #[test]
+    fn flags_round_trip_through_config_flags() {
+        let mut cfg = Bug::TruncateOnMatch.default_config();
+        cfg.network = NetworkKind::Ordered;
+        let flags = config_flags(&cfg);
+        let mut args = vec!["raft-model", "check"];
+        args.extend(flags.split(' '));
+        assert_eq!(config_of(&args).unwrap(), cfg);
+    }
+
+    #[test]
+    fn bad_values_are_errors_that_name_the_problem() {
+        let err = config_of(&["raft-model", "check", "--servers", "9"]).unwrap_err();
+        assert!(err.contains("--servers"), "{err}");
+        let err = config_of(&["raft-model", "check", "--bug", "nope"]).unwrap_err();
+        assert!(err.contains("known bugs"), "{err}");
+        let err = config_of(&["raft-model", "check", "--max-term", "0"]).unwrap_err();
+        assert!(err.contains("max_term"), "{err}");
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,357 @@
+//! The report of a check: trace files, the JSON document and the text form.
+
+use crate::cli::{config_flags, Strategy};
+use crate::run::{Discovery, Outcome, StopReason};
+use crate::svg::{describe_action, describe_server};
+use anyhow::{Context, Result};
+use raft_model::trace::{AbstractState, Trace, TraceKind, TraceStep};
+use raft_model::{Config, RaftModel};
+use serde::Serialize;
+use stateright::{Expectation, Model, Path};
+use std::fmt::Write as _;
+use std::path::{Path as FsPath, PathBuf};
+
+/// The JSON report (docs/checking.md documents every key).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub command: &'static str,
+    pub strategy: &'static str,
+    /// Whether symmetry reduction was actually applied.
+    pub symmetry: bool,
+    pub threads: usize,
+    pub bounds: Config,
+    pub complete: bool,
+    pub stop_reason: &'static str,
+    pub states: usize,
+    pub unique_states: usize,
+    pub max_depth: usize,
+    pub seconds: f64,
+    pub states_per_second: f64,
+    pub peak_rss_bytes: Option<u64>,
+    pub shrink_seconds: f64,
+    pub properties: Vec<PropertyReport>,
+    pub notes: Vec<String>,
+    pub exit_code: i32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PropertyReport {
+    pub name: &'static str,
+    pub expectation: &'static str,
+    pub status: &'static str,
+    /// Path of the trace file, or null.
+    pub trace: Option<String>,
+    /// Steps of the reported (shrunk) trace.
+    pub steps: Option<usize>,
+    /// Steps of the path the checker returned.
+    pub original_steps: Option<usize>,
+    /// True when a bounded BFS proved no shorter trace exists.
+    pub shortest_proven: Option<bool>,
+    pub explorer: Option<String>,
+    #[serde(skip)]
+    pub listing: Option<String>,
+}
+
+pub struct ReportInput<'a> {
+    pub command: &'static str,
+    pub strategy: Strategy,
+    pub symmetry: bool,
+    pub threads: usize,
+    pub trace_dir: &'a FsPath,
+    pub addr: &'a str,
+}
+
+/// Builds the report, writing one trace file per discovery.
+pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Result<Report> {
+    let mut notes = Vec::new();
+    let symmetry = input.symmetry && input.strategy != Strategy::Bfs;
+    if input.symmetry && input.strategy == Strategy::Bfs {
+        notes.push(
+            "symmetry reduction is not applied: stateright 0.31's BFS ignores it (use dfs)".into(),
+        );
+    }
+    if input.strategy == Strategy::Simulate {
+        notes.push(
+            "random walks are never an exhaustive search: `holds` means no violation was met"
+                .into(),
+        );
+    }
+    match outcome.stop {
+        StopReason::Violation => notes.push(
+            "the search stopped at the first safety violation: other properties were not \
+             checked to the end"
+                .into(),
+        ),
+        StopReason::Timeout if input.strategy != Strategy::Simulate => notes
+            .push("the time limit ended the search: `holds` covers only the states visited".into()),
+        _ => {}
+    }
+
+    let mut properties = Vec::new();
+    if !outcome.discoveries.is_empty() {
+        std::fs::create_dir_all(input.trace_dir).with_context(|| {
+            format!(
+                "cannot create trace directory {}",
+                input.trace_dir.display()
+            )
+        })?;
+    }
+    for p in model.properties() {
+        let always = p.expectation == Expectation::Always;
+        let expectation = if always { "always" } else { "sometimes" };
+        let mut pr = PropertyReport {
+            name: p.name,
+            expectation,
+            status: match (always, outcome.discoveries.contains_key(p.name)) {
+                (true, true) => "violated",
+                (true, false) => "holds",
+                (false, true) => "found",
+                (false, false) => "not_found",
+            },
+            trace: None,
+            steps: None,
+            original_steps: None,
+            shortest_proven: None,
+            explorer: None,
+            listing: None,
+        };
+        if let Some(d) = outcome.discoveries.get(p.name) {
+            let kind = if always {
+                TraceKind::Counterexample
+            } else {
+                TraceKind::Example
+            };
+            let trace = to_trace(model, kind, p.name, &d.actions)?;
+            let file = trace_path(input.trace_dir, kind, p.name);
+            trace
+                .write(&file)
+                .with_context(|| format!("cannot write trace file {}", file.display()))?;
+            let link = explorer_link(model, input.addr, &d.actions);
+            pr.listing = Some(listing(model, p.name, kind, &trace, d, &file, &link));
+            pr.trace = Some(file.display().to_string());
+            pr.steps = Some(d.actions.len());
+            pr.original_steps = Some(d.original_len);
+            pr.shortest_proven = Some(d.proven_shortest);
+            pr.explorer = Some(link);
+        }
+        properties.push(pr);
+    }
+
+    let violated = properties.iter().any(|p| p.status == "violated");
+    let missing = properties.iter().any(|p| p.status == "not_found");
+    let exit_code = if violated {
+        1
+    } else if input.strategy == Strategy::Simulate {
+        // A walk budget ran out, as intended: no violation met.
+        0
+    } else if !outcome.complete {
+        2
+    } else if missing {
+        // A complete search without an example: the property is vacuous here.
+        1
+    } else {
+        0
+    };
+    let secs = outcome.elapsed.as_secs_f64();
+    Ok(Report {
+        command: input.command,
+        strategy: input.strategy.name(),
+        symmetry,
+        threads: input.threads,
+        bounds: model.cfg.clone(),
+        complete: outcome.complete,
+        stop_reason: outcome.stop.name(),
+        states: outcome.states,
+        unique_states: outcome.unique_states,
+        max_depth: outcome.max_depth,
+        seconds: round3(secs),
+        states_per_second: (outcome.states as f64 / secs.max(1e-9)).round(),
+        peak_rss_bytes: outcome.peak_rss_bytes,
+        shrink_seconds: round3(outcome.shrink_elapsed.as_secs_f64()),
+        properties,
+        notes,
+        exit_code,
+    })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub fn trace_path(dir: &FsPath, kind: TraceKind, property: &str) -> PathBuf {
+    let kind = match kind {
+        TraceKind::Counterexample => "counterexample",
+        TraceKind::Example => "example",
+        TraceKind::Walk => "walk",
+        TraceKind::Recorded => "recorded",
+    };
+    dir.join(format!("{kind}-{property}.json"))
+}
+
+/// The trace of `actions` from the initial state, with every abstract state.
+pub fn to_trace(
+    model: &RaftModel,
+    kind: TraceKind,
+    property: &str,
+    actions: &[raft_model::types::Action],
+) -> Result<Trace> {
+    let states = crate::run::replay(model, actions)
+        .context("internal error: a discovered path does not replay through the model")?;
+    let steps = actions
+        .iter()
+        .zip(&states[1..])
+        .map(|(a, s)| TraceStep {
+            action: a.clone(),
+            state: s.to_abstract(),
+        })
+        .collect();
+    Ok(Trace::new(
+        kind,
+        Some(property.to_string()),
+        model.cfg.clone(),
+        states[0].to_abstract(),
+        steps,
+    ))
+}
+
+pub fn explorer_link(
+    model: &RaftModel,
+    addr: &str,
+    actions: &[raft_model::types::Action],
+) -> String {
+    let init = model.init_states().remove(0);
+    match Path::from_actions(model, init, actions) {
+        Some(path) => format!("http://{addr}/#/steps/{}", path.encode(model)),
+        None => format!("http://{addr}/"),
+    }
+}
+
+/// The numbered steps of a discovery; after each step, the servers it changed.
+fn listing(
+    model: &RaftModel,
+    name: &str,
+    kind: TraceKind,
+    trace: &Trace,
+    d: &Discovery,
+    file: &FsPath,
+    link: &str,
+) -> String {
+    let mut out = String::new();
+    let what = if kind == TraceKind::Counterexample {
+        "Counterexample"
+    } else {
+        "Example"
+    };
+    let shrunk = if d.original_len != d.actions.len() {
+        format!(", shrunk from {}", d.original_len)
+    } else {
+        String::new()
+    };
+    let proven = if d.proven_shortest {
+        "; no shorter trace exists"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "{what} for {name}: {} steps{shrunk}{proven}",
+        d.actions.len()
+    );
+    let _ = writeln!(out, "  trace file: {}", file.display());
+    let _ = writeln!(
+        out,
+        "  explorer:   {link}\n              (serve it with: raft-model explore {})",
+        config_flags(&model.cfg)
+    );
+    let _ = writeln!(out, "   0. initial state");
+    for (i, s) in trace.initial.servers.iter().enumerate() {
+        let _ = writeln!(out, "        {}", describe_server(i, s));
+    }
+    let mut before: &AbstractState = &trace.initial;
+    for (k, step) in trace.steps.iter().enumerate() {
+        let _ = writeln!(out, "  {:>2}. {}", k + 1, describe_action(&step.action));
+        for (i, s) in step.state.servers.iter().enumerate() {
+            if before.servers.get(i) != Some(s) {
+                let _ = writeln!(out, "        {}", describe_server(i, s));
+            }
+        }
+        before = &step.state;
+    }
+    out
+}
+
+/// The text report.
+pub fn render_text(r: &Report) -> String {
+    let mut out = String::new();
+    let b = &r.bounds;
+    let _ = writeln!(
+        out,
+        "raft-model {}: {} servers, max term {}, max requests {}, max in flight {}, \
+         max restarts {}, max partitions {}, max duplicates {}, {:?} network, bug {}",
+        r.command,
+        b.servers,
+        b.max_term,
+        b.max_requests,
+        b.max_inflight,
+        b.max_restarts,
+        b.max_partitions,
+        b.max_duplicates,
+        b.network,
+        b.bug.map_or("none".to_string(), |b| b.to_string())
+    );
+    let _ = writeln!(
+        out,
+        "strategy {}, symmetry {}, {} thread(s)",
+        r.strategy,
+        if r.symmetry { "on" } else { "off" },
+        r.threads
+    );
+    let _ = writeln!(out);
+    for p in &r.properties {
+        if let Some(listing) = &p.listing {
+            let _ = writeln!(out, "{listing}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "search complete: {} ({})",
+        if r.complete { "yes" } else { "NO" },
+        r.stop_reason
+    );
+    let _ = writeln!(
+        out,
+        "states {}  unique states {}  max depth {}  {:.2} s  {:.0} states/s  peak memory {}",
+        r.states,
+        r.unique_states,
+        r.max_depth,
+        r.seconds,
+        r.states_per_second,
+        r.peak_rss_bytes.map_or("unknown".to_string(), |b| format!(
+            "{:.1} MB",
+            b as f64 / 1e6
+        ))
+    );
+    let _ = writeln!(out, "properties:");
+    for p in &r.properties {
+        let status = match p.status {
+            "not_found" => "NOT FOUND",
+            "violated" => "VIOLATED",
+            s => s,
+        };
+        let extra = match (&p.trace, p.steps) {
+            (Some(t), Some(n)) => format!("  {n} steps: {t}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {:<9} {:<26} {status}{extra}", p.expectation, p.name);
+    }
+    for n in &r.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    let verdict = match r.exit_code {
+        0 => "OK",
+        1 => "FAILED",
+        _ => "INCOMPLETE",
+    };
+    let _ = writeln!(out, "result: {verdict} (exit {})", r.exit_code);
+    out
+}
