@@ -3,8 +3,16 @@
 //!
 //! - [`mapping`]: the explicit bridge between the two vocabularies;
 //! - [`network`]: the harness's in-memory transport (a multiset in flight);
-//! - [`divergence`]: field-by-field comparison and the divergence report.
+//! - [`cluster`]: real nodes (FileStorage, manual timers) driven event by event;
+//! - [`divergence`]: field-by-field comparison and the divergence report;
+//! - [`replay`]: model traces replayed on the implementation (`raft-conform replay`/`run`);
+//! - [`generate`]: traces from the model (BFS leaves, random walks, `sometimes` examples);
+//! - [`validate`]: implementation runs checked step by step against the model.
 
+pub mod cluster;
 pub mod divergence;
+pub mod generate;
 pub mod mapping;
 pub mod network;
+pub mod replay;
+pub mod validate;

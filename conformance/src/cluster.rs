@@ -1,0 +1,294 @@
+//! A cluster of real async raftkv nodes driven event by event.
+//!
+//! Each node runs with [`TimerMode::Manual`] on real [`FileStorage`] in its
+//! own data directory, and sends through the harness's [`SimNetwork`]. Every
+//! model action maps to exactly one thing the harness does to the nodes or
+//! the network (DESIGN.md §3); each call returns once the step is complete
+//! (state changed, persisted, messages handed to the transport).
+
+use crate::mapping::{self, MappingError};
+use crate::network::SimNetwork;
+use raft_model::trace::AbstractState;
+use raft_model::types::{Action, ServerId};
+use raftkv::node::{ApplyMsg, ImplBug, Node, NodeConfig, TimerMode};
+use raftkv::storage::FileStorage;
+use raftkv::types::Status;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Why a step could not be applied to the implementation at all.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("server {0} does not exist in this cluster")]
+    NoServer(ServerId),
+    #[error("message is not in flight in the implementation's network: {0}")]
+    NotInFlight(String),
+    #[error("message crosses the active partition and cannot be delivered or duplicated: {0}")]
+    LinkCut(String),
+    #[error("ClientRequest refused by node {node}: {reason}")]
+    Start { node: u64, reason: String },
+    #[error("restart of node {node} failed: {reason}")]
+    Restart { node: u64, reason: String },
+    #[error("node {0} is not running")]
+    Down(u64),
+}
+
+/// Failures of the harness itself (not of the implementation under test).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot create data directories under {root}: {source}")]
+    TempDir {
+        root: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open storage of node {node}: {reason}")]
+    Storage { node: u64, reason: String },
+    #[error("cannot start node {node}: {reason}")]
+    Spawn { node: u64, reason: String },
+    #[error("cluster size {0} is not supported (1..=7)")]
+    Size(usize),
+}
+
+/// Where temporary data directories go: a RAM-backed filesystem when there
+/// is one (so fsync is cheap but the real file format and recovery path are
+/// still exercised), else the system temp dir.
+pub fn data_root() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(probe) = tempfile::Builder::new()
+            .prefix("raft-conform-probe-")
+            .tempdir_in(shm)
+        {
+            drop(probe);
+            return shm.to_path_buf();
+        }
+    }
+    std::env::temp_dir()
+}
+
+pub struct Cluster {
+    net: Arc<SimNetwork>,
+    nodes: Vec<Option<Node>>,
+    applies: Vec<UnboundedReceiver<ApplyMsg>>,
+    dirs: Vec<PathBuf>,
+    bug: Option<ImplBug>,
+    // Removed (with every node's data) when the cluster is dropped.
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` fresh nodes (ids 1..=n) with empty data directories under
+    /// `root`.
+    pub async fn start(
+        n: usize,
+        bug: Option<ImplBug>,
+        root: &Path,
+    ) -> Result<Cluster, ClusterError> {
+        if n == 0 || n > 7 {
+            return Err(ClusterError::Size(n));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("raft-conform-")
+            .tempdir_in(root)
+            .map_err(|source| ClusterError::TempDir {
+                root: root.display().to_string(),
+                source,
+            })?;
+        let net = Arc::new(SimNetwork::new());
+        let mut cluster = Cluster {
+            net,
+            nodes: Vec::with_capacity(n),
+            applies: Vec::with_capacity(n),
+            dirs: Vec::with_capacity(n),
+            bug,
+            _tmp: tmp,
+        };
+        for i in 0..n {
+            let dir = cluster._tmp.path().join(format!("node-{}", i + 1));
+            cluster.dirs.push(dir);
+        }
+        for i in 0..n {
+            let (node, rx) = cluster.spawn_node(i).await?;
+            cluster.nodes.push(Some(node));
+            cluster.applies.push(rx);
+        }
+        Ok(cluster)
+    }
+
+    pub fn len(&self) -> usize {
+        self.dirs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+    }
+
+    pub fn network(&self) -> &Arc<SimNetwork> {
+        &self.net
+    }
+
+    async fn spawn_node(
+        &self,
+        i: usize,
+    ) -> Result<(Node, UnboundedReceiver<ApplyMsg>), ClusterError> {
+        let n = self.dirs.len() as u64;
+        let id = i as u64 + 1;
+        let peers = (1..=n).filter(|&p| p != id).collect();
+        let mut cfg = NodeConfig::new(id, peers);
+        cfg.timers = TimerMode::Manual;
+        cfg.bug = self.bug;
+        cfg.seed = Some(id);
+        let storage = FileStorage::open(&self.dirs[i]).map_err(|e| ClusterError::Storage {
+            node: id,
+            reason: e.to_string(),
+        })?;
+        Node::spawn(
+            cfg,
+            Box::new(storage),
+            self.net.clone() as Arc<dyn raftkv::transport::Transport>,
+        )
+        .await
+        .map_err(|e| ClusterError::Spawn {
+            node: id,
+            reason: e.to_string(),
+        })
+    }
+
+    fn node(&self, server: ServerId) -> Result<&Node, StepError> {
+        match self.nodes.get(usize::from(server)) {
+            None => Err(StepError::NoServer(server)),
+            Some(None) => Err(StepError::Down(mapping::node_id(server))),
+            Some(Some(node)) => Ok(node),
+        }
+    }
+
+    /// Applies one event (a model action) to the implementation.
+    pub async fn apply(&mut self, action: &Action) -> Result<(), StepError> {
+        match action {
+            Action::Timeout { server } => self.node(*server)?.fire_election_timeout().await,
+            Action::Heartbeat { server } => self.node(*server)?.fire_heartbeat().await,
+            Action::ClientRequest { server, value } => {
+                let node = self.node(*server)?;
+                node.start(mapping::command(*value))
+                    .await
+                    .map_err(|e| StepError::Start {
+                        node: node.id(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            Action::Deliver { message } => {
+                let msg = mapping::message_to_impl(message);
+                if usize::from(message.to) >= self.len() {
+                    return Err(StepError::NoServer(message.to));
+                }
+                if self.net.is_cut(msg.from, msg.to) {
+                    return Err(StepError::LinkCut(format!("{message:?}")));
+                }
+                if !self.net.take(&msg) {
+                    return Err(StepError::NotInFlight(format!("{message:?}")));
+                }
+                self.node(message.to)?.deliver_and_wait(msg).await;
+            }
+            Action::Drop { message } => {
+                if !self.net.take(&mapping::message_to_impl(message)) {
+                    return Err(StepError::NotInFlight(format!("{message:?}")));
+                }
+            }
+            Action::Duplicate { message } => {
+                let msg = mapping::message_to_impl(message);
+                if self.net.is_cut(msg.from, msg.to) {
+                    return Err(StepError::LinkCut(format!("{message:?}")));
+                }
+                if !self.net.duplicate(&msg) {
+                    return Err(StepError::NotInFlight(format!("{message:?}")));
+                }
+            }
+            Action::Restart { server } => self.restart(*server).await?,
+            Action::Partition { group } => {
+                if let Some(&bad) = group.iter().find(|&&s| usize::from(s) >= self.len()) {
+                    return Err(StepError::NoServer(bad));
+                }
+                let ids: Vec<u64> = group.iter().map(|&s| mapping::node_id(s)).collect();
+                self.net.partition(&ids);
+            }
+            Action::Heal => self.net.heal(),
+        }
+        self.drain_applies();
+        Ok(())
+    }
+
+    /// Restart = the node task is shut down (storage closed) and a new node
+    /// is opened from the same data directory, recovering from disk.
+    pub async fn restart(&mut self, server: ServerId) -> Result<(), StepError> {
+        let i = usize::from(server);
+        let id = mapping::node_id(server);
+        let old = self
+            .nodes
+            .get_mut(i)
+            .ok_or(StepError::NoServer(server))?
+            .take()
+            .ok_or(StepError::Down(id))?;
+        old.shutdown().await;
+        let (node, rx) = self.spawn_node(i).await.map_err(|e| StepError::Restart {
+            node: id,
+            reason: e.to_string(),
+        })?;
+        self.nodes[i] = Some(node);
+        self.applies[i] = rx;
+        Ok(())
+    }
+
+    /// Committed entries are not compared (the commit index is), but the
+    /// apply streams are drained so they do not grow without bound.
+    fn drain_applies(&mut self) {
+        for rx in &mut self.applies {
+            while rx.try_recv().is_ok() {}
+        }
+    }
+
+    /// Every node's status, ordered by id.
+    pub async fn statuses(&self) -> Result<Vec<Status>, StepError> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        for (i, n) in self.nodes.iter().enumerate() {
+            match n {
+                Some(node) => out.push(node.status().await),
+                None => return Err(StepError::Down(i as u64 + 1)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The implementation's abstract state in the model's vocabulary.
+    pub async fn abstract_state(&self) -> Result<AbstractState, StateError> {
+        let statuses = self.statuses().await?;
+        let partition: Option<Vec<ServerId>> = self
+            .net
+            .active_partition()
+            .map(|g| g.iter().map(|&id| (id - 1) as ServerId).collect());
+        Ok(mapping::abstract_state(
+            &statuses,
+            &self.net.in_flight(),
+            partition.as_deref(),
+        )?)
+    }
+
+    /// Stops every node. Dropping a cluster without this leaves the node
+    /// tasks to end with the runtime; their data directories are removed
+    /// either way.
+    pub async fn shutdown(mut self) {
+        for n in self.nodes.iter_mut() {
+            if let Some(node) = n.take() {
+                node.shutdown().await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Step(#[from] StepError),
+    #[error("implementation state has no model form: {0}")]
+    Mapping(#[from] MappingError),
+}

@@ -1,0 +1,240 @@
+//! Implementation → model: run real nodes under seeded random events chosen
+//! by the harness, record every event with the abstract state the
+//! implementation reached, and check that each step is a transition the
+//! model allows: from `State::from_abstract(previous)`, the event must be
+//! enabled and the model's next state must equal the recorded one.
+
+use crate::cluster::Cluster;
+use crate::divergence::{diff, Divergence};
+use raft_model::trace::{AbstractState, Trace, TraceKind, TraceStep};
+use raft_model::types::{Action, Message, Role, ServerId};
+use raft_model::{Config, NetworkKind, RaftModel, State};
+use raftkv::node::ImplBug;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use stateright::Model;
+use std::path::Path;
+
+/// Most client requests per run: the model tracks values in an 8-bit set.
+pub const MAX_VALUES: u8 = raft_model::config::MAX_REQUESTS;
+/// The harness stops issuing Timeouts at this term so terms stay within the
+/// model's u8 range with room to spare.
+const TERM_CAP: u8 = 200;
+/// Above this many messages in flight the harness only delivers or drops,
+/// so the network stays small and deliveries stay likely.
+const INFLIGHT_CAP: usize = 24;
+
+/// Model bounds wide enough that no bound disables an event the harness
+/// picks: budgets are zero after `from_abstract`, so every fault budget of
+/// one or more allows one more fault per step.
+pub fn validation_config(servers: u8) -> Config {
+    Config {
+        servers,
+        max_term: 254,
+        max_requests: MAX_VALUES,
+        max_inflight: u8::MAX,
+        max_restarts: u8::MAX,
+        max_partitions: u8::MAX,
+        max_duplicates: u8::MAX,
+        network: NetworkKind::Unordered,
+        bug: None,
+    }
+}
+
+#[derive(Debug)]
+pub struct ValidateOutcome {
+    pub seed: u64,
+    pub steps: usize,
+    /// The first step the model does not allow.
+    pub violation: Option<Divergence>,
+    /// The recorded trace, up to and including the violating step.
+    pub trace: Trace,
+}
+
+/// Picks the next event from what the implementation's state allows.
+fn choose(rng: &mut StdRng, st: &AbstractState, requests: u8) -> Option<Action> {
+    let n = st.servers.len() as ServerId;
+    let cut = |m: &Message| {
+        st.partition
+            .as_ref()
+            .is_some_and(|g| g.contains(&m.from) != g.contains(&m.to))
+    };
+    let deliverable: Vec<&Message> = st.network.iter().filter(|m| !cut(m)).collect();
+    let leaders: Vec<ServerId> = (0..n)
+        .filter(|&i| st.servers[usize::from(i)].role == Role::Leader)
+        .collect();
+    let can_timeout: Vec<ServerId> = (0..n)
+        .filter(|&i| {
+            let s = &st.servers[usize::from(i)];
+            s.role != Role::Leader && s.term < TERM_CAP
+        })
+        .collect();
+    let crowded = st.network.len() >= INFLIGHT_CAP;
+    // (weight, category) of the categories that have an instance now.
+    let mut cats: Vec<(u32, u8)> = Vec::new();
+    if !deliverable.is_empty() {
+        cats.push((50, 0));
+    }
+    if !st.network.is_empty() {
+        cats.push((6, 1)); // drop
+    }
+    if !crowded {
+        if !can_timeout.is_empty() {
+            cats.push((8, 2));
+        }
+        if !leaders.is_empty() {
+            cats.push((12, 3)); // heartbeat
+            if requests < MAX_VALUES {
+                cats.push((8, 4)); // client request
+            }
+        }
+        if !deliverable.is_empty() {
+            cats.push((4, 5)); // duplicate
+        }
+        cats.push((3, 6)); // restart
+        if n > 1 {
+            cats.push((2, 7)); // partition or heal
+        }
+    }
+    let total: u32 = cats.iter().map(|c| c.0).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut pick = rng.gen_range(0..total);
+    let cat = cats
+        .iter()
+        .find(|(w, _)| {
+            if pick < *w {
+                true
+            } else {
+                pick -= w;
+                false
+            }
+        })
+        .map(|c| c.1)?;
+    let any = |rng: &mut StdRng, v: &[ServerId]| v[rng.gen_range(0..v.len())];
+    Some(match cat {
+        0 => Action::Deliver {
+            message: deliverable[rng.gen_range(0..deliverable.len())].clone(),
+        },
+        1 => Action::Drop {
+            message: st.network[rng.gen_range(0..st.network.len())].clone(),
+        },
+        2 => Action::Timeout {
+            server: any(rng, &can_timeout),
+        },
+        3 => Action::Heartbeat {
+            server: any(rng, &leaders),
+        },
+        4 => Action::ClientRequest {
+            server: any(rng, &leaders),
+            value: requests + 1,
+        },
+        5 => Action::Duplicate {
+            message: deliverable[rng.gen_range(0..deliverable.len())].clone(),
+        },
+        6 => Action::Restart {
+            server: rng.gen_range(0..n),
+        },
+        _ => {
+            if st.partition.is_some() {
+                Action::Heal
+            } else {
+                // A random non-empty proper subset.
+                let mask = rng.gen_range(1..(1u32 << n) - 1);
+                Action::Partition {
+                    group: (0..n).filter(|&i| mask & (1 << i) != 0).collect(),
+                }
+            }
+        }
+    })
+}
+
+/// Runs one seeded validation of `steps` events on a fresh `servers`-node
+/// cluster. Harness failures (cannot start nodes) are errors; anything the
+/// implementation does that the model does not allow is a violation.
+pub async fn validate(
+    servers: u8,
+    steps: usize,
+    seed: u64,
+    bug: Option<ImplBug>,
+    root: &Path,
+) -> anyhow::Result<ValidateOutcome> {
+    let cfg = validation_config(servers);
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let model = RaftModel::new(cfg.clone());
+    let mut cluster = Cluster::start(usize::from(servers), bug, root).await?;
+    let label = format!("validate seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let initial = cluster.abstract_state().await?;
+    let mut prev = initial.clone();
+    let mut recorded = Vec::with_capacity(steps);
+    let mut requests: u8 = 0;
+    let mut violation = None;
+    for k in 0..steps {
+        let Some(action) = choose(&mut rng, &prev, requests) else {
+            break;
+        };
+        let fail = |error: Option<String>, fields| Divergence {
+            trace: label.clone(),
+            step: k + 1,
+            steps_total: steps,
+            event: Some(action.clone()),
+            error,
+            fields,
+        };
+        if let Err(e) = cluster.apply(&action).await {
+            violation = Some(fail(
+                Some(format!("the implementation refused the event: {e}")),
+                vec![],
+            ));
+            break;
+        }
+        if matches!(action, Action::ClientRequest { .. }) {
+            requests += 1;
+        }
+        let next = match cluster.abstract_state().await {
+            Ok(s) => s,
+            Err(e) => {
+                violation = Some(fail(Some(e.to_string()), vec![]));
+                break;
+            }
+        };
+        recorded.push(TraceStep {
+            action: action.clone(),
+            state: next.clone(),
+        });
+        let mut from = State::from_abstract(&prev);
+        // Values are fed 1, 2, 3, ...: the counter is the number fed so far.
+        from.requests = requests - u8::from(matches!(action, Action::ClientRequest { .. }));
+        match model.next_state(&from, action.clone()) {
+            None => {
+                violation = Some(fail(
+                    Some("the model does not allow this event in the previous state".into()),
+                    vec![],
+                ));
+                break;
+            }
+            Some(expected) => {
+                let fields = diff(&expected.to_abstract(), &next);
+                if !fields.is_empty() {
+                    violation = Some(fail(
+                        Some("the model reaches a different state (expected = model, actual = implementation)".into()),
+                        fields,
+                    ));
+                    break;
+                }
+            }
+        }
+        prev = next;
+    }
+    cluster.shutdown().await;
+    let steps_done = recorded.len();
+    let trace = Trace::new(TraceKind::Recorded, None, cfg, initial, recorded);
+    Ok(ValidateOutcome {
+        seed,
+        steps: steps_done,
+        violation,
+        trace,
+    })
+}
