@@ -114,12 +114,14 @@ mod tests {
         let syncs = AtomicUsize::new(0);
         let t = gc.written();
         gc.wait_durable(t, || {
-            Ok::<_, ()>(drop(syncs.fetch_add(1, Ordering::SeqCst)))
+            syncs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ()>(())
         })
         .unwrap();
         // Already durable: no second sync.
         gc.wait_durable(t, || {
-            Ok::<_, ()>(drop(syncs.fetch_add(1, Ordering::SeqCst)))
+            syncs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ()>(())
         })
         .unwrap();
         assert_eq!(syncs.load(Ordering::SeqCst), 1);
