@@ -1,0 +1,309 @@
+//! Nodes driven event by event (Manual timers, Held network), as the
+//! conformance harness drives them; restarts from storage; fail-stop on a
+//! storage error; group commit under Real timers.
+
+use raftkv::message::{Body, Message};
+use raftkv::storage::{FileStorage, MemStorage, Storage};
+use raftkv::transport::memory::{Faults, MemNetwork, NetError, NetMode};
+use raftkv::types::{Entry, NodeId, Role};
+use raftkv::{ApplyMsg, Node, NodeConfig, StartError, TimerMode};
+use std::collections::BTreeMap;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+fn manual(id: NodeId, n: u64) -> NodeConfig {
+    let mut cfg = NodeConfig::new(id, (1..=n).filter(|p| *p != id).collect());
+    cfg.timers = TimerMode::Manual;
+    cfg
+}
+
+struct Held {
+    net: MemNetwork,
+    nodes: BTreeMap<NodeId, Node>,
+    applies: BTreeMap<NodeId, UnboundedReceiver<ApplyMsg>>,
+    storage: BTreeMap<NodeId, MemStorage>,
+}
+
+impl Held {
+    async fn new(n: u64) -> Held {
+        let mut h = Held {
+            net: MemNetwork::new(NetMode::Held, Faults::reliable(), 0),
+            nodes: BTreeMap::new(),
+            applies: BTreeMap::new(),
+            storage: (1..=n).map(|i| (i, MemStorage::new())).collect(),
+        };
+        for i in 1..=n {
+            h.spawn(i, n).await;
+        }
+        h
+    }
+
+    async fn spawn(&mut self, id: NodeId, n: u64) {
+        let st = Box::new(self.storage[&id].clone());
+        let (node, rx) = Node::spawn(manual(id, n), st, self.net.endpoint(id))
+            .await
+            .unwrap();
+        self.net.register(node.clone());
+        self.nodes.insert(id, node);
+        self.applies.insert(id, rx);
+    }
+
+    async fn restart(&mut self, id: NodeId, n: u64) {
+        let node = self.nodes.remove(&id).unwrap();
+        self.net.unregister(id);
+        node.shutdown().await;
+        self.spawn(id, n).await;
+    }
+
+    /// Deliver the unique in-flight message matching `pred`.
+    async fn deliver(&self, pred: impl Fn(&Message) -> bool) -> Message {
+        let found: Vec<_> = self
+            .net
+            .in_flight()
+            .into_iter()
+            .filter(|(_, m)| pred(m))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one matching message, in flight: {:?}",
+            self.net.in_flight()
+        );
+        self.net.deliver(found[0].0).await.unwrap();
+        found[0].1.clone()
+    }
+
+    fn applied(&mut self, id: NodeId) -> Vec<ApplyMsg> {
+        let rx = self.applies.get_mut(&id).unwrap();
+        let mut v = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            v.push(m);
+        }
+        v
+    }
+}
+
+fn is(from: NodeId, to: NodeId, kind: &'static str) -> impl Fn(&Message) -> bool {
+    move |m: &Message| {
+        m.from == from
+            && m.to == to
+            && match (&m.body, kind) {
+                (Body::RequestVote { .. }, "rv") => true,
+                (Body::RequestVoteResponse { .. }, "rvr") => true,
+                (Body::AppendEntries { .. }, "ae") => true,
+                (Body::AppendEntriesResponse { .. }, "aer") => true,
+                _ => false,
+            }
+    }
+}
+
+#[tokio::test]
+async fn drive_a_cluster_event_by_event() {
+    let mut h = Held::new(3).await;
+    let n1 = h.nodes[&1].clone();
+
+    // Timeout(1): RequestVote to both peers, nothing else.
+    n1.fire_election_timeout().await;
+    let s = n1.status().await;
+    assert_eq!((s.term, s.role, s.voted_for), (1, Role::Candidate, Some(1)));
+    assert_eq!(s.votes_granted, vec![1]);
+    assert_eq!(h.net.in_flight().len(), 2);
+
+    // Deliver RV 1->2, then the grant 2->1: node 1 leads and sends AE at once.
+    h.deliver(is(1, 2, "rv")).await;
+    assert_eq!(h.nodes[&2].status().await.voted_for, Some(1));
+    assert_eq!(
+        h.storage[&2].snapshot().hard_state.voted_for,
+        Some(1),
+        "vote persisted before the reply"
+    );
+    h.deliver(is(2, 1, "rvr")).await;
+    let s = n1.status().await;
+    assert_eq!(s.role, Role::Leader);
+    assert_eq!(s.next_index, vec![(2, 1), (3, 1)]);
+    assert_eq!(s.match_index, vec![(2, 0), (3, 0)]);
+    let in_flight = h.net.in_flight();
+    assert_eq!(
+        in_flight
+            .iter()
+            .filter(|(_, m)| matches!(m.body, Body::AppendEntries { .. }))
+            .count(),
+        2
+    );
+
+    // ClientRequest: appended and persisted, nothing sent (Manual timers).
+    let before = h.net.in_flight().len();
+    assert_eq!(n1.start(b"x".to_vec()).await, Ok((1, 1)));
+    assert_eq!(h.net.in_flight().len(), before);
+    assert_eq!(
+        h.storage[&1].snapshot().log,
+        vec![Entry {
+            term: 1,
+            command: b"x".to_vec()
+        }]
+    );
+    assert!(matches!(
+        h.nodes[&2].start(b"y".to_vec()).await,
+        Err(StartError::NotLeader { .. })
+    ));
+
+    // Drop the empty AEs, heartbeat, deliver to 2 and its response to 1.
+    for (id, m) in h.net.in_flight() {
+        if matches!(m.body, Body::AppendEntries { .. }) {
+            h.net.drop_message(id).unwrap();
+        }
+    }
+    n1.fire_heartbeat().await;
+    let ae = h.deliver(is(1, 2, "ae")).await;
+    assert!(matches!(ae.body, Body::AppendEntries { ref entries, .. } if entries.len() == 1));
+    // A duplicate of the response: the second copy changes nothing.
+    let (rid, _) = h
+        .net
+        .in_flight()
+        .into_iter()
+        .find(|(_, m)| is(2, 1, "aer")(m))
+        .unwrap();
+    let dup = h.net.duplicate(rid).unwrap();
+    h.net.deliver(rid).await.unwrap();
+    let s = n1.status().await;
+    assert_eq!(s.commit_index, 1);
+    assert_eq!(s.match_index, vec![(2, 1), (3, 0)]);
+    h.net.deliver(dup).await.unwrap();
+    assert_eq!(n1.status().await, s);
+    assert_eq!(
+        h.applied(1),
+        vec![ApplyMsg {
+            index: 1,
+            term: 1,
+            command: b"x".to_vec()
+        }]
+    );
+
+    // Followers learn the commit index on the next heartbeat.
+    n1.fire_heartbeat().await;
+    h.deliver(is(1, 2, "ae")).await;
+    assert_eq!(h.nodes[&2].status().await.commit_index, 1);
+    assert_eq!(h.applied(2).len(), 1);
+
+    // A message across a partition can only be dropped.
+    h.net.partition([3]);
+    let (id3, _) = h
+        .net
+        .in_flight()
+        .into_iter()
+        .find(|(_, m)| m.to == 3)
+        .unwrap();
+    assert_eq!(h.net.deliver(id3).await, Err(NetError::LinkCut(id3)));
+    assert!(h.net.drop_message(id3).is_ok());
+    h.net.heal();
+
+    // Restart(2): persistent state kept, volatile reset, re-applies from 1.
+    h.restart(2, 3).await;
+    let s = h.nodes[&2].status().await;
+    assert_eq!(
+        (s.term, s.voted_for, s.role, s.commit_index),
+        (1, Some(1), Role::Follower, 0)
+    );
+    assert_eq!(s.log.len(), 1);
+    for (id, m) in h.net.in_flight() {
+        if m.to == 2 {
+            h.net.drop_message(id).unwrap();
+        }
+    }
+    n1.fire_heartbeat().await;
+    h.deliver(is(1, 2, "ae")).await;
+    assert_eq!(
+        h.applied(2).iter().map(|a| a.index).collect::<Vec<_>>(),
+        vec![1]
+    );
+
+    // Timeout is not enabled on a leader, Heartbeat not on a follower.
+    let before = (n1.status().await, h.net.in_flight().len());
+    n1.fire_election_timeout().await;
+    h.nodes[&2].fire_heartbeat().await;
+    assert_eq!((n1.status().await, h.net.in_flight().len()), before);
+}
+
+#[tokio::test]
+async fn storage_failure_stops_the_node_without_sending() {
+    let net = MemNetwork::new(NetMode::Held, Faults::reliable(), 0);
+    let st = MemStorage::new();
+    let (node, _rx) = Node::spawn(manual(1, 3), Box::new(st.clone()), net.endpoint(1))
+        .await
+        .unwrap();
+    st.set_fail_writes(true);
+    node.fire_election_timeout().await;
+    // The term could not be persisted: no RequestVote may leave.
+    assert!(net.in_flight().is_empty());
+    assert!(!node.is_running());
+    assert_eq!(node.start(b"x".to_vec()).await, Err(StartError::Stopped));
+    st.set_fail_writes(false);
+    assert_eq!(st.snapshot().hard_state.term, 0);
+}
+
+#[tokio::test]
+async fn restart_from_disk_reapplies_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = MemNetwork::new(NetMode::Held, Faults::reliable(), 0);
+    let open = || -> Box<dyn Storage> { Box::new(FileStorage::open(dir.path()).unwrap()) };
+    let (node, mut rx) = Node::spawn(manual(1, 1), open(), net.endpoint(1))
+        .await
+        .unwrap();
+    node.fire_election_timeout().await;
+    for v in ["a", "b", "c"] {
+        node.start(v.into()).await.unwrap();
+    }
+    for i in 1..=3 {
+        assert_eq!(rx.recv().await.unwrap().index, i);
+    }
+    node.shutdown().await;
+    let (node, mut rx) = Node::spawn(manual(1, 1), open(), net.endpoint(1))
+        .await
+        .unwrap();
+    let s = node.status().await;
+    assert_eq!(
+        (s.term, s.voted_for, s.log.len(), s.commit_index),
+        (1, Some(1), 3, 0)
+    );
+    node.fire_election_timeout().await;
+    assert_eq!(node.start(b"d".to_vec()).await, Ok((4, 2)));
+    let got: Vec<_> = (0..4).map(|_| rx.try_recv().unwrap()).collect();
+    assert_eq!(
+        got.iter().map(|a| a.index).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(got[3].command, b"d");
+    node.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_proposals_share_fsyncs() {
+    let net = MemNetwork::new(NetMode::Auto, Faults::reliable(), 0);
+    let st = MemStorage::new();
+    let mut cfg = NodeConfig::new(1, vec![]);
+    cfg.seed = Some(1);
+    let (node, mut rx) = Node::spawn(cfg, Box::new(st.clone()), net.endpoint(1))
+        .await
+        .unwrap();
+    net.register(node.clone());
+    while node.status().await.role != Role::Leader {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let before = st.sync_count();
+    let handles: Vec<_> = (0..200u32)
+        .map(|i| {
+            let node = node.clone();
+            tokio::spawn(async move { node.start(i.to_string().into_bytes()).await })
+        })
+        .collect();
+    let mut indices = Vec::new();
+    for h in handles {
+        indices.push(h.await.unwrap().unwrap().0);
+    }
+    indices.sort_unstable();
+    assert_eq!(indices, (1..=200).collect::<Vec<_>>());
+    let syncs = st.sync_count() - before;
+    assert!(syncs < 200, "200 concurrent proposals took {syncs} fsyncs");
+    for i in 1..=200 {
+        assert_eq!(rx.recv().await.unwrap().index, i);
+    }
+}
