@@ -86,13 +86,13 @@ fn is(from: NodeId, to: NodeId, kind: &'static str) -> impl Fn(&Message) -> bool
     move |m: &Message| {
         m.from == from
             && m.to == to
-            && match (&m.body, kind) {
-                (Body::RequestVote { .. }, "rv") => true,
-                (Body::RequestVoteResponse { .. }, "rvr") => true,
-                (Body::AppendEntries { .. }, "ae") => true,
-                (Body::AppendEntriesResponse { .. }, "aer") => true,
-                _ => false,
-            }
+            && matches!(
+                (&m.body, kind),
+                (Body::RequestVote { .. }, "rv")
+                    | (Body::RequestVoteResponse { .. }, "rvr")
+                    | (Body::AppendEntries { .. }, "ae")
+                    | (Body::AppendEntriesResponse { .. }, "aer")
+            )
     }
 }
 
