@@ -547,14 +547,21 @@ impl NodeTask {
         }
         let storage = &mut self.storage;
         let res = blocking(|| {
-            for r in &readies {
-                for op in &r.log_ops {
+            // Coalesce the batch's appends into one write.
+            let mut run: Vec<crate::types::Entry> = Vec::new();
+            for r in &mut readies {
+                for op in r.log_ops.drain(..) {
                     match op {
-                        LogOp::Truncate { last_index } => storage.truncate(*last_index)?,
-                        LogOp::Append { entries, .. } => storage.append(entries)?,
+                        LogOp::Append { entries, .. } => run.extend(entries),
+                        LogOp::Truncate { last_index } => {
+                            storage.append(&run)?;
+                            run.clear();
+                            storage.truncate(last_index)?;
+                        }
                     }
                 }
             }
+            storage.append(&run)?;
             storage.sync()
         });
         if let Err(e) = res {

@@ -307,3 +307,67 @@ async fn concurrent_proposals_share_fsyncs() {
         assert_eq!(rx.recv().await.unwrap().index, i);
     }
 }
+
+/// A measurement, not a check: `cargo test --release -p raftkv --test
+/// scenarios_deterministic -- --ignored --nocapture measure_`. Three nodes
+/// on FileStorage in a temp dir, Real timers, 64 concurrent proposers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_replicated_writes_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = MemNetwork::new(NetMode::Auto, Faults::reliable(), 0);
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let mut cfg = NodeConfig::new(id, (1..=3).filter(|p| *p != id).collect());
+        cfg.seed = Some(id);
+        let st = FileStorage::open(dir.path().join(format!("n{id}"))).unwrap();
+        let (node, mut rx) = Node::spawn(cfg, Box::new(st), net.endpoint(id))
+            .await
+            .unwrap();
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        net.register(node.clone());
+        nodes.push(node);
+    }
+    let leader = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut found = None;
+        for n in &nodes {
+            if n.status().await.role == Role::Leader {
+                found = Some(n.clone());
+            }
+        }
+        if let Some(l) = found {
+            break l;
+        }
+    };
+    let dur = std::time::Duration::from_secs(3);
+    let t0 = std::time::Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|c| {
+            let leader = leader.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while t0.elapsed() < dur {
+                    if leader.start(format!("{c}-{n}").into_bytes()).await.is_ok() {
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    // Let replication catch up, then report the commit index reached.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let s = leader.status().await;
+    eprintln!(
+        "appended+fsynced on leader: {total} in {secs:.2}s = {:.0}/s; leader commit index {} of {}",
+        total as f64 / secs,
+        s.commit_index,
+        s.log.len()
+    );
+}
