@@ -284,3 +284,29 @@ fn empty_directory_opens_empty() {
         "truncating beyond the log is an error"
     );
 }
+
+#[test]
+fn torn_segment_creation_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    let es: Vec<Entry> = (0..3)
+        .map(|t| Entry {
+            term: t,
+            command: b"v".to_vec(),
+        })
+        .collect();
+    s.append(&es).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    // A crash right after creating the next segment: its blocks are zeros.
+    let torn = dir.path().join(format!("log-{:020}.seg", 4));
+    std::fs::write(&torn, vec![0u8; 64]).unwrap();
+    let mut s = open(dir.path());
+    assert_eq!(s.load().unwrap().log, es);
+    assert!(!torn.exists());
+    // A short header likewise.
+    std::fs::write(&torn, b"RKV").unwrap();
+    drop(s);
+    let mut s = open(dir.path());
+    assert_eq!(s.load().unwrap().log, es);
+}

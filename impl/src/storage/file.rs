@@ -229,9 +229,10 @@ impl FileStorage {
                 offset,
                 reason,
             };
-            if (data.len() as u64) < SEG_HEADER {
+            if (data.len() as u64) < SEG_HEADER || (is_last && data.iter().all(|b| *b == 0)) {
                 if is_last {
-                    // Torn creation of a new segment: nothing in it was ever synced.
+                    // Torn creation of a new segment (short, or zeros from a crash
+                    // before its data reached the disk): nothing in it was synced.
                     tracing::warn!(path = %path.display(), "removing torn segment header");
                     fs::remove_file(&path).map_err(io_err("remove", &path))?;
                     sync_dir(&dir)?;
