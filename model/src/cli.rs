@@ -147,7 +147,11 @@ pub struct RunArgs {
     /// Report discoveries as the checker found them, without shrinking.
     #[arg(long)]
     pub no_shrink: bool,
-    /// Print progress to stderr every this many seconds.
+    /// Do not fail when a reachability (sometimes) property has no example: for bounds
+    /// too small to reach every scenario. Its status stays `not_found`.
+    #[arg(long)]
+    pub allow_missing_examples: bool,
+    /// Print progress to stderr every this many seconds (0: never).
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
     pub progress_every: f64,
 }

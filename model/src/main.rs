@@ -112,6 +112,7 @@ fn check(
         threads: opts.threads,
         trace_dir: &run_args.trace_dir,
         addr: &run_args.addr,
+        allow_missing_examples: run_args.allow_missing_examples,
     };
     let report = report::build(&model, &input, &outcome)?;
     if run_args.json {

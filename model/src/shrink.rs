@@ -63,7 +63,7 @@ impl Default for Budget {
     fn default() -> Self {
         Budget {
             bfs_states: 200_000,
-            bfs_time: Duration::from_secs(5),
+            bfs_time: Duration::from_secs(2),
         }
     }
 }

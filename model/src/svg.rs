@@ -11,6 +11,11 @@
 //!
 //! The drawing works on abstract states (docs/trace-format.md), so it can
 //! render a trace file as well as an Explorer path.
+//!
+//! Wiring (lib.rs and model.rs belong to the model core): lib.rs declares
+//! `pub mod svg;` and `impl Model for RaftModel` has
+//! `fn as_svg(&self, path: Path<State, Action>) -> Option<String> {
+//! Some(crate::svg::sequence_diagram(self, &path)) }`.
 
 use crate::trace::{AbstractServer, AbstractState};
 use crate::types::{Action, Body, Entry, Message, Role, ServerId};
