@@ -480,11 +480,16 @@ impl NodeTask {
 
     fn apply_committed(&mut self) {
         while self.last_applied < self.core.commit_index() {
+            let Some(e) = self.core.entry(self.last_applied + 1) else {
+                // Only a seeded bug can truncate below the commit index.
+                tracing::error!(
+                    id = self.cfg.id,
+                    index = self.last_applied + 1,
+                    "committed entry missing from the log"
+                );
+                break;
+            };
             self.last_applied += 1;
-            let e = self
-                .core
-                .entry(self.last_applied)
-                .expect("committed entries are in the log");
             let _ = self.apply_tx.send(ApplyMsg {
                 index: self.last_applied,
                 term: e.term,

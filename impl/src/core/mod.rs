@@ -578,7 +578,9 @@ impl RaftCore {
         let mut matched: Vec<LogIndex> = self.match_index.values().copied().collect();
         matched.push(self.last_index());
         matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[self.majority() - 1];
+        // Capped at the log: match_index can only exceed it if this leader's
+        // log shrank, which a correct cluster never does (seeded bugs can).
+        let n = matched[self.majority() - 1].min(self.last_index());
         // Terms never decrease along a log, so if log[n] is of an older term,
         // so is every entry below it: n is the only candidate.
         if n > self.commit_index
