@@ -371,3 +371,53 @@ async fn measure_replicated_writes_per_second() {
         s.log.len()
     );
 }
+
+/// A vote survives a restart; with the `no-persist-vote` seeded bug it does
+/// not, and the node votes twice in one term.
+#[tokio::test]
+async fn vote_survives_restart_unless_seeded_bug() {
+    let bugs: &[Option<raftkv::core::ImplBug>] = if cfg!(feature = "seeded-bugs") {
+        &[None, Some(raftkv::core::ImplBug::NoPersistVote)]
+    } else {
+        &[None]
+    };
+    for &bug in bugs {
+        let dir = tempfile::tempdir().unwrap();
+        let net = MemNetwork::new(NetMode::Held, Faults::reliable(), 0);
+        let spawn = || async {
+            let mut cfg = manual(1, 3);
+            cfg.bug = bug;
+            let st = FileStorage::open(dir.path()).unwrap();
+            Node::spawn(cfg, Box::new(st), net.endpoint(1))
+                .await
+                .unwrap()
+                .0
+        };
+        let rv = |from| Message {
+            from,
+            to: 1,
+            body: Body::RequestVote {
+                term: 1,
+                last_log_index: 0,
+                last_log_term: 0,
+            },
+        };
+        let node = spawn().await;
+        node.deliver_and_wait(rv(2)).await;
+        node.shutdown().await;
+        let node = spawn().await;
+        node.deliver_and_wait(rv(3)).await;
+        let grants: Vec<bool> = net
+            .in_flight()
+            .iter()
+            .map(|(_, m)| matches!(m.body, Body::RequestVoteResponse { granted: true, .. }))
+            .collect();
+        assert_eq!(grants.len(), 2);
+        assert_eq!(
+            grants[1],
+            bug.is_some(),
+            "bug {bug:?}: second vote in term 1"
+        );
+        node.shutdown().await;
+    }
+}
