@@ -6,7 +6,7 @@
 use raft_model::properties::REACHABILITY;
 use raft_model::trace::{Trace, TraceKind, TraceStep};
 use raft_model::types::Action;
-use raft_model::{RaftModel, State};
+use raft_model::{Config, RaftModel, State};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stateright::{Checker, HasDiscoveries, Model};
@@ -138,11 +138,20 @@ pub fn bfs(model: &RaftModel, depth: usize) -> Bfs {
     }
 }
 
+/// Random walks and the reachability examples met along them.
+#[derive(Debug, Default)]
+pub struct Walks {
+    pub walks: Vec<Vec<Action>>,
+    /// For each reachability property met on some walk, the walk's prefix
+    /// up to the first state that satisfies it.
+    pub examples: BTreeMap<&'static str, Vec<Action>>,
+}
+
 /// `count` random walks of at most `len` steps, each choosing uniformly among
 /// the enabled actions (`Model::actions`). Deterministic for a seed.
-pub fn random_walks(model: &RaftModel, count: usize, len: usize, seed: u64) -> Vec<Vec<Action>> {
+pub fn random_walks(model: &RaftModel, count: usize, len: usize, seed: u64) -> Walks {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(count);
+    let mut out = Walks::default();
     let mut actions = Vec::new();
     for _ in 0..count {
         let mut state = model.init_states().remove(0);
@@ -161,46 +170,129 @@ pub fn random_walks(model: &RaftModel, count: usize, len: usize, seed: u64) -> V
                 }
                 None => break,
             }
+            for (name, cond) in REACHABILITY {
+                if !out.examples.contains_key(name) && cond(model, &state) {
+                    out.examples.insert(name, walk.clone());
+                }
+            }
         }
-        out.push(walk);
+        out.walks.push(walk);
     }
     out
 }
 
+/// Random walks run only to meet reachability properties not in `have`:
+/// cheap (model steps only, nothing is replayed but the example prefixes),
+/// and often quicker than the checker's DFS, whose paths wander deep.
+pub fn hunt_examples(
+    model: &RaftModel,
+    have: &BTreeSet<&'static str>,
+    count: usize,
+    len: usize,
+    seed: u64,
+) -> BTreeMap<&'static str, Vec<Action>> {
+    let want = REACHABILITY
+        .iter()
+        .filter(|(n, _)| !have.contains(n) && reachable_under(n, &model.cfg))
+        .count();
+    let mut found = BTreeMap::new();
+    if want == 0 {
+        return found;
+    }
+    // Walk in chunks so a found example stops the hunt early.
+    let chunk = 500;
+    let mut done = 0;
+    let mut round = 0u64;
+    while done < count && found.len() < want {
+        let n = chunk.min(count - done);
+        let w = random_walks(
+            model,
+            n,
+            len,
+            seed.wrapping_add(round.wrapping_mul(0x9e37_79b9)),
+        );
+        for (k, v) in w.examples {
+            if !have.contains(k) {
+                found.entry(k).or_insert(v);
+            }
+        }
+        done += n;
+        round += 1;
+    }
+    found
+}
+
+/// Whether a reachability property can hold at all under `cfg`: each of
+/// these needs a budget that the bounds may set to zero. Asking the checker
+/// for an unreachable property would make it search until its timeout.
+pub fn reachable_under(name: &str, cfg: &Config) -> bool {
+    match name {
+        "LeaderDeposedByPartition" => cfg.max_partitions > 0 && cfg.max_term >= 2,
+        "CommittedSurvivesRestart" => cfg.max_restarts > 0 && cfg.max_requests > 0,
+        // Two different entries at one index need two values and two terms.
+        "UncommittedOverwritten" => cfg.max_requests >= 2 && cfg.max_term >= 2,
+        "EntryCommitted" => cfg.max_requests > 0,
+        _ => true,
+    }
+}
+
 /// Examples for the reachability properties not in `have`, from the
-/// stateright checker (DFS, stopping once all are found or after
-/// `timeout`). Properties unreachable at the model's bounds are absent.
+/// stateright checker (DFS with symmetry, stopping once all are found or
+/// after `timeout` per pass). Properties unreachable at the model's bounds
+/// are absent.
+///
+/// A first pass searches the same bounds with at most 2 messages in flight:
+/// that space is far smaller (an exhaustive pass at the CI bounds takes
+/// seconds), and every path in it is also a path under the wider bound,
+/// since the in-flight bound only ever disables actions. A second pass at
+/// the real bounds looks for what is left.
 pub fn checker_examples(
     model: &RaftModel,
     have: &BTreeSet<&'static str>,
     timeout: Duration,
 ) -> BTreeMap<&'static str, Vec<Action>> {
-    let want: BTreeSet<&'static str> = REACHABILITY
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| !have.contains(n))
-        .collect();
-    if want.is_empty() {
-        return BTreeMap::new();
+    let mut found = BTreeMap::new();
+    let mut passes = Vec::new();
+    if model.cfg.max_inflight > 2 {
+        let mut narrow = model.cfg.clone();
+        narrow.max_inflight = 2;
+        passes.push(RaftModel::new(narrow));
     }
-    // Two threads: stateright ignores `timeout` with one.
-    let checker = model
-        .clone()
-        .checker()
-        .threads(2)
-        .timeout(timeout)
-        .finish_when(HasDiscoveries::AllOf(want.clone()))
-        .spawn_dfs()
-        .join();
-    want.into_iter()
-        .filter_map(|name| checker.discovery(name).map(|p| (name, p.into_actions())))
-        .collect()
+    passes.push(model.clone());
+    for pass in passes {
+        let want: BTreeSet<&'static str> = REACHABILITY
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| {
+                !have.contains(n) && !found.contains_key(n) && reachable_under(n, &model.cfg)
+            })
+            .collect();
+        if want.is_empty() {
+            break;
+        }
+        // Two threads: stateright ignores `timeout` with one. Symmetry
+        // shrinks the search ~6x; DFS paths are action indices from the
+        // initial state, so a discovery is still a real path of the model.
+        let checker = pass
+            .checker()
+            .symmetry()
+            .threads(2)
+            .timeout(timeout)
+            .finish_when(HasDiscoveries::AllOf(want.clone()))
+            .spawn_dfs()
+            .join();
+        for name in want {
+            if let Some(p) = checker.discovery(name) {
+                found.insert(name, p.into_actions());
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_model::Config;
 
     fn tiny() -> RaftModel {
         let mut cfg = Config::ci();
@@ -244,14 +336,44 @@ mod tests {
     #[test]
     fn walks_are_deterministic_per_seed_and_enabled() {
         let model = tiny();
-        let a = random_walks(&model, 5, 12, 7);
-        let b = random_walks(&model, 5, 12, 7);
-        let c = random_walks(&model, 5, 12, 8);
+        let a = random_walks(&model, 5, 12, 7).walks;
+        let b = random_walks(&model, 5, 12, 7).walks;
+        let c = random_walks(&model, 5, 12, 8).walks;
         assert_eq!(a, b);
         assert_ne!(a, c);
         for w in &a {
             trace_from_actions(&model, TraceKind::Walk, None, w).unwrap();
         }
+    }
+
+    #[test]
+    fn walk_examples_are_prefixes_that_satisfy_the_property() {
+        let model = tiny();
+        let w = random_walks(&model, 50, 20, 3);
+        let p = w
+            .examples
+            .get("LeaderElected")
+            .expect("50 walks elect a leader");
+        let t = trace_from_actions(&model, TraceKind::Example, None, p).unwrap();
+        assert!(t
+            .steps
+            .last()
+            .unwrap()
+            .state
+            .servers
+            .iter()
+            .any(|s| s.role == raft_model::types::Role::Leader));
+    }
+
+    #[test]
+    fn unreachable_properties_are_not_searched() {
+        let mut cfg = Config::ci();
+        cfg.max_partitions = 0;
+        assert!(!reachable_under("LeaderDeposedByPartition", &cfg));
+        cfg.max_partitions = 1;
+        assert!(reachable_under("LeaderDeposedByPartition", &cfg));
+        cfg.max_requests = 1;
+        assert!(!reachable_under("UncommittedOverwritten", &cfg));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`divergence`]: field-by-field comparison and the divergence report;
 //! - [`replay`]: model traces replayed on the implementation (`raft-conform replay`/`run`);
 //! - [`generate`]: traces from the model (BFS leaves, random walks, `sometimes` examples);
+//! - [`runner`]: `run` as a library call (generate + replay, summary);
 //! - [`validate`]: implementation runs checked step by step against the model.
 
 pub mod cluster;
@@ -15,4 +16,5 @@ pub mod generate;
 pub mod mapping;
 pub mod network;
 pub mod replay;
+pub mod runner;
 pub mod validate;

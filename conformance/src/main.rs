@@ -3,16 +3,15 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use raft_conformance::cluster::data_root;
-use raft_conformance::generate::{self, trace_from_actions};
 use raft_conformance::replay::{self, replay_all, BatchResult};
+use raft_conformance::runner::{self, RunOptions};
 use raft_conformance::validate;
-use raft_model::trace::{Trace, TraceKind};
-use raft_model::{Config, RaftModel};
+use raft_model::trace::Trace;
+use raft_model::Config;
 use raftkv::node::ImplBug;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Model-based conformance for raftkv.
 ///
@@ -53,7 +52,7 @@ struct Common {
     #[arg(long)]
     json: bool,
     /// Traces replayed at once (each on its own cluster).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = runner::DEFAULT_JOBS)]
     jobs: usize,
     /// Worker threads of the async runtime (default: number of cores).
     #[arg(long)]
@@ -72,19 +71,20 @@ struct ReplayArgs {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// BFS depth: a trace to every unique model state within this many steps.
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = runner::DEFAULT_DEPTH)]
     depth: usize,
     /// Number of seeded random walks.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = runner::DEFAULT_WALKS)]
     walks: usize,
     /// Length of each random walk.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = runner::DEFAULT_WALK_LEN)]
     walk_len: usize,
     /// Seed of the random walks.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Model bounds preset to start from: ci (small, the default) or default
-    /// (those of `raft-model check`). The flags below override single bounds.
+    /// Model bounds preset to start from: ci (the default: the model's CI
+    /// bounds with 3 messages in flight) or default (those of
+    /// `raft-model check`). The flags below override single bounds.
     #[arg(long, default_value = "ci", value_parser = ["ci", "default"])]
     bounds: String,
     #[arg(long)]
@@ -103,7 +103,7 @@ struct RunArgs {
     max_duplicates: Option<u8>,
     /// Seconds the model checker may spend looking for reachability examples
     /// that the BFS did not reach.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = runner::DEFAULT_EXAMPLES_TIMEOUT)]
     examples_timeout: u64,
     /// Write the first divergent trace here (as a trace file `replay` reads).
     #[arg(long, value_name = "DIR")]
@@ -154,10 +154,27 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, skipping a cause whose text the previous
+/// message already contains (library errors often embed their source).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn print_divergences(batch: &BatchResult, max: usize) {
@@ -215,7 +232,7 @@ fn run_config(a: &RunArgs) -> Result<Config> {
     let mut cfg = if a.bounds == "default" {
         Config::default()
     } else {
-        Config::ci()
+        runner::ci_bounds()
     };
     let set = |slot: &mut u8, v: Option<u8>| {
         if let Some(v) = v {
@@ -235,113 +252,60 @@ fn run_config(a: &RunArgs) -> Result<Config> {
 }
 
 fn cmd_run(a: RunArgs) -> Result<bool> {
-    let cfg = run_config(&a)?;
-    let model = RaftModel::new(cfg);
-    let started = Instant::now();
-    let gen = generate::bfs(&model, a.depth);
-    let mut traces = Vec::new();
-    for (i, p) in gen.leaf_paths.iter().enumerate() {
-        let t = trace_from_actions(&model, TraceKind::Walk, None, p).map_err(anyhow::Error::msg)?;
-        traces.push((format!("bfs leaf {i}"), t));
-    }
-    let bfs_traces = traces.len();
-    for (i, w) in generate::random_walks(&model, a.walks, a.walk_len, a.seed)
-        .iter()
-        .enumerate()
-    {
-        let t = trace_from_actions(&model, TraceKind::Walk, None, w).map_err(anyhow::Error::msg)?;
-        traces.push((format!("walk {i} (seed {})", a.seed), t));
-    }
-    let mut examples = gen.examples.clone();
-    let have: BTreeSet<&'static str> = examples.keys().copied().collect();
-    examples.extend(generate::checker_examples(
-        &model,
-        &have,
-        Duration::from_secs(a.examples_timeout),
-    ));
-    for (name, p) in &examples {
-        let t = trace_from_actions(&model, TraceKind::Example, Some(name.to_string()), p)
-            .map_err(anyhow::Error::msg)?;
-        traces.push((format!("example {name}"), t));
-    }
-    let missing: Vec<&str> = raft_model::properties::SOMETIMES
-        .iter()
-        .copied()
-        .filter(|n| !examples.contains_key(n))
-        .collect();
-    let gen_seconds = started.elapsed().as_secs_f64();
-    // Keep the first divergent trace to write out.
-    let keep: Vec<(String, Trace)> = if a.out.is_some() {
-        traces.clone()
-    } else {
-        Vec::new()
+    let opts = RunOptions {
+        bounds: run_config(&a)?,
+        depth: a.depth,
+        walks: a.walks,
+        walk_len: a.walk_len,
+        seed: a.seed,
+        examples_timeout: Duration::from_secs(a.examples_timeout),
+        bug: a.common.impl_bug,
+        jobs: a.common.jobs,
+        data_root: data_root(),
     };
     let rt = runtime(a.common.threads)?;
-    let batch = rt.block_on(replay_all(
-        traces,
-        a.common.impl_bug,
-        a.common.jobs,
-        data_root(),
-    ))?;
-    let seconds = batch.elapsed.as_secs_f64();
-    let written = match (&a.out, batch.divergences.first()) {
-        (Some(dir), Some((i, _))) => Some(write_trace(dir, "divergence", &keep[*i].1)?),
+    let s = rt.block_on(runner::run(&opts))?;
+    let written = match (&a.out, &s.first_divergent_trace) {
+        (Some(dir), Some(t)) => Some(write_trace(dir, "divergence", t)?),
         _ => None,
     };
-    let steps_per_sec = batch.steps as f64 / seconds.max(1e-9);
     if a.common.json {
-        let v = serde_json::json!({
-            "traces": batch.traces,
-            "steps": batch.steps,
-            "states_covered": batch.covered.len(),
-            "divergences": batch.divergences.len(),
-            "seconds": seconds,
-            "steps_per_second": steps_per_sec,
-            "traces_per_second": batch.traces as f64 / seconds.max(1e-9),
-            "generate_seconds": gen_seconds,
-            "bfs_depth": a.depth,
-            "bfs_unique_states": gen.unique_states,
-            "bfs_complete": gen.complete,
-            "bfs_traces": bfs_traces,
-            "walks": a.walks,
-            "examples": examples.keys().collect::<Vec<_>>(),
-            "examples_unreached": missing,
-            "impl_bug": a.common.impl_bug.map(|b| b.name()),
-            "bounds": model.cfg,
-            "first_divergence": batch.divergences.first().map(|(_, d)| d),
-            "divergent_trace_file": written,
-        });
+        let mut v = serde_json::to_value(&s).context("cannot serialise the summary")?;
+        v["divergent_trace_file"] = serde_json::json!(written);
         println!("{v}");
     } else {
-        print_divergences(&batch, 1);
+        if let Some(d) = &s.first_divergence {
+            println!("{d}");
+        }
         println!(
-            "traces: {} ({} BFS leaves to depth {} over {} unique model states{}, {} walks, {} examples)",
-            batch.traces,
-            bfs_traces,
-            a.depth,
-            gen.unique_states,
-            if gen.complete { ", complete" } else { "" },
-            a.walks,
-            examples.len()
+            "traces: {} ({} BFS leaves to depth {} over {} unique model states{}, {} walks of <= {} steps, {} reachability examples)",
+            s.traces,
+            s.bfs_traces,
+            s.bfs_depth,
+            s.bfs_unique_states,
+            if s.bfs_complete { ", complete" } else { "" },
+            s.walks,
+            s.walk_len,
+            s.examples.len()
         );
-        if !missing.is_empty() {
+        if !s.examples_unreached.is_empty() {
             println!(
                 "reachability examples not reached at these bounds: {}",
-                missing.join(", ")
+                s.examples_unreached.join(", ")
             );
         }
-        println!("steps: {}", batch.steps);
-        println!("unique model states covered: {}", batch.covered.len());
-        println!("divergences: {}", batch.divergences.len());
+        println!("steps: {}", s.steps);
+        println!("unique model states covered: {}", s.states_covered);
+        println!("divergences: {}", s.divergences);
         println!(
-            "seconds: {seconds:.2} replaying ({gen_seconds:.2} generating); {steps_per_sec:.0} steps/s, {:.0} traces/s",
-            batch.traces as f64 / seconds.max(1e-9)
+            "seconds: {:.2} replaying ({:.2} generating); {:.0} steps/s, {:.0} traces/s",
+            s.seconds, s.generate_seconds, s.steps_per_second, s.traces_per_second
         );
         if let Some(p) = &written {
             println!("first divergent trace written to {}", p.display());
         }
     }
-    Ok(batch.divergences.is_empty())
+    Ok(s.divergences == 0)
 }
 
 fn write_trace(dir: &Path, stem: &str, trace: &Trace) -> Result<PathBuf> {
@@ -355,40 +319,17 @@ fn write_trace(dir: &Path, stem: &str, trace: &Trace) -> Result<PathBuf> {
 
 fn cmd_validate(a: ValidateArgs) -> Result<bool> {
     let rt = runtime(a.common.threads)?;
-    let root = data_root();
-    let started = Instant::now();
     let bug = a.common.impl_bug;
-    let servers = a.servers;
-    let steps = a.steps;
-    let seeds: Vec<u64> = (a.first_seed..a.first_seed + a.seeds).collect();
-    let jobs = a.common.jobs.max(1);
-    let outcomes = rt.block_on(async move {
-        let mut results = Vec::new();
-        for chunk in seeds.chunks(jobs) {
-            let mut set = tokio::task::JoinSet::new();
-            for &seed in chunk {
-                let root = root.clone();
-                set.spawn(
-                    async move { validate::validate(servers, steps, seed, bug, &root).await },
-                );
-            }
-            let mut batch = Vec::new();
-            while let Some(r) = set.join_next().await {
-                batch.push(r.context("validation task failed")??);
-            }
-            batch.sort_by_key(|o| o.seed);
-            let stop = batch.iter().any(|o| o.violation.is_some());
-            results.extend(batch);
-            // Stop at the first chunk with a violation: the report is the first one.
-            if stop {
-                break;
-            }
-        }
-        anyhow::Ok(results)
-    })?;
-    let seconds = started.elapsed().as_secs_f64();
-    let total_steps: usize = outcomes.iter().map(|o| o.steps).sum();
-    let first = outcomes.iter().find(|o| o.violation.is_some());
+    let seeds = a.first_seed..a.first_seed.saturating_add(a.seeds);
+    let s = rt.block_on(validate::validate_many(
+        a.servers,
+        a.steps,
+        seeds,
+        bug,
+        a.common.jobs,
+        &data_root(),
+    ))?;
+    let first = s.first();
     let written = match first {
         Some(o) => Some(write_trace(
             &a.out,
@@ -397,13 +338,15 @@ fn cmd_validate(a: ValidateArgs) -> Result<bool> {
         )?),
         None => None,
     };
+    let steps = s.steps();
     if a.common.json {
         let v = serde_json::json!({
-            "runs": outcomes.len(),
-            "steps": total_steps,
-            "violations": outcomes.iter().filter(|o| o.violation.is_some()).count(),
-            "seconds": seconds,
-            "steps_per_second": total_steps as f64 / seconds.max(1e-9),
+            "runs": s.outcomes.len(),
+            "steps": steps,
+            "violations": s.violations(),
+            "divergences": s.violations(),
+            "seconds": s.seconds,
+            "steps_per_second": steps as f64 / s.seconds.max(1e-9),
             "impl_bug": bug.map(|b| b.name()),
             "first_violation": first.and_then(|o| o.violation.as_ref()),
             "recorded_trace_file": written,
@@ -411,15 +354,18 @@ fn cmd_validate(a: ValidateArgs) -> Result<bool> {
         println!("{v}");
     } else {
         if let (Some(o), Some(p)) = (first, &written) {
-            print!("{}", o.violation.as_ref().expect("first has a violation"));
+            if let Some(v) = &o.violation {
+                print!("{v}");
+            }
             println!("recorded trace written to {}", p.display());
         }
         println!(
-            "{} runs, {} steps, {} violations, {seconds:.2} s ({:.0} steps/s)",
-            outcomes.len(),
-            total_steps,
-            outcomes.iter().filter(|o| o.violation.is_some()).count(),
-            total_steps as f64 / seconds.max(1e-9)
+            "{} runs, {} steps, {} violations, {:.2} s ({:.0} steps/s)",
+            s.outcomes.len(),
+            steps,
+            s.violations(),
+            s.seconds,
+            steps as f64 / s.seconds.max(1e-9)
         );
     }
     Ok(first.is_none())

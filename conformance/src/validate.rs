@@ -238,3 +238,63 @@ pub async fn validate(
         trace,
     })
 }
+
+/// Totals of `raft-conform validate`.
+#[derive(Debug)]
+pub struct ValidateSummary {
+    /// Runs done, in seed order (stops after the batch with the first violation).
+    pub outcomes: Vec<ValidateOutcome>,
+    pub seconds: f64,
+}
+
+impl ValidateSummary {
+    pub fn steps(&self) -> usize {
+        self.outcomes.iter().map(|o| o.steps).sum()
+    }
+    pub fn violations(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.violation.is_some())
+            .count()
+    }
+    /// The run with the lowest seed that the model does not allow.
+    pub fn first(&self) -> Option<&ValidateOutcome> {
+        self.outcomes.iter().find(|o| o.violation.is_some())
+    }
+}
+
+/// Validates seeds `seeds`, `jobs` runs at a time, stopping after the first
+/// batch that has a violation. Call from within a multi-thread runtime.
+pub async fn validate_many(
+    servers: u8,
+    steps: usize,
+    seeds: std::ops::Range<u64>,
+    bug: Option<ImplBug>,
+    jobs: usize,
+    root: &Path,
+) -> anyhow::Result<ValidateSummary> {
+    let started = std::time::Instant::now();
+    let seeds: Vec<u64> = seeds.collect();
+    let mut outcomes = Vec::new();
+    for chunk in seeds.chunks(jobs.max(1)) {
+        let mut set = tokio::task::JoinSet::new();
+        for &seed in chunk {
+            let root = root.to_path_buf();
+            set.spawn(async move { validate(servers, steps, seed, bug, &root).await });
+        }
+        let mut batch = Vec::new();
+        while let Some(r) = set.join_next().await {
+            batch.push(r.map_err(|e| anyhow::anyhow!("validation task failed: {e}"))??);
+        }
+        batch.sort_by_key(|o| o.seed);
+        let stop = batch.iter().any(|o| o.violation.is_some());
+        outcomes.extend(batch);
+        if stop {
+            break;
+        }
+    }
+    Ok(ValidateSummary {
+        outcomes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
