@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -88,6 +88,9 @@ impl Inbound for Handler {
                 "dropping a peer message not meant for this node"
             );
             return;
+        }
+        if let crate::message::Body::RequestVote { term, .. } = &msg.body {
+            debug!(me = self.id, from = msg.from, term, "vote requested");
         }
         self.node.deliver(msg);
     }

@@ -21,6 +21,7 @@ use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -41,7 +42,9 @@ impl Default for TcpConfig {
         TcpConfig {
             queue_capacity: 1024,
             backoff_min: Duration::from_millis(10),
-            backoff_max: Duration::from_millis(500),
+            // Well below the election timeout, so a restarted node hears the
+            // leader again before it times out and disrupts the cluster.
+            backoff_max: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(1),
         }
     }
@@ -136,10 +139,27 @@ async fn peer_loop(
         let _ = stream.set_nodelay(true);
         info!(me, peer, %addr, "connected to peer");
         backoff = cfg.backoff_min;
-        let mut sink = FramedWrite::new(stream, FrameCodec::default());
+        let (mut read_half, write_half) = stream.into_split();
+        let mut sink = FramedWrite::new(write_half, FrameCodec::default());
+        let mut probe = [0u8; 64];
         'conn: loop {
-            let Some(first) = rx.recv().await else {
-                return; // transport dropped
+            // The peer never writes on this connection, so a readable socket
+            // means it closed (the process died). Noticing at once matters:
+            // otherwise the first message after the peer restarts would be
+            // written into the dead socket and lost.
+            let first = tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => return, // transport dropped
+                },
+                r = read_half.read(&mut probe) => {
+                    match r {
+                        Ok(0) => info!(me, peer, %addr, "peer closed the connection"),
+                        Ok(_) => warn!(me, peer, %addr, "unexpected bytes from peer; reconnecting"),
+                        Err(e) => info!(me, peer, %addr, "connection to peer lost: {e}"),
+                    }
+                    break 'conn;
+                }
             };
             let mut next = Some(first);
             let mut n = 0;
