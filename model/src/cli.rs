@@ -35,6 +35,14 @@ pub enum Command {
     Explore(ExploreArgs),
     /// Measure states/s, unique states, peak memory and time on reference bounds.
     Bench(BenchArgs),
+    /// Draw a trace file as the Explorer's sequence diagram (SVG on stdout).
+    Diagram(DiagramArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DiagramArgs {
+    /// A trace file (docs/trace-format.md), e.g. one written by `check`.
+    pub trace: PathBuf,
 }
 
 /// The bounds of the state space. Defaults are `Config::default()`; with

@@ -62,6 +62,16 @@ fn dispatch(command: Command, sub: &clap::ArgMatches) -> Result<u8> {
             Ok(0)
         }
         Command::Bench(args) => bench::run(&args),
+        Command::Diagram(args) => {
+            let trace = raft_model::trace::Trace::read(&args.trace)?;
+            let steps: Vec<_> = trace
+                .steps
+                .into_iter()
+                .map(|s| (s.action, s.state))
+                .collect();
+            println!("{}", svg::sequence_diagram_abstract(&trace.initial, &steps));
+            Ok(0)
+        }
     }
 }
 

@@ -145,7 +145,7 @@ fn event_row(
     let mid = y + EVENT_H / 2;
     let _ = write!(
         out,
-        "<text x='4' y='{}' font-weight='bold'>{number}.</text><text x='24' y='{}'>{}</text>",
+        "<text x='4' y='{}' font-weight='bold'>{number}.</text><text x='32' y='{}'>{}</text>",
         mid - 4,
         mid - 4,
         esc(action_kind(action))
