@@ -1,0 +1,164 @@
+//! The `raft-conform` command line: exit codes, JSON keys, error messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn conform(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_raft-conform"))
+        .args(args)
+        .output()
+        .expect("run raft-conform")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const SMALL: [&str; 8] = [
+    "--depth",
+    "3",
+    "--walks",
+    "5",
+    "--walk-len",
+    "12",
+    "--examples-timeout",
+    "1",
+];
+
+#[test]
+fn malformed_and_unknown_version_traces_exit_2_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("garbage.json", "not json at all", "is not a trace file"),
+        (
+            "v7.json",
+            r#"{"version": 7, "kind": "walk"}"#,
+            "version 7 is not supported",
+        ),
+        (
+            "partial.json",
+            r#"{"version": 1, "kind": "walk"}"#,
+            "missing field",
+        ),
+    ];
+    for (name, body, expect) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let out = conform(&["replay", p.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains(expect), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+    let out = conform(&["replay", dir.path().join("absent.json").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read trace file"));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let out = conform(&["run", "--impl-bug", "no-such-bug"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("commit-old-term"),
+        "lists known bugs"
+    );
+    let out = conform(&["run", "--servers", "9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("servers"));
+    let out = conform(&["validate", "--servers", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn run_json_has_the_contract_keys_and_exits_0_when_conformant() {
+    let mut args = vec!["run", "--json"];
+    args.extend(SMALL);
+    let out = conform(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in [
+        "traces",
+        "steps",
+        "states_covered",
+        "divergences",
+        "seconds",
+    ] {
+        assert!(v.get(key).is_some(), "missing key {key}: {v}");
+    }
+    assert_eq!(v["divergences"], 0);
+    assert!(v["steps"].as_u64().unwrap() > v["traces"].as_u64().unwrap());
+    assert!(v["states_covered"].as_u64().unwrap() > 1);
+}
+
+#[test]
+fn divergent_run_writes_a_trace_that_replay_reports_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let mut args = vec![
+        "run",
+        "--json",
+        "--impl-bug",
+        "no-persist-vote",
+        "--out",
+        out_dir,
+    ];
+    args.extend(SMALL);
+    let out = conform(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["divergences"].as_u64().unwrap() > 0);
+    let file = Path::new(out_dir).join("divergence.json");
+    assert!(file.exists());
+
+    // The correct implementation conforms to the model's trace ...
+    let out = conform(&["replay", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // ... the bugged one diverges, and the report names step, event, field.
+    let out = conform(&[
+        "replay",
+        "--impl-bug",
+        "no-persist-vote",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = text(&out.stdout);
+    assert!(report.contains("DIVERGENCE"), "{report}");
+    assert!(report.contains("step "), "{report}");
+    assert!(report.contains("Restart"), "{report}");
+    assert!(report.contains("voted_for"), "{report}");
+    assert!(
+        report.contains("expected:") && report.contains("actual:"),
+        "{report}"
+    );
+}
+
+#[test]
+fn validate_json_and_recorded_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = conform(&["validate", "--seeds", "4", "--steps", "60", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runs"], 4);
+    assert_eq!(v["violations"], 0);
+
+    let out = conform(&[
+        "validate",
+        "--seeds",
+        "16",
+        "--steps",
+        "200",
+        "--impl-bug",
+        "vote-without-log-check",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("recorded trace written to"), "{report}");
+    let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(written.len(), 1);
+    let path = written[0].as_ref().unwrap().path();
+    let trace = raft_model::trace::Trace::read(&path).unwrap();
+    assert_eq!(trace.kind, raft_model::trace::TraceKind::Recorded);
+}

@@ -1,0 +1,154 @@
+//! The harness has teeth: every seeded implementation bug is caught by `run`
+//! at the CI bounds and by `validate` within its CI budget, and the unbugged
+//! implementation passes both.
+
+use raft_conformance::cluster::data_root;
+use raft_conformance::replay::{replay, replay_all};
+use raft_conformance::runner::{generate_traces, RunOptions};
+use raft_conformance::validate::validate_many;
+use raftkv::node::ImplBug;
+
+/// The bugs the acceptance contract names; `ImplBug::ALL` may grow.
+const REQUIRED: [&str; 5] = [
+    "commit-old-term",
+    "no-persist-vote",
+    "truncate-on-match",
+    "accept-stale-response",
+    "vote-without-log-check",
+];
+
+/// Validation budget per bug in CI: seeds × events (it stops at the first
+/// batch with a violation).
+const VALIDATE_SEEDS: u64 = 64;
+const VALIDATE_STEPS: usize = 300;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn required_bugs_exist() {
+    let names: Vec<&str> = ImplBug::ALL.iter().map(|b| b.name()).collect();
+    for r in REQUIRED {
+        assert!(names.contains(&r), "ImplBug has no {r}");
+        assert_eq!(r.parse::<ImplBug>().unwrap().name(), r);
+    }
+}
+
+#[test]
+fn run_at_ci_bounds_passes_unbugged_and_catches_every_bug() {
+    let opts = RunOptions::ci(data_root());
+    // The traces do not depend on the bug: generate once, replay per bug.
+    let (traces, stats) = generate_traces(&opts).unwrap();
+    assert!(stats.bfs_traces > 1000, "BFS produced {}", stats.bfs_traces);
+    assert!(stats.examples.iter().any(|e| e == "EntryCommitted"));
+    let rt = rt();
+    let clean = rt
+        .block_on(replay_all(
+            traces.clone(),
+            None,
+            opts.jobs,
+            opts.data_root.clone(),
+        ))
+        .unwrap();
+    assert_eq!(clean.traces, traces.len());
+    if let Some((_, d)) = clean.divergences.first() {
+        panic!("unbugged implementation diverged:\n{d}");
+    }
+    assert!(clean.covered.len() > stats.bfs_unique_states / 2);
+    let mut missed = Vec::new();
+    for bug in ImplBug::ALL {
+        let r = rt
+            .block_on(replay_all(
+                traces.clone(),
+                Some(bug),
+                opts.jobs,
+                opts.data_root.clone(),
+            ))
+            .unwrap();
+        match r.divergences.first() {
+            None => missed.push(bug.name()),
+            Some((_, d)) => {
+                assert!(d.step >= 1, "{bug}: divergence before any step:\n{d}");
+                assert!(
+                    d.error.is_some() || !d.fields.is_empty(),
+                    "{bug}: a divergence must say what differs:\n{d}"
+                );
+            }
+        }
+    }
+    assert!(missed.is_empty(), "run missed seeded bugs: {missed:?}");
+}
+
+#[test]
+fn validate_passes_unbugged() {
+    let s = rt()
+        .block_on(validate_many(
+            3,
+            VALIDATE_STEPS,
+            0..VALIDATE_SEEDS,
+            None,
+            8,
+            &data_root(),
+        ))
+        .unwrap();
+    assert_eq!(s.outcomes.len() as u64, VALIDATE_SEEDS);
+    if let Some(o) = s.first() {
+        panic!(
+            "unbugged implementation violated the model:\n{}",
+            o.violation.as_ref().unwrap()
+        );
+    }
+    assert!(s.steps() > VALIDATE_SEEDS as usize * VALIDATE_STEPS / 2);
+}
+
+#[test]
+fn validate_catches_every_bug_and_records_a_replayable_trace() {
+    let rt = rt();
+    let root = data_root();
+    let mut missed = Vec::new();
+    for bug in ImplBug::ALL {
+        let s = rt
+            .block_on(validate_many(
+                3,
+                VALIDATE_STEPS,
+                0..VALIDATE_SEEDS,
+                Some(bug),
+                8,
+                &root,
+            ))
+            .unwrap();
+        let Some(o) = s.first() else {
+            missed.push(bug.name());
+            continue;
+        };
+        let v = o.violation.as_ref().unwrap();
+        assert_eq!(
+            v.step,
+            o.trace.steps.len(),
+            "{bug}: trace ends at the violation"
+        );
+        // The recorded trace is the implementation's own behaviour: the
+        // same bugged implementation replays it exactly ...
+        let same = rt
+            .block_on(replay(&o.trace, "recorded", Some(bug), &root))
+            .unwrap();
+        assert!(
+            same.divergence.is_none(),
+            "{bug}: recorded trace does not replay on the same implementation:\n{}",
+            same.divergence.unwrap()
+        );
+        // ... and the correct one departs from it no later than the violation.
+        let fixed = rt
+            .block_on(replay(&o.trace, "recorded", None, &root))
+            .unwrap();
+        let d = fixed
+            .divergence
+            .unwrap_or_else(|| panic!("{bug}: correct implementation replays the bugged trace"));
+        assert!(d.step <= v.step);
+    }
+    assert!(missed.is_empty(), "validate missed seeded bugs: {missed:?}");
+}
