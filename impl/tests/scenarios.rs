@@ -16,6 +16,15 @@ const ELECTION_LO: Duration = Duration::from_millis(300);
 const ELECTION_HI: Duration = Duration::from_millis(600);
 const HEARTBEAT: Duration = Duration::from_millis(50);
 
+/// `RAFTKV_SCENARIO_SEED=k` shifts every seed: sweep it to explore more
+/// schedules (each run stays deterministic).
+fn seed_offset() -> u64 {
+    std::env::var("RAFTKV_SCENARIO_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 enum StorageKind {
     Mem(Vec<MemStorage>),
     File(tempfile::TempDir),
@@ -56,6 +65,7 @@ impl Cluster {
     }
 
     async fn with_storage(n: u64, seed: u64, storage: StorageKind) -> Cluster {
+        let seed = seed_offset().wrapping_add(seed);
         let mut c = Cluster {
             n,
             net: MemNetwork::new(NetMode::Auto, Faults::reliable(), seed),
@@ -318,7 +328,7 @@ async fn reelection_and_no_leader_without_quorum() {
 #[tokio::test(start_paused = true)]
 async fn many_elections_five_nodes() {
     let c = Cluster::new(5, 3).await;
-    let mut rng = StdRng::seed_from_u64(3);
+    let mut rng = StdRng::seed_from_u64(seed_offset() + 3);
     c.check_one_leader().await;
     for _ in 0..10 {
         // Cut three at random: sometimes no quorum, sometimes a leader change.
@@ -609,7 +619,7 @@ async fn figure8(unreliable: bool, iters: usize, seed: u64) {
             delay: (Duration::ZERO, Duration::from_millis(200)),
         });
     }
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = StdRng::seed_from_u64(seed_offset() + seed);
     c.one(rng.gen_range(1..10_000), 1, true).await;
     let mut up = 5;
     for _ in 0..iters {
@@ -687,16 +697,24 @@ async fn churn_unreliable() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let observed: Arc<Mutex<Observed>> = Arc::default();
     // Clients: propose on random nodes, record what they saw committed.
+    // The clients see the current node handles (crashed ones are replaced).
+    let handles: Arc<Mutex<Vec<Node>>> = Arc::new(Mutex::new(c.nodes.values().cloned().collect()));
     let mut clients = Vec::new();
     for me in 0..3u64 {
-        let nodes: Vec<Node> = c.nodes.values().cloned().collect();
-        let (stop, observed, applied) = (stop.clone(), observed.clone(), c.applied.clone());
+        let (stop, observed, applied, handles) = (
+            stop.clone(),
+            observed.clone(),
+            c.applied.clone(),
+            handles.clone(),
+        );
         clients.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(100 + me);
-            let mut nodes = nodes;
+            let mut rng = StdRng::seed_from_u64(seed_offset() + 100 + me);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let cmd = rng.gen::<u32>().to_string().into_bytes();
-                let node = &nodes[rng.gen_range(0..nodes.len())];
+                let node = {
+                    let h = handles.lock().unwrap();
+                    h[rng.gen_range(0..h.len())].clone()
+                };
                 match node.start(cmd.clone()).await {
                     Ok((idx, _)) => {
                         for _ in 0..20 {
@@ -710,18 +728,13 @@ async fn churn_unreliable() {
                             }
                         }
                     }
-                    Err(StartError::Stopped) => {
-                        nodes.retain(|n| n.is_running());
-                        if nodes.is_empty() {
-                            break;
-                        }
-                    }
+                    Err(StartError::Stopped) => {}
                     Err(_) => sleep(Duration::from_millis(79 + me * 17)).await,
                 }
             }
         }));
     }
-    let mut rng = StdRng::seed_from_u64(15);
+    let mut rng = StdRng::seed_from_u64(seed_offset() + 15);
     for _ in 0..20 {
         if rng.gen_bool(0.2) {
             c.disconnect(rng.gen_range(1..=5));
@@ -739,6 +752,7 @@ async fn churn_unreliable() {
                 c.crash(i).await;
             }
         }
+        *handles.lock().unwrap() = c.nodes.values().cloned().collect();
         sleep(Duration::from_millis(
             rng.gen_range(0..ELECTION_HI.as_millis() as u64 * 7 / 10),
         ))
@@ -752,6 +766,9 @@ async fn churn_unreliable() {
         }
         c.connect(i);
     }
+    *handles.lock().unwrap() = c.nodes.values().cloned().collect();
+    // Let the clients work on a healed cluster for a moment, then stop them.
+    sleep(ELECTION_HI).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for h in clients {
         h.await.unwrap();
