@@ -1,0 +1,213 @@
+//! Real `raftkv serve` processes on loopback: kill -9 the leader, keep
+//! writing, restart it, read back every acknowledged write; then the same
+//! after killing and restarting all three. Every wait is bounded.
+
+use raftkv::client::{Client, ClientConfig};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Procs {
+    dir: PathBuf,
+    addrs: BTreeMap<u64, String>,
+    children: BTreeMap<u64, Child>,
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    // Hold every listener until all ports are chosen so they differ.
+    let ls: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+impl Procs {
+    fn start(dir: &Path, n: u64) -> Procs {
+        let addrs = (1..=n)
+            .zip(free_ports(n as usize))
+            .map(|(i, p)| (i, format!("127.0.0.1:{p}")))
+            .collect();
+        let mut p = Procs {
+            dir: dir.to_path_buf(),
+            addrs,
+            children: BTreeMap::new(),
+        };
+        for id in 1..=n {
+            p.spawn(id);
+        }
+        p
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let peers = self
+            .addrs
+            .iter()
+            .map(|(i, a)| format!("{i}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node-{id}.log")))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(["serve", "--id", &id.to_string(), "--peers", &peers])
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("node-{id}")))
+            .env("RUST_LOG", "raftkv=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start raftkv serve");
+        self.children.insert(id, child);
+    }
+
+    /// SIGKILL (Child::kill on unix) and reap.
+    fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.children.remove(&id) {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn id_of(&self, addr: &str) -> u64 {
+        *self.addrs.iter().find(|(_, a)| *a == addr).unwrap().0
+    }
+
+    fn client(&self) -> Client {
+        let cfg = ClientConfig {
+            op_timeout: Duration::from_secs(20),
+            attempt_timeout: Duration::from_secs(3),
+            backoff: (Duration::from_millis(10), Duration::from_millis(200)),
+        };
+        Client::connect(self.addrs.values().cloned().collect(), cfg).unwrap()
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for id in self.addrs.keys() {
+            let p = self.dir.join(format!("node-{id}.log"));
+            s += &format!(
+                "--- node {id}\n{}\n",
+                std::fs::read_to_string(p).unwrap_or_default()
+            );
+        }
+        s
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.children.keys().copied().collect();
+        for id in ids {
+            self.kill(id);
+        }
+    }
+}
+
+/// Writes `key{i}` = `i` for i in `range` and appends `i,` to "log";
+/// returns the acknowledged ones.
+async fn write_range(
+    c: &mut Client,
+    range: std::ops::Range<u64>,
+    acked: &mut BTreeMap<String, String>,
+    log: &mut String,
+) {
+    for i in range {
+        let (k, v) = (format!("key{i}"), i.to_string());
+        c.put(&k, &v)
+            .await
+            .unwrap_or_else(|e| panic!("put {k}: {e}"));
+        acked.insert(k, v);
+        c.append("log", &format!("{i},"))
+            .await
+            .unwrap_or_else(|e| panic!("append {i}: {e}"));
+        log.push_str(&format!("{i},"));
+    }
+}
+
+async fn read_back(c: &mut Client, acked: &BTreeMap<String, String>, log: &str) {
+    for (k, v) in acked {
+        assert_eq!(c.get(k).await.unwrap().as_ref(), Some(v), "key {k}");
+    }
+    assert_eq!(c.get("log").await.unwrap().as_deref(), Some(log));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_survive_kill9_of_leader_and_of_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut procs = Procs::start(tmp.path(), 3);
+    let result = tokio::time::timeout(Duration::from_secs(240), async {
+        let mut c = procs.client();
+        let mut acked = BTreeMap::new();
+        let mut log = String::new();
+        write_range(&mut c, 0..20, &mut acked, &mut log).await;
+
+        // kill -9 the leader, keep writing.
+        let leader = procs.id_of(c.last_target());
+        procs.kill(leader);
+        write_range(&mut c, 20..40, &mut acked, &mut log).await;
+        let new_leader = procs.id_of(c.last_target());
+        assert_ne!(new_leader, leader);
+
+        // Restart it; then kill the other follower so the restarted node is
+        // needed for a majority: it must have recovered and caught up.
+        procs.spawn(leader);
+        let other = (1..=3).find(|i| *i != leader && *i != new_leader).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        procs.kill(other);
+        write_range(&mut c, 40..50, &mut acked, &mut log).await;
+        read_back(&mut c, &acked, &log).await;
+        procs.spawn(other);
+
+        // kill -9 all three, restart all, read everything back.
+        for id in 1..=3 {
+            procs.kill(id);
+        }
+        for id in 1..=3 {
+            procs.spawn(id);
+        }
+        let mut c = procs.client();
+        read_back(&mut c, &acked, &log).await;
+        write_range(&mut c, 50..55, &mut acked, &mut log).await;
+        read_back(&mut c, &acked, &log).await;
+    })
+    .await;
+    if result.is_err() {
+        panic!("timed out; node logs:\n{}", procs.logs());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_close_connection_on_bad_frames_and_keep_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let procs = Procs::start(tmp.path(), 3);
+    let result = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut c = procs.client();
+        c.put("k", "before").await.unwrap();
+        for garbage in [
+            // Announces a 4 GiB frame: over the limit.
+            vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+            // A well-sized frame whose payload is not a frame.
+            vec![0, 0, 0, 3, 0xff, 0xff, 0xff],
+        ] {
+            for addr in procs.addrs.values() {
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                s.write_all(&garbage).await.unwrap();
+                let mut buf = [0u8; 16];
+                // The node closes the connection (EOF or reset), it does not hang.
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                assert_eq!(n, 0, "expected the connection to be closed");
+            }
+        }
+        c.put("k", "after").await.unwrap();
+        assert_eq!(c.get("k").await.unwrap().as_deref(), Some("after"));
+    })
+    .await;
+    if result.is_err() {
+        panic!("timed out; node logs:\n{}", procs.logs());
+    }
+}
