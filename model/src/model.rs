@@ -4,7 +4,9 @@
 
 use crate::config::{Bug, Config, NetworkKind};
 use crate::properties;
-use crate::state::{bit, flags, members, CommitRecord, ElectionRecord, State, VoteRecord};
+use crate::state::{
+    bit, flags, members, CommitRecord, ElectionRecord, QuorumRecord, State, VoteRecord,
+};
 use crate::types::{Action, Body, Entry, Index, Message, Role, ServerId, Term, Value};
 use stateright::{Model, Property};
 
@@ -265,21 +267,31 @@ impl RaftModel {
                 held[usize::from(v)] = r.held;
             }
         }
-        s.ghost.elections.push(ElectionRecord {
+        if !s
+            .ghost
+            .elections
+            .iter()
+            .any(|e| e.term == term && e.leader == i)
+        {
+            s.ghost.elections.push(ElectionRecord { term, leader: i });
+            s.ghost.elections.sort();
+        }
+        s.ghost.quorums.push(QuorumRecord {
             term,
             leader: i,
             voters,
             held,
         });
-        s.ghost.elections.sort();
+        s.ghost.quorums.sort();
         let srv = &mut s.servers[usize::from(i)];
         let next = srv.last_index() + 1;
         srv.role = Role::Leader;
         srv.votes_granted = 0;
-        srv.next_index = (0..n)
-            .map(|j| if j == usize::from(i) { 0 } else { next })
-            .collect();
-        srv.match_index = vec![0; n];
+        srv.next_index = [0; crate::config::MAX_SERVERS as usize];
+        srv.match_index = [0; crate::config::MAX_SERVERS as usize];
+        for j in (0..n).filter(|&j| j != usize::from(i)) {
+            srv.next_index[j] = next;
+        }
         self.broadcast_append_entries(s, i);
     }
 
@@ -295,9 +307,7 @@ impl RaftModel {
                 continue;
             }
             let q = (0..self.cfg.servers)
-                .filter(|&j| {
-                    j == i || srv.match_index.get(usize::from(j)).copied().unwrap_or(0) >= n
-                })
+                .filter(|&j| j == i || srv.match_index[usize::from(j)] >= n)
                 .fold(0u8, |acc, j| acc | bit(j));
             if q.count_ones() as usize >= self.commit_quorum() {
                 new = n;
@@ -343,8 +353,8 @@ impl RaftModel {
         srv.role = Role::Candidate;
         srv.voted_for = Some(i);
         srv.votes_granted = bit(i);
-        srv.next_index.clear();
-        srv.match_index.clear();
+        srv.next_index = [0; crate::config::MAX_SERVERS as usize];
+        srv.match_index = [0; crate::config::MAX_SERVERS as usize];
         let (term, last_log_index, last_log_term) = (srv.term, srv.last_index(), srv.last_term());
         self.record_vote(s, i, i);
         for j in 0..self.cfg.servers {
@@ -621,6 +631,15 @@ impl RaftModel {
         s.duplicates += 1;
     }
 
+    /// Whether Restart(i) changes server `i` (loses volatile state, or, with
+    /// the no-persist-vote bug, its vote).
+    pub fn restart_changes(&self, s: &State, i: ServerId) -> bool {
+        let srv = &s.servers[usize::from(i)];
+        srv.role != Role::Follower
+            || srv.commit_index != 0
+            || (self.has_bug(Bug::NoPersistVote) && srv.voted_for.is_some())
+    }
+
     /// Restart(i): persisted term, vote and log kept; volatile state reset.
     pub fn restart(&self, s: &mut State, i: ServerId) {
         let srv = &mut s.servers[usize::from(i)];
@@ -687,6 +706,34 @@ impl RaftModel {
                 s.ghost.flags |= flags::EVENT_COMMIT_SURVIVED;
             }
         }
+        if !properties::quorums_overlap(s) {
+            s.ghost.flags |= flags::VIOLATED_MAJORITY_OVERLAP;
+        }
+        // Drop quorum records that can no longer matter: only a leader or a
+        // candidate of an earlier term can still commit at an earlier term
+        // (any other server would need votes from the quorum, whose members
+        // are all at the later term).
+        let servers = &s.servers;
+        s.ghost.quorums.retain(|q| {
+            servers
+                .iter()
+                .any(|srv| srv.term < q.term && srv.role != Role::Follower)
+        });
+        // An election record matters while another server may still become
+        // leader of that term: it is behind it, or a candidate in it.
+        s.ghost.elections.retain(|e| {
+            servers.iter().enumerate().any(|(k, srv)| {
+                k != usize::from(e.leader)
+                    && (srv.term < e.term || (srv.term == e.term && srv.role == Role::Candidate))
+            })
+        });
+        // No election happens after max_term: the quorum of an entry committed
+        // at max_term can never be needed, so forget it (fewer distinct states).
+        let max_term = self.cfg.max_term;
+        for c in s.ghost.commits.iter_mut().filter(|c| c.term >= max_term) {
+            c.quorum = 0;
+        }
+        s.ghost.commits.sort();
         // Drop vote records that can no longer matter: the voter has moved
         // past the term and the candidate can no longer win with the vote.
         let servers = &s.servers;
@@ -754,7 +801,12 @@ impl Model for RaftModel {
         }
         if s.restarts < self.cfg.max_restarts {
             for i in 0..self.cfg.servers {
-                actions.push(Action::Restart { server: i });
+                // A restart that changes nothing only spends budget: every
+                // state after it is reachable without it, so it is not listed
+                // (next_state still accepts it, for recorded traces).
+                if self.restart_changes(s, i) {
+                    actions.push(Action::Restart { server: i });
+                }
             }
         }
         if s.partition == 0 && s.partitions < self.cfg.max_partitions {

@@ -143,15 +143,22 @@ pub fn state_machine_safety(_: &RaftModel, s: &State) -> bool {
 
 /// The vote quorum of every leader of a later term intersects the commit
 /// quorum of every committed entry in a server that held the entry when it
-/// voted.
+/// voted. Checked at every step on the ghost records (a failure is kept as a
+/// flag, because quorum records are dropped once no earlier-term commit is
+/// possible).
 pub fn majority_overlap(_: &RaftModel, s: &State) -> bool {
+    s.ghost.flags & flags::VIOLATED_MAJORITY_OVERLAP == 0 && quorums_overlap(s)
+}
+
+/// The record-level check of MajorityOverlap.
+pub fn quorums_overlap(s: &State) -> bool {
     s.ghost.commits.iter().all(|c| {
         let held_bit = crate::state::value_bit(c.entry.value);
         s.ghost
-            .elections
+            .quorums
             .iter()
-            .filter(|e| e.term > c.term)
-            .all(|e| members(c.quorum & e.voters).any(|v| e.held[usize::from(v)] & held_bit != 0))
+            .filter(|q| q.term > c.term)
+            .all(|q| members(c.quorum & q.voters).any(|v| q.held[usize::from(v)] & held_bit != 0))
     })
 }
 

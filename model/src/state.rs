@@ -5,10 +5,19 @@
 //! and client values in ghost records are `u8` bit masks (`bit v - 1`):
 //! states are cloned and hashed millions of times per second.
 
-use crate::config::NetworkKind;
+use crate::config::{NetworkKind, MAX_SERVERS};
 use crate::trace::{AbstractServer, AbstractState};
 use crate::types::{Body, Entry, Index, Message, Role, ServerId, Term, Value};
+use smallvec::SmallVec;
 use stateright::Representative;
+
+/// A server's log. Inline up to 4 entries (bounded checks never exceed
+/// `max_requests` entries), so cloning a state does not allocate.
+pub type Log = SmallVec<[Entry; 4]>;
+/// The servers of a state, inline up to 5.
+pub type Servers = SmallVec<[ServerState; 5]>;
+/// The messages in flight, inline up to 4.
+pub type Network = SmallVec<[Message; 4]>;
 
 /// Bit mask of a set of servers.
 pub type ServerSet = u8;
@@ -36,13 +45,14 @@ pub struct ServerState {
     pub term: Term,
     pub voted_for: Option<ServerId>,
     pub role: Role,
-    pub log: Vec<Entry>,
+    pub log: Log,
     pub commit_index: Index,
     /// Candidate only: who granted a vote in `term` (bit mask, includes itself).
     pub votes_granted: ServerSet,
-    /// Leader only: length `servers`, own slot 0; empty otherwise.
-    pub next_index: Vec<Index>,
-    pub match_index: Vec<Index>,
+    /// Leader only: slot `j` for peer `j`, own slot 0; all 0 otherwise.
+    /// Fixed arrays: no allocation when states are cloned.
+    pub next_index: [Index; MAX_SERVERS as usize],
+    pub match_index: [Index; MAX_SERVERS as usize],
     /// Ghost: the commit index this server lost in its last restart, until it
     /// learns a commit index at least as high again (CommittedSurvivesRestart).
     pub lost_commit: Index,
@@ -60,11 +70,11 @@ impl ServerState {
             term: 0,
             voted_for: None,
             role: Role::Follower,
-            log: Vec::new(),
+            log: Log::new(),
             commit_index: 0,
             votes_granted: 0,
-            next_index: Vec::new(),
-            match_index: Vec::new(),
+            next_index: [0; MAX_SERVERS as usize],
+            match_index: [0; MAX_SERVERS as usize],
             lost_commit: 0,
         }
     }
@@ -106,8 +116,8 @@ impl ServerState {
     pub fn become_follower(&mut self) {
         self.role = Role::Follower;
         self.votes_granted = 0;
-        self.next_index.clear();
-        self.match_index.clear();
+        self.next_index = [0; MAX_SERVERS as usize];
+        self.match_index = [0; MAX_SERVERS as usize];
     }
 }
 
@@ -122,14 +132,24 @@ pub struct VoteRecord {
     pub held: ValueSet,
 }
 
-/// Ghost: a server became leader of `term` with the votes of `voters`;
-/// `held[s]` is what voter `s` held when it voted.
+/// Ghost: a server became leader of `term` (kept forever: ElectionSafety).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ElectionRecord {
     pub term: Term,
     pub leader: ServerId,
+}
+
+/// Ghost: the vote quorum of an election: `voters` elected `leader` in
+/// `term`, and `held[s]` is what voter `s` held when it voted. Kept while a
+/// commit of an earlier term is still possible (a leader or candidate of an
+/// earlier term exists); MajorityOverlap is also checked at every step, and
+/// a failure is kept in `flags::VIOLATED_MAJORITY_OVERLAP`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QuorumRecord {
+    pub term: Term,
+    pub leader: ServerId,
     pub voters: ServerSet,
-    pub held: [ValueSet; crate::config::MAX_SERVERS as usize],
+    pub held: [ValueSet; MAX_SERVERS as usize],
 }
 
 /// Ghost: a leader committed `entry` at `index` in `term` (its current term,
@@ -151,8 +171,9 @@ pub struct CommitRecord {
 pub mod flags {
     pub const VIOLATED_APPEND_ONLY: u8 = 1;
     pub const VIOLATED_MINORITY_COMMIT: u8 = 2;
-    pub const EVENT_OVERWRITTEN: u8 = 4;
-    pub const EVENT_COMMIT_SURVIVED: u8 = 8;
+    pub const VIOLATED_MAJORITY_OVERLAP: u8 = 4;
+    pub const EVENT_OVERWRITTEN: u8 = 8;
+    pub const EVENT_COMMIT_SURVIVED: u8 = 16;
     pub const EVENTS: u8 = EVENT_OVERWRITTEN | EVENT_COMMIT_SURVIVED;
 }
 
@@ -160,22 +181,24 @@ pub mod flags {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ghost {
     /// Sorted.
-    pub votes: Vec<VoteRecord>,
+    pub votes: SmallVec<[VoteRecord; 6]>,
     /// Sorted.
-    pub elections: Vec<ElectionRecord>,
+    pub elections: SmallVec<[ElectionRecord; 4]>,
     /// Sorted.
-    pub commits: Vec<CommitRecord>,
+    pub quorums: SmallVec<[QuorumRecord; 2]>,
+    /// Sorted.
+    pub commits: SmallVec<[CommitRecord; 3]>,
     pub flags: u8,
 }
 
 /// The whole system.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct State {
-    pub servers: Vec<ServerState>,
+    pub servers: Servers,
     /// Messages in flight (a multiset). Unordered network: sorted. Ordered
     /// network: sorted by link `(from, to)` only, so each link's queue keeps
     /// its order, oldest first.
-    pub network: Vec<Message>,
+    pub network: Network,
     /// The group `S` of the active `Partition(S)`, 0 when none.
     pub partition: ServerSet,
     /// Client requests so far (the next value is `requests + 1`).
@@ -190,8 +213,8 @@ impl State {
     /// All servers followers at term 0 with empty logs; nothing in flight.
     pub fn initial(servers: u8) -> State {
         State {
-            servers: vec![ServerState::new(); usize::from(servers)],
-            network: Vec::new(),
+            servers: Servers::from_elem(ServerState::new(), usize::from(servers)),
+            network: Network::new(),
             partition: 0,
             requests: 0,
             restarts: 0,
@@ -226,6 +249,7 @@ impl State {
 
     /// The abstract state of docs/protocol.md §1 and docs/trace-format.md.
     pub fn to_abstract(&self) -> AbstractState {
+        let n = self.n();
         let servers = self
             .servers
             .iter()
@@ -233,7 +257,7 @@ impl State {
                 term: s.term,
                 voted_for: s.voted_for,
                 role: s.role,
-                log: s.log.clone(),
+                log: s.log.to_vec(),
                 commit_index: s.commit_index,
                 votes_granted: if s.role == Role::Candidate {
                     members(s.votes_granted).collect()
@@ -241,12 +265,12 @@ impl State {
                     Vec::new()
                 },
                 next_index: if s.role == Role::Leader {
-                    s.next_index.clone()
+                    s.next_index[..n].to_vec()
                 } else {
                     Vec::new()
                 },
                 match_index: if s.role == Role::Leader {
-                    s.match_index.clone()
+                    s.match_index[..n].to_vec()
                 } else {
                     Vec::new()
                 },
@@ -254,7 +278,7 @@ impl State {
             .collect();
         AbstractState {
             servers,
-            network: self.network.clone(),
+            network: self.network.to_vec(),
             partition: self.partition_group(),
         }
     }
@@ -266,25 +290,25 @@ impl State {
     /// the unordered network on its next step.
     pub fn from_abstract(a: &AbstractState) -> State {
         let n = a.servers.len();
-        let servers: Vec<ServerState> = a
+        let servers: Servers = a
             .servers
             .iter()
             .map(|s| {
                 let leader = s.role == Role::Leader;
                 let fit = |v: &Vec<Index>| {
+                    let mut out = [0; MAX_SERVERS as usize];
                     if leader {
-                        let mut v = v.clone();
-                        v.resize(n, 0);
-                        v
-                    } else {
-                        Vec::new()
+                        for (o, &x) in out.iter_mut().zip(v.iter().take(n)) {
+                            *o = x;
+                        }
                     }
+                    out
                 };
                 ServerState {
                     term: s.term,
                     voted_for: s.voted_for,
                     role: s.role,
-                    log: s.log.clone(),
+                    log: s.log.iter().copied().collect(),
                     commit_index: s.commit_index,
                     votes_granted: if s.role == Role::Candidate {
                         s.votes_granted.iter().fold(0, |acc, &id| acc | bit(id))
@@ -310,7 +334,7 @@ impl State {
         }
         let mut state = State {
             servers,
-            network: a.network.clone(),
+            network: a.network.iter().cloned().collect(),
             partition: a
                 .partition
                 .as_ref()
@@ -329,18 +353,15 @@ impl State {
     pub fn permuted(&self, perm: &[ServerId]) -> State {
         let p = |id: ServerId| perm[usize::from(id)];
         let pset = |set: ServerSet| members(set).fold(0, |acc, id| acc | bit(p(id)));
-        let pvec = |v: &Vec<Index>| {
-            if v.is_empty() {
-                return Vec::new();
-            }
-            let mut out = vec![0; v.len()];
-            for (j, &x) in v.iter().enumerate() {
+        let n = self.n();
+        let pvec = |v: &[Index; MAX_SERVERS as usize]| {
+            let mut out = [0; MAX_SERVERS as usize];
+            for (j, &x) in v.iter().enumerate().take(n) {
                 out[usize::from(p(j as ServerId))] = x;
             }
             out
         };
-        let n = self.n();
-        let mut servers = vec![ServerState::new(); n];
+        let mut servers = Servers::from_elem(ServerState::new(), n);
         for (old, s) in self.servers.iter().enumerate() {
             servers[usize::from(p(old as ServerId))] = ServerState {
                 term: s.term,
@@ -363,7 +384,7 @@ impl State {
                 body: m.body.clone(),
             })
             .collect();
-        let mut votes: Vec<VoteRecord> = self
+        let mut votes: SmallVec<[VoteRecord; 6]> = self
             .ghost
             .votes
             .iter()
@@ -374,16 +395,26 @@ impl State {
             })
             .collect();
         votes.sort();
-        let mut elections: Vec<ElectionRecord> = self
+        let mut elections: SmallVec<[ElectionRecord; 4]> = self
             .ghost
             .elections
             .iter()
+            .map(|e| ElectionRecord {
+                term: e.term,
+                leader: p(e.leader),
+            })
+            .collect();
+        elections.sort();
+        let mut quorums: SmallVec<[QuorumRecord; 2]> = self
+            .ghost
+            .quorums
+            .iter()
             .map(|e| {
-                let mut held = [0; crate::config::MAX_SERVERS as usize];
+                let mut held = [0; MAX_SERVERS as usize];
                 for (s, &h) in e.held.iter().enumerate().take(n) {
                     held[usize::from(p(s as ServerId))] = h;
                 }
-                ElectionRecord {
+                QuorumRecord {
                     term: e.term,
                     leader: p(e.leader),
                     voters: pset(e.voters),
@@ -391,8 +422,8 @@ impl State {
                 }
             })
             .collect();
-        elections.sort();
-        let mut commits: Vec<CommitRecord> = self
+        quorums.sort();
+        let mut commits: SmallVec<[CommitRecord; 3]> = self
             .ghost
             .commits
             .iter()
@@ -413,6 +444,7 @@ impl State {
             ghost: Ghost {
                 votes,
                 elections,
+                quorums,
                 commits,
                 flags: self.ghost.flags,
             },
@@ -420,10 +452,137 @@ impl State {
     }
 }
 
+/// Mixes a value into a 64-bit signature (splitmix64 finaliser).
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn body_signature(b: &Body) -> u64 {
+    match b {
+        Body::RequestVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => mix(u64::from_le_bytes([
+            1,
+            *term,
+            *last_log_index,
+            *last_log_term,
+            0,
+            0,
+            0,
+            0,
+        ])),
+        Body::RequestVoteResponse { term, granted } => mix(u64::from_le_bytes([
+            2,
+            *term,
+            u8::from(*granted),
+            0,
+            0,
+            0,
+            0,
+            0,
+        ])),
+        Body::AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => {
+            let mut h = mix(u64::from_le_bytes([
+                3,
+                *term,
+                *prev_log_index,
+                *prev_log_term,
+                *leader_commit,
+                entries.len() as u8,
+                0,
+                0,
+            ]));
+            for e in entries {
+                h = mix(h ^ u64::from(e.term) << 8 ^ u64::from(e.value));
+            }
+            h
+        }
+        Body::AppendEntriesResponse {
+            term,
+            success,
+            index,
+            conflict_index,
+        } => mix(u64::from_le_bytes([
+            4,
+            *term,
+            u8::from(*success),
+            *index,
+            *conflict_index,
+            0,
+            0,
+            0,
+        ])),
+    }
+}
+
+impl State {
+    /// Per server, an id-free summary of everything that mentions it (the
+    /// messages it sends and receives, its ghost records), combined with
+    /// commutative sums so that the order of the lists does not matter.
+    fn signatures(&self) -> [u64; MAX_SERVERS as usize] {
+        let n = self.n();
+        let mut sig = [0u64; MAX_SERVERS as usize];
+        for m in &self.network {
+            let b = body_signature(&m.body);
+            sig[usize::from(m.from)] = sig[usize::from(m.from)].wrapping_add(mix(b ^ 0x51));
+            sig[usize::from(m.to)] = sig[usize::from(m.to)].wrapping_add(mix(b ^ 0x52));
+        }
+        for v in &self.ghost.votes {
+            let base = u64::from(v.term) << 8 | u64::from(v.held) << 16;
+            let own = u64::from(v.voter == v.candidate) << 24;
+            sig[usize::from(v.voter)] =
+                sig[usize::from(v.voter)].wrapping_add(mix(base | own | 0x61));
+            sig[usize::from(v.candidate)] =
+                sig[usize::from(v.candidate)].wrapping_add(mix(base | own | 0x62));
+        }
+        for e in &self.ghost.elections {
+            sig[usize::from(e.leader)] =
+                sig[usize::from(e.leader)].wrapping_add(mix(u64::from(e.term) << 8 | 0x71));
+        }
+        for q in &self.ghost.quorums {
+            for (v, sv) in sig.iter_mut().enumerate().take(n) {
+                let role = u64::from(q.voters & bit(v as ServerId) != 0)
+                    | u64::from(q.leader as usize == v) << 1;
+                *sv = sv.wrapping_add(mix(u64::from(q.term) << 8
+                    | u64::from(q.held[v]) << 16
+                    | role << 24
+                    | 0x72));
+            }
+        }
+        for c in &self.ghost.commits {
+            for v in members(c.quorum) {
+                sig[usize::from(v)] = sig[usize::from(v)]
+                    .wrapping_add(mix(u64::from(c.index) << 8
+                        | u64::from(c.term) << 16
+                        | 0x81));
+            }
+        }
+        sig
+    }
+}
+
+/// At most this many candidate orders are compared to break ties between
+/// servers with equal keys; beyond it the first order is taken (sound, just
+/// a weaker reduction).
+const MAX_TIE_CANDIDATES: usize = 24;
+
 /// Symmetry reduction over server ids: sort the servers on a key that does
-/// not mention ids, then rename ids everywhere. Ties are left unbroken (the
-/// reduction is then partial but still sound: a representative is always a
-/// permutation of the state).
+/// not mention ids (their own fields plus an id-free signature of the
+/// messages and ghost records that mention them), rename ids everywhere, and
+/// break remaining ties by taking the least of the tied orders. A
+/// representative is always a permutation of the state, so the reduction is
+/// sound even when the tie limit is hit.
 impl Representative for State {
     fn representative(&self) -> State {
         let n = self.n();
@@ -431,7 +590,7 @@ impl Representative for State {
         // Which side of an uneven cut a server is on is id-free.
         let group_size = self.partition.count_ones() as usize;
         let side_matters = self.partition != 0 && group_size * 2 != n;
-        let mut order: Vec<usize> = (0..n).collect();
+        let sig = self.signatures();
         let key = |i: usize| {
             let s = &self.servers[i];
             (
@@ -444,27 +603,91 @@ impl Representative for State {
                 s.votes_granted.count_ones(),
                 s.lost_commit,
                 &s.log,
+                sig[i],
             )
         };
+        let mut order: SmallVec<[usize; MAX_SERVERS as usize]> = (0..n).collect();
         order.sort_by(|&a, &b| key(a).cmp(&key(b)));
-        let mut perm = vec![0 as ServerId; n];
-        for (new, &old) in order.iter().enumerate() {
-            perm[old] = new as ServerId;
-        }
-        let mut rep = self.permuted(&perm);
-        // Canonical side of the cut: the smaller one, or for two halves the
-        // one holding server 0.
-        if rep.partition != 0 {
-            let size = rep.partition.count_ones() as usize;
-            let complement = all & !rep.partition;
-            if size * 2 > n || (size * 2 == n && rep.partition & 1 == 0) {
-                rep.partition = complement;
+        // Tie groups: runs of equal keys in the sorted order.
+        let mut groups: SmallVec<[(usize, usize); 3]> = SmallVec::new();
+        let mut start = 0;
+        for k in 1..=n {
+            if k == n || key(order[k]) != key(order[start]) {
+                if k - start > 1 {
+                    groups.push((start, k));
+                }
+                start = k;
             }
         }
-        // A stable sort by link is right for both network kinds: it keeps
-        // each link's FIFO order, and a fully sorted (unordered) network
-        // renamed and sorted by link is fully sorted again.
-        rep.network.sort_by_key(|m| (m.from, m.to));
-        rep
+        let canonical = |order: &[usize]| {
+            let mut perm = [0 as ServerId; MAX_SERVERS as usize];
+            for (new, &old) in order.iter().enumerate() {
+                perm[old] = new as ServerId;
+            }
+            let mut rep = self.permuted(&perm[..n]);
+            // Canonical side of the cut: the smaller one, or for two halves
+            // the one holding server 0.
+            if rep.partition != 0 {
+                let size = rep.partition.count_ones() as usize;
+                if size * 2 > n || (size * 2 == n && rep.partition & 1 == 0) {
+                    rep.partition = all & !rep.partition;
+                }
+            }
+            // A stable sort by link is right for both network kinds: it
+            // keeps each link's FIFO order, and a fully sorted (unordered)
+            // network renamed and sorted by link is fully sorted again.
+            rep.network.sort_by_key(|m| (m.from, m.to));
+            rep
+        };
+        let mut best = canonical(&order);
+        if groups.is_empty() {
+            return best;
+        }
+        let mut seen = 1;
+        let mut current = order.clone();
+        // Odometer over the permutations of each tie group.
+        loop {
+            let mut advanced = false;
+            for &(a, b) in &groups {
+                if next_permutation(&mut current[a..b]) {
+                    advanced = true;
+                    break;
+                }
+                // This group wrapped around to its first order: carry on.
+            }
+            if !advanced || seen >= MAX_TIE_CANDIDATES {
+                break;
+            }
+            seen += 1;
+            let candidate = canonical(&current);
+            if candidate < best {
+                best = candidate;
+            }
+        }
+        best
     }
+}
+
+/// Rearranges `v` into the next lexicographic permutation; at the last one
+/// it wraps around to the first and returns false.
+fn next_permutation(v: &mut [usize]) -> bool {
+    let n = v.len();
+    if n < 2 {
+        return false;
+    }
+    let mut i = n - 1;
+    while i > 0 && v[i - 1] >= v[i] {
+        i -= 1;
+    }
+    if i == 0 {
+        v.reverse();
+        return false;
+    }
+    let mut j = n - 1;
+    while v[j] <= v[i - 1] {
+        j -= 1;
+    }
+    v.swap(i - 1, j);
+    v[i..].reverse();
+    true
 }
