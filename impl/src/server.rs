@@ -53,13 +53,18 @@ impl ServerConfig {
 pub enum ServerError {
     #[error("node {0} is not in the peer list")]
     NotInPeers(NodeId),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
+        #[source]
         source: std::io::Error,
     },
-    #[error("cannot open the data directory {dir}: {source}")]
-    Storage { dir: PathBuf, source: StorageError },
+    #[error("cannot open the data directory {dir}")]
+    Storage {
+        dir: PathBuf,
+        #[source]
+        source: StorageError,
+    },
     #[error(transparent)]
     Node(#[from] NodeError),
 }
