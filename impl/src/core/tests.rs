@@ -762,3 +762,202 @@ fn bugs_are_inert_without_the_feature() {
     c.deliver(msg(2, 1, aer(2, true, 1, 0)));
     assert_eq!(c.commit_index(), 0);
 }
+
+/// Random schedules over a few cores with a lossy, duplicating, reordering
+/// network and restarts from the persisted state. After every step: the
+/// persist outputs reproduce the core's term, vote and log exactly; at most
+/// one leader per term; logs match; committed entries never change and
+/// every new leader holds them all.
+#[test]
+fn random_schedules_keep_raft_safety() {
+    simulate(None);
+}
+
+/// The same schedules catch the seeded bugs that break safety or durability
+/// (`accept-stale-response` only changes next/match: conformance catches it).
+#[cfg(feature = "seeded-bugs")]
+#[test]
+fn random_schedules_catch_seeded_bugs() {
+    for bug in [
+        ImplBug::CommitOldTerm,
+        ImplBug::NoPersistVote,
+        ImplBug::TruncateOnMatch,
+        ImplBug::VoteWithoutLogCheck,
+    ] {
+        let caught = std::panic::catch_unwind(|| simulate(Some(bug))).is_err();
+        assert!(caught, "{bug} went unnoticed");
+    }
+}
+
+fn simulate(bug: Option<ImplBug>) {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+
+    let (mut total_leaders, mut total_committed, mut total_restarts) = (0, 0, 0);
+    for seed in 0..300u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n: u64 = if seed % 2 == 0 { 3 } else { 5 };
+        let cfg = |id| CoreConfig {
+            id,
+            peers: (1..=n).filter(|p| *p != id).collect(),
+            max_batch: 3,
+            bug,
+        };
+        let mut cores: Vec<RaftCore> = (1..=n)
+            .map(|id| RaftCore::new(cfg(id), HardState::default(), vec![]))
+            .collect();
+        let mut disks: Vec<(HardState, Vec<Entry>)> =
+            vec![(HardState::default(), vec![]); n as usize];
+        let mut net: Vec<Message> = Vec::new();
+        let mut leaders: BTreeMap<Term, NodeId> = BTreeMap::new();
+        let mut committed: BTreeMap<LogIndex, Entry> = BTreeMap::new();
+        let mut value = 0u64;
+        for _step in 0..400 {
+            let i = rng.gen_range(0..n as usize);
+            let was_leader = cores[i].is_leader();
+            let r = match rng.gen_range(0..100) {
+                0..=4 => cores[i].timeout(),
+                5..=14 => cores[i].heartbeat(),
+                15..=24 => {
+                    value += 1;
+                    cores[i]
+                        .propose(value.to_string().into_bytes())
+                        .map(|(_, _, r)| r)
+                        .unwrap_or_default()
+                }
+                25..=29 => {
+                    total_restarts += 1;
+                    cores[i] = RaftCore::new(cfg(i as u64 + 1), disks[i].0, disks[i].1.clone());
+                    Ready::default()
+                }
+                30..=37 if !net.is_empty() => {
+                    net.swap_remove(rng.gen_range(0..net.len()));
+                    Ready::default()
+                }
+                38..=40 if !net.is_empty() && net.len() < 60 => {
+                    let m = net[rng.gen_range(0..net.len())].clone();
+                    net.push(m);
+                    Ready::default()
+                }
+                _ if !net.is_empty() => {
+                    let m = net.swap_remove(rng.gen_range(0..net.len()));
+                    let to = (m.to - 1) as usize;
+                    let was = cores[to].is_leader();
+                    let r = cores[to].deliver(m);
+                    if !was && cores[to].is_leader() {
+                        for (idx, e) in &committed {
+                            assert_eq!(
+                                cores[to].entry(*idx),
+                                Some(e),
+                                "seed {seed}: new leader lacks committed {idx}"
+                            );
+                        }
+                    }
+                    // Apply as the destination's step.
+                    let disk = &mut disks[to];
+                    apply_persist(disk, &r);
+                    assert_eq!(
+                        disk.0,
+                        cores[to].hard_state(),
+                        "seed {seed}: hard state not persisted"
+                    );
+                    assert_eq!(
+                        disk.1,
+                        cores[to].log(),
+                        "seed {seed}: log ops do not reproduce the log"
+                    );
+                    net.extend(r.messages);
+                    check(&cores, &mut leaders, &mut committed, seed);
+                    continue;
+                }
+                _ => Ready::default(),
+            };
+            apply_persist(&mut disks[i], &r);
+            assert_eq!(
+                disks[i].0,
+                cores[i].hard_state(),
+                "seed {seed}: hard state not persisted"
+            );
+            assert_eq!(
+                disks[i].1,
+                cores[i].log(),
+                "seed {seed}: log ops do not reproduce the log"
+            );
+            if !was_leader && cores[i].is_leader() {
+                for (idx, e) in &committed {
+                    assert_eq!(
+                        cores[i].entry(*idx),
+                        Some(e),
+                        "seed {seed}: new leader lacks committed {idx}"
+                    );
+                }
+            }
+            net.extend(r.messages);
+            check(&cores, &mut leaders, &mut committed, seed);
+        }
+        total_leaders += leaders.len();
+        total_committed += committed.len();
+    }
+    // Non-vacuous: elections, commits and restarts happened.
+    assert!(total_leaders > 300, "{total_leaders} leaders");
+    assert!(total_committed > 300, "{total_committed} committed entries");
+    assert!(total_restarts > 300, "{total_restarts} restarts");
+
+    fn apply_persist(disk: &mut (HardState, Vec<Entry>), r: &Ready) {
+        if let Some(hs) = r.hard_state {
+            disk.0 = hs;
+        }
+        for op in &r.log_ops {
+            match op {
+                LogOp::Truncate { last_index } => disk.1.truncate(*last_index as usize),
+                LogOp::Append {
+                    first_index,
+                    entries,
+                } => {
+                    assert_eq!(
+                        *first_index,
+                        disk.1.len() as u64 + 1,
+                        "append not at the end"
+                    );
+                    disk.1.extend(entries.iter().cloned());
+                }
+            }
+        }
+    }
+
+    fn check(
+        cores: &[RaftCore],
+        leaders: &mut std::collections::BTreeMap<Term, NodeId>,
+        committed: &mut std::collections::BTreeMap<LogIndex, Entry>,
+        seed: u64,
+    ) {
+        for c in cores {
+            if c.is_leader() {
+                let l = *leaders.entry(c.term()).or_insert(c.id());
+                assert_eq!(l, c.id(), "seed {seed}: two leaders in term {}", c.term());
+            }
+            assert!(c.commit_index() <= c.last_index());
+            for idx in 1..=c.commit_index() {
+                let e = c.entry(idx).unwrap();
+                let prev = committed.entry(idx).or_insert_with(|| e.clone());
+                assert_eq!(prev, e, "seed {seed}: committed entry {idx} changed");
+            }
+        }
+        for a in cores {
+            for b in cores {
+                let common = a.last_index().min(b.last_index());
+                for idx in (1..=common).rev() {
+                    if a.term_at(idx) == b.term_at(idx) {
+                        assert_eq!(
+                            &a.log()[..idx as usize],
+                            &b.log()[..idx as usize],
+                            "seed {seed}: log matching violated at {idx}"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
