@@ -185,9 +185,13 @@ mod loom_tests {
         synced: AtomicU64,
     }
 
+    /// Two concurrent writers plus the main thread; preemptions bounded to
+    /// keep the exploration to seconds (the bug classes here need few).
     #[test]
     fn loom_group_commit_never_returns_before_durable() {
-        loom::model(|| {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
             let gc = Arc::new(GroupCommit::new());
             let disk = Arc::new(Disk {
                 written: AtomicU64::new(0),
@@ -217,6 +221,34 @@ mod loom_tests {
             a.join().unwrap();
             b.join().unwrap();
             assert_eq!(gc.durable(), 3);
+        });
+    }
+
+    /// One writer thread and the main thread, explored exhaustively.
+    #[test]
+    fn loom_group_commit_two_writers_exhaustive() {
+        loom::model(|| {
+            let gc = Arc::new(GroupCommit::new());
+            let disk = Arc::new(Disk {
+                written: AtomicU64::new(0),
+                synced: AtomicU64::new(0),
+            });
+            let write = |gc: &GroupCommit, disk: &Disk| {
+                disk.written.fetch_add(1, Ordering::SeqCst);
+                let t = gc.written();
+                gc.wait_durable(t, || {
+                    let w = disk.written.load(Ordering::SeqCst);
+                    disk.synced.fetch_max(w, Ordering::SeqCst);
+                    Ok::<_, ()>(())
+                })
+                .unwrap();
+                assert!(disk.synced.load(Ordering::SeqCst) >= t);
+            };
+            let (gc2, disk2) = (gc.clone(), disk.clone());
+            let a = loom::thread::spawn(move || write(&gc2, &disk2));
+            write(&gc, &disk);
+            a.join().unwrap();
+            assert_eq!(gc.durable(), 2);
         });
     }
 

@@ -3,6 +3,8 @@
 //! side (the TCP server, or the in-memory network under a test harness).
 
 pub mod memory;
+// tokio has no `net` under `--cfg loom`.
+#[cfg(not(loom))]
 pub mod tcp;
 
 use crate::message::Message;
