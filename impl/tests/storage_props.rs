@@ -310,3 +310,59 @@ fn torn_segment_creation_is_removed() {
     let mut s = open(dir.path());
     assert_eq!(s.load().unwrap().log, es);
 }
+
+/// A full disk is an error, never a panic or silent loss, and what was
+/// synced before survives. Needs a small filesystem: run with
+/// `RAFTKV_SMALL_FS=<dir on a tiny tmpfs> cargo test -p raftkv --test
+/// storage_props -- --ignored disk_full`.
+#[test]
+#[ignore]
+fn disk_full_is_an_error_and_loses_nothing() {
+    let Ok(root) = std::env::var("RAFTKV_SMALL_FS") else {
+        panic!("set RAFTKV_SMALL_FS to a directory on a small filesystem");
+    };
+    let dir = tempfile::tempdir_in(root).unwrap();
+    let mut s = FileStorage::open_with(
+        dir.path(),
+        FileStorageOptions {
+            segment_size: 1 << 30,
+        },
+    )
+    .unwrap();
+    s.set_hard_state(HardState {
+        term: 4,
+        voted_for: Some(2),
+    })
+    .unwrap();
+    let mut synced = Vec::new();
+    let err = loop {
+        let e = Entry {
+            term: 4,
+            command: vec![synced.len() as u8; 1000],
+        };
+        match s.append(std::slice::from_ref(&e)).and_then(|()| s.sync()) {
+            Ok(()) => synced.push(e),
+            Err(err) => break err,
+        }
+        assert!(synced.len() < 1_000_000, "the filesystem never filled up");
+    };
+    assert!(err.is_disk_full(), "expected ENOSPC, got {err}");
+    // The storage refuses further writes instead of writing after a gap.
+    assert!(matches!(
+        s.append(&synced[..1]),
+        Err(StorageError::Failed(_))
+    ));
+    // A hard-state write on a full disk fails and leaves the old one intact.
+    drop(s);
+    let mut s = FileStorage::open_with(dir.path(), opts()).unwrap();
+    let r = s.load().unwrap();
+    assert_eq!(
+        r.hard_state,
+        HardState {
+            term: 4,
+            voted_for: Some(2)
+        }
+    );
+    assert_eq!(r.log, synced, "recovery keeps every synced entry");
+    eprintln!("disk full after {} entries: {err}", synced.len());
+}
