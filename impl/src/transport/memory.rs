@@ -311,9 +311,14 @@ impl MemNetwork {
                     } else {
                         f.delay.0
                     };
+                    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                        // No runtime to deliver on (a send from outside tokio): lost.
+                        g.stats.dropped += 1;
+                        continue;
+                    };
                     let net = self.clone();
                     let m = m.clone();
-                    tokio::spawn(async move {
+                    rt.spawn(async move {
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
                         }
