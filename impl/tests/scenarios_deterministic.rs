@@ -421,3 +421,71 @@ async fn vote_survives_restart_unless_seeded_bug() {
         node.shutdown().await;
     }
 }
+
+/// The Auto network's faults do what they say (counted, not timed).
+#[tokio::test(start_paused = true)]
+async fn auto_network_faults() {
+    for (faults, partitioned) in [
+        (
+            Faults {
+                drop: 1.0,
+                duplicate: 0.0,
+                delay: (Default::default(), Default::default()),
+            },
+            false,
+        ),
+        (
+            Faults {
+                drop: 0.0,
+                duplicate: 1.0,
+                delay: (
+                    std::time::Duration::from_millis(1),
+                    std::time::Duration::from_millis(9),
+                ),
+            },
+            false,
+        ),
+        (Faults::reliable(), true),
+    ] {
+        let net = MemNetwork::new(NetMode::Auto, faults.clone(), 7);
+        let mut nodes = Vec::new();
+        for id in 1..=3 {
+            let (node, _rx) =
+                Node::spawn(manual(id, 3), Box::new(MemStorage::new()), net.endpoint(id))
+                    .await
+                    .unwrap();
+            net.register(node.clone());
+            nodes.push(node);
+        }
+        if partitioned {
+            net.partition([1]);
+        }
+        nodes[0].fire_election_timeout().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let st = net.stats();
+        let terms: Vec<u64> = futures_terms(&nodes).await;
+        if faults.drop == 1.0 || partitioned {
+            assert_eq!((st.sent, st.dropped, st.delivered), (2, 2, 0), "{st:?}");
+            assert_eq!(terms, vec![1, 0, 0], "nothing reached the peers");
+        } else {
+            // 2 RequestVotes, each delivered twice: 4 grants; the first makes
+            // node 1 leader, which sends 2 AppendEntries, each delivered twice:
+            // 4 responses. 12 sent, every one delivered twice.
+            assert_eq!(
+                (st.sent, st.delivered, st.duplicated),
+                (12, 24, 12),
+                "{st:?}"
+            );
+            assert_eq!(terms, vec![1, 1, 1]);
+            assert_eq!(nodes[0].status().await.role, Role::Leader);
+        }
+    }
+}
+
+async fn futures_terms(nodes: &[Node]) -> Vec<u64> {
+    let mut v = Vec::new();
+    for n in nodes {
+        v.push(n.status().await.term);
+    }
+    v
+}
