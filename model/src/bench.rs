@@ -36,13 +36,14 @@ struct Case {
 }
 
 /// Bounds of the 5-server run: as small as still meaningful (two terms,
-/// one request, room for a full round of messages) so it finishes.
+/// one request, room for one broadcast: a Timeout sends 4 RequestVotes)
+/// so it finishes.
 pub fn five_servers() -> Config {
     Config {
         servers: 5,
         max_term: 2,
         max_requests: 1,
-        max_inflight: 3,
+        max_inflight: 4,
         max_restarts: 0,
         max_partitions: 0,
         max_duplicates: 0,
@@ -130,7 +131,20 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
     let exe = std::env::current_exe().context("cannot locate the raft-model executable")?;
     let traces = std::env::temp_dir().join(format!("raft-model-bench-{}", std::process::id()));
     let mut rows = Vec::new();
-    for case in cases(args.quick) {
+    let selected: Vec<Case> = cases(args.quick)
+        .into_iter()
+        .filter(|c| match &args.only {
+            None => true,
+            Some(o) => c.name.to_lowercase().contains(&o.to_lowercase()),
+        })
+        .collect();
+    if selected.is_empty() {
+        bail!(
+            "no bench run matches --only {:?}",
+            args.only.as_deref().unwrap_or("")
+        );
+    }
+    for case in selected {
         let flags = config_flags(&case.cfg);
         eprintln!("bench: {} ({flags})", case.name);
         let mut cmd = Command::new(&exe);

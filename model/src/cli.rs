@@ -209,6 +209,9 @@ pub struct BenchArgs {
     /// Only the quick runs (TLC-comparable bounds), e.g. for a smoke test.
     #[arg(long)]
     pub quick: bool,
+    /// Only the runs whose name contains this text (e.g. "5 servers", "default").
+    #[arg(long, value_name = "TEXT")]
+    pub only: Option<String>,
     /// Print the results as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

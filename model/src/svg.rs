@@ -156,8 +156,8 @@ fn event_row(
             let x1 = center(message.from as i64);
             let x2 = center(message.to as i64);
             let (x2, end) = match action {
-                // A drop stops half-way, with a cross.
-                Action::Drop { .. } => ((x1 + x2) / 2, "cross"),
+                // A drop stops three quarters of the way, with a cross.
+                Action::Drop { .. } => (x1 + (x2 - x1) * 3 / 4, "cross"),
                 _ => (x2, "arrow"),
             };
             let dash = if matches!(action, Action::Deliver { .. }) {
@@ -187,9 +187,9 @@ fn event_row(
                 );
             }
             let prefix = match action {
-                Action::Drop { .. } => "dropped: ",
-                Action::Duplicate { .. } => "duplicated: ",
-                _ => "",
+                Action::Drop { .. } => format!("dropped (to {}): ", message.to),
+                Action::Duplicate { .. } => "duplicated: ".to_string(),
+                _ => String::new(),
             };
             let lx = (x1 + center(message.to as i64)) / 2;
             let _ = write!(
