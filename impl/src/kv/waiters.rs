@@ -237,4 +237,23 @@ mod loom_tests {
             assert_eq!(w.pending(), 0);
         });
     }
+
+    /// If another leader's entry applies at the proposal's index, the
+    /// waiter fails (whichever of register and complete runs first).
+    #[test]
+    fn loom_other_term_at_index_fails_the_waiter() {
+        loom::model(|| {
+            let w = Arc::new(Waiters::new());
+            let w2 = w.clone();
+            let applier = loom::thread::spawn(move || {
+                w2.complete(1, 2, ClientResponse::Ok { value: None });
+            });
+            let mut rx = w.register(1, 1);
+            applier.join().unwrap();
+            assert!(matches!(
+                rx.try_recv().unwrap(),
+                ClientResponse::Retry { .. }
+            ));
+        });
+    }
 }
