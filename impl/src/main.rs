@@ -5,6 +5,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 mod bench;
 
+/// `println!` that does not panic when stdout is closed (`raftkv ... | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use bench::BenchOptions;
 use raftkv::client::{Client, ClientConfig};
 use raftkv::server::{Server, ServerConfig};
@@ -285,7 +293,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 .put(&key, &value)
                 .await
                 .with_context(|| format!("put {key}"))?;
-            println!("OK");
+            out!("OK");
             Ok(ExitCode::SUCCESS)
         }
         Command::Append {
@@ -297,7 +305,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 .append(&key, &value)
                 .await
                 .with_context(|| format!("append {key}"))?;
-            println!("OK");
+            out!("OK");
             Ok(ExitCode::SUCCESS)
         }
         Command::Get { key, client: c } => {
@@ -307,7 +315,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 .with_context(|| format!("get {key}"))?
             {
                 Some(v) => {
-                    println!("{v}");
+                    out!("{v}");
                     Ok(ExitCode::SUCCESS)
                 }
                 None => {
@@ -320,16 +328,16 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let exe = std::env::current_exe().context("finding the raftkv executable")?;
             let mut cluster = bench::LocalCluster::start(&exe, a.nodes, &a.dir, a.base_port)
                 .context("starting the local cluster")?;
-            println!(
+            out!(
                 "cluster of {} nodes (data in {}):",
                 a.nodes,
                 a.dir.display()
             );
             for (id, addr) in cluster.addrs() {
-                println!("  node {id}: {addr}");
+                out!("  node {id}: {addr}");
             }
-            println!("--cluster {}", cluster.addr_list());
-            println!("Ctrl-C stops every node.");
+            out!("--cluster {}", cluster.addr_list());
+            out!("Ctrl-C stops every node.");
             tokio::select! {
                 r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; }
                 id = cluster.wait_any_exit() => {
@@ -344,7 +352,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 let exe = std::env::current_exe().context("finding the raftkv executable")?;
                 let dir = a.dir.context("--failover needs --dir")?;
                 let report = bench::failover(&exe, a.nodes, &dir, a.base_port, a.trials).await?;
-                println!("{report}");
+                out!("{report}");
             } else {
                 let opts = BenchOptions {
                     cluster: a.cluster,
@@ -354,7 +362,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     fsync_dir: a.fsync_dir,
                 };
                 let report = bench::writes(&opts).await?;
-                println!("{report}");
+                out!("{report}");
             }
             Ok(ExitCode::SUCCESS)
         }
