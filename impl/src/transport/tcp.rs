@@ -274,3 +274,78 @@ async fn handle_connection(stream: TcpStream, handler: Arc<dyn Inbound>) -> Resu
     let _ = writer.await;
     result
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::message::Body;
+    use std::time::Duration;
+
+    fn msg(term: u64) -> Message {
+        Message {
+            from: 1,
+            to: 2,
+            body: Body::RequestVoteResponse {
+                term,
+                granted: true,
+            },
+        }
+    }
+
+    async fn next_peer_msg(
+        frames: &mut FramedRead<tokio::net::TcpStream, FrameCodec>,
+    ) -> Option<Message> {
+        match frames.next().await {
+            Some(Ok(Frame::Peer(m))) => Some(m),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn send_never_blocks_when_the_peer_is_unreachable() {
+        // A port nobody listens on: bind, note it, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = TcpConfig {
+            queue_capacity: 4,
+            ..TcpConfig::default()
+        };
+        let t = TcpTransport::spawn(1, [(2, format!("127.0.0.1:{port}"))], cfg);
+        for i in 0..10_000 {
+            t.send(msg(i));
+        }
+        // An unknown destination is dropped, not a panic.
+        t.send(Message { to: 9, ..msg(0) });
+    }
+
+    #[tokio::test]
+    async fn delivers_and_reconnects_after_the_peer_dies() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let t = TcpTransport::spawn(1, [(2, addr)], TcpConfig::default());
+        t.send(msg(1));
+        let (s, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("transport connects")
+            .unwrap();
+        let mut frames = FramedRead::new(s, FrameCodec::default());
+        assert_eq!(next_peer_msg(&mut frames).await, Some(msg(1)));
+        // The peer "dies": its end of the connection closes.
+        drop(frames);
+        // The transport notices, reconnects, and later messages arrive on
+        // the new connection.
+        let (s, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("transport reconnects")
+            .unwrap();
+        let mut frames = FramedRead::new(s, FrameCodec::default());
+        t.send(msg(2));
+        let got = tokio::time::timeout(Duration::from_secs(10), next_peer_msg(&mut frames))
+            .await
+            .expect("message after reconnect");
+        assert_eq!(got, Some(msg(2)));
+    }
+}
