@@ -12,6 +12,7 @@ pub mod config;
 pub mod model;
 pub mod properties;
 pub mod state;
+pub mod svg;
 pub mod trace;
 pub mod types;
 

@@ -8,7 +8,7 @@ use crate::state::{
     bit, flags, members, CommitRecord, ElectionRecord, QuorumRecord, State, VoteRecord,
 };
 use crate::types::{Action, Body, Entry, Index, Message, Role, ServerId, Term, Value};
-use stateright::{Model, Property};
+use stateright::{Model, Path, Property};
 
 /// The model of a Raft cluster under the bounds of `cfg`.
 #[derive(Clone, Debug)]
@@ -764,6 +764,41 @@ impl Model for RaftModel {
         if self.violates_safety(s) {
             return;
         }
+        // Order matters for speed: DFS explores the last action first, so
+        // faults come first and protocol progress (deliveries) last; a bug is
+        // then found along short, busy paths.
+        if s.restarts < self.cfg.max_restarts {
+            for i in 0..self.cfg.servers {
+                // A restart that changes nothing only spends budget: every
+                // state after it is reachable without it, so it is not listed
+                // (next_state still accepts it, for recorded traces).
+                if self.restart_changes(s, i) {
+                    actions.push(Action::Restart { server: i });
+                }
+            }
+        }
+        if s.partition == 0 && s.partitions < self.cfg.max_partitions {
+            for group in self.partition_groups() {
+                actions.push(Action::Partition { group });
+            }
+        }
+        if s.partition != 0 {
+            actions.push(Action::Heal);
+        }
+        let distinct = |pos: usize| pos == 0 || s.network[pos - 1] != s.network[pos];
+        for (pos, m) in s.network.iter().enumerate() {
+            // Identical copies are one action.
+            if !distinct(pos) {
+                continue;
+            }
+            actions.push(Action::Drop { message: m.clone() });
+            if s.duplicates < self.cfg.max_duplicates
+                && self.fits(s, 0, 1)
+                && self.is_deliverable(s, pos)
+            {
+                actions.push(Action::Duplicate { message: m.clone() });
+            }
+        }
         for i in 0..self.cfg.servers {
             let a = Action::Timeout { server: i };
             if self.is_enabled(s, &a) {
@@ -784,38 +819,12 @@ impl Model for RaftModel {
             }
         }
         for (pos, m) in s.network.iter().enumerate() {
-            // Identical copies are one action.
-            if pos > 0 && s.network[pos - 1] == *m {
-                continue;
-            }
-            if self.is_deliverable(s, pos) {
+            if distinct(pos) && self.is_deliverable(s, pos) {
                 let a = Action::Deliver { message: m.clone() };
                 if self.is_enabled(s, &a) {
                     actions.push(a);
                 }
-                if s.duplicates < self.cfg.max_duplicates && self.fits(s, 0, 1) {
-                    actions.push(Action::Duplicate { message: m.clone() });
-                }
             }
-            actions.push(Action::Drop { message: m.clone() });
-        }
-        if s.restarts < self.cfg.max_restarts {
-            for i in 0..self.cfg.servers {
-                // A restart that changes nothing only spends budget: every
-                // state after it is reachable without it, so it is not listed
-                // (next_state still accepts it, for recorded traces).
-                if self.restart_changes(s, i) {
-                    actions.push(Action::Restart { server: i });
-                }
-            }
-        }
-        if s.partition == 0 && s.partitions < self.cfg.max_partitions {
-            for group in self.partition_groups() {
-                actions.push(Action::Partition { group });
-            }
-        }
-        if s.partition != 0 {
-            actions.push(Action::Heal);
         }
     }
 
@@ -828,6 +837,10 @@ impl Model for RaftModel {
 
     fn format_action(&self, action: &Action) -> String {
         format_action(action)
+    }
+
+    fn as_svg(&self, path: Path<State, Action>) -> Option<String> {
+        Some(crate::svg::sequence_diagram(self, &path))
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

@@ -1,0 +1,215 @@
+//! The properties have teeth: the correct model passes a complete search,
+//! and every seeded bug is caught by the property it breaks first.
+//!
+//! Each search is DFS with symmetry on two threads, as `raft-model check`
+//! runs it. Speed is not asserted here (see `raft-model bench`).
+
+use raft_model::config::{Bug, Config};
+use raft_model::properties::{ALWAYS, SOMETIMES};
+use raft_model::RaftModel;
+use stateright::{Checker, HasDiscoveries, Model};
+use std::collections::BTreeSet;
+
+fn discovered(checker: &impl Checker<RaftModel>, names: &[&'static str]) -> Vec<&'static str> {
+    names
+        .iter()
+        .copied()
+        .filter(|n| checker.discovery(n).is_some())
+        .collect()
+}
+
+#[test]
+fn correct_model_passes_a_complete_search_at_ci_bounds() {
+    let cfg = Config::ci();
+    cfg.validate().unwrap();
+    let checker = RaftModel::new(cfg)
+        .checker()
+        .threads(2)
+        .symmetry()
+        .spawn_dfs()
+        .join();
+    assert!(checker.is_done());
+    assert!(
+        checker.unique_state_count() > 10_000,
+        "not a trivial search"
+    );
+    assert_eq!(discovered(&checker, ALWAYS), Vec::<&str>::new());
+    // Not vacuous: what the CI bounds leave room for is reached.
+    let reached = discovered(&checker, SOMETIMES);
+    for name in [
+        "LeaderElected",
+        "EntryCommitted",
+        "CommittedSurvivesRestart",
+    ] {
+        assert!(reached.contains(&name), "{name} not reached: {reached:?}");
+    }
+}
+
+#[test]
+fn every_reachability_property_is_reached_at_default_bounds() {
+    let all: BTreeSet<&'static str> = SOMETIMES.iter().copied().collect();
+    let checker = RaftModel::new(Config::default())
+        .checker()
+        .threads(2)
+        .symmetry()
+        .finish_when(HasDiscoveries::AllOf(all))
+        .spawn_dfs()
+        .join();
+    assert_eq!(discovered(&checker, SOMETIMES), SOMETIMES.to_vec());
+    assert_eq!(discovered(&checker, ALWAYS), Vec::<&str>::new());
+    // Each example really ends in a state where its property holds.
+    let model = RaftModel::new(Config::default());
+    for p in model.properties() {
+        if let Some(path) = checker.discovery(p.name) {
+            assert!((p.condition)(&model, path.last_state()), "{}", p.name);
+        }
+    }
+}
+
+/// The property each bug breaks first (violating states are terminal, so a
+/// later consequence such as ElectionSafety after a double vote is never
+/// reached).
+fn expected(bug: Bug) -> &'static str {
+    match bug {
+        Bug::VoteTwice => "VoteOncePerTerm",
+        Bug::NoLogCheckOnVote => "LeaderCompleteness",
+        Bug::CommitOldTerm => "LeaderCompleteness",
+        Bug::NoPersistVote => "VoteOncePerTerm",
+        Bug::TruncateOnMatch => "StateMachineSafety",
+        Bug::QuorumMinority => "MajorityOverlap",
+    }
+}
+
+fn assert_caught(bug: Bug) {
+    let cfg = bug.default_config();
+    assert_eq!(cfg.bug, Some(bug));
+    cfg.validate().unwrap();
+    let want = expected(bug);
+    let model = RaftModel::new(cfg.clone());
+    let checker = RaftModel::new(cfg)
+        .checker()
+        .threads(2)
+        .symmetry()
+        .finish_when(HasDiscoveries::AnyOf([want].into_iter().collect()))
+        .spawn_dfs()
+        .join();
+    let path = checker
+        .discovery(want)
+        .unwrap_or_else(|| panic!("{bug}: {want} not violated"));
+    // The counterexample is real: replaying its actions from the initial
+    // state ends in a state that violates the property.
+    let last = path.last_state();
+    let property = model
+        .properties()
+        .into_iter()
+        .find(|p| p.name == want)
+        .unwrap();
+    assert!(!(property.condition)(&model, last), "{bug}");
+    let replayed = path
+        .clone()
+        .into_actions()
+        .into_iter()
+        .try_fold(model.init_states().remove(0), |s, a| {
+            model.next_state(&s, a)
+        })
+        .expect("every step of the counterexample is enabled");
+    assert_eq!(&replayed, last);
+}
+
+#[test]
+fn vote_twice_is_caught() {
+    assert_caught(Bug::VoteTwice);
+}
+
+#[test]
+fn no_log_check_on_vote_is_caught() {
+    assert_caught(Bug::NoLogCheckOnVote);
+}
+
+#[test]
+fn commit_old_term_is_caught() {
+    assert_caught(Bug::CommitOldTerm);
+}
+
+#[test]
+fn no_persist_vote_is_caught() {
+    assert_caught(Bug::NoPersistVote);
+}
+
+#[test]
+fn truncate_on_match_is_caught() {
+    assert_caught(Bug::TruncateOnMatch);
+}
+
+#[test]
+fn quorum_minority_is_caught() {
+    assert_caught(Bug::QuorumMinority);
+}
+
+#[test]
+fn the_same_bounds_without_the_bug_hold_for_the_cheap_bugs() {
+    // The bug, not the bounds, makes the property fail.
+    for bug in [
+        Bug::VoteTwice,
+        Bug::NoPersistVote,
+        Bug::QuorumMinority,
+        Bug::TruncateOnMatch,
+    ] {
+        let cfg = Config {
+            bug: None,
+            ..bug.default_config()
+        };
+        let checker = RaftModel::new(cfg)
+            .checker()
+            .threads(2)
+            .symmetry()
+            .spawn_dfs()
+            .join();
+        assert!(checker.is_done());
+        assert_eq!(
+            discovered(&checker, ALWAYS),
+            Vec::<&str>::new(),
+            "{bug} bounds"
+        );
+    }
+}
+
+#[test]
+fn configs_validate() {
+    assert!(Config::default().validate().is_ok());
+    assert!(Config::ci().validate().is_ok());
+    for bug in Bug::ALL {
+        assert!(bug.default_config().validate().is_ok(), "{bug}");
+    }
+    let bad = [
+        Config {
+            servers: 0,
+            ..Config::ci()
+        },
+        Config {
+            servers: 8,
+            ..Config::ci()
+        },
+        Config {
+            max_term: 0,
+            ..Config::ci()
+        },
+        Config {
+            max_requests: 9,
+            ..Config::ci()
+        },
+        Config {
+            max_inflight: 0,
+            ..Config::ci()
+        },
+    ];
+    for cfg in bad {
+        let err = cfg.validate().unwrap_err();
+        assert!(!err.is_empty(), "{cfg:?}");
+    }
+    // The default bounds include every fault and reordering.
+    let d = Config::default();
+    assert!(d.max_term >= 2 && d.max_requests >= 2 && d.max_inflight >= 2);
+    assert!(d.max_restarts >= 1 && d.max_partitions >= 1 && d.max_duplicates >= 1);
+    assert_eq!(d.network, raft_model::NetworkKind::Unordered);
+}

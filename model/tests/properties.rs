@@ -1,0 +1,1224 @@
+//! Unit tests of the model's event functions on hand-built states (each
+//! asserting the exact result that docs/protocol.md prescribes), of every
+//! property on a violating and a good state, and of symmetry reduction.
+
+use raft_model::config::{Bug, Config, NetworkKind};
+use raft_model::model::RaftModel;
+use raft_model::properties::{self, ALWAYS, REACHABILITY, SAFETY, SOMETIMES};
+use raft_model::state::{
+    bit, flags, CommitRecord, ElectionRecord, QuorumRecord, ServerState, State, VoteRecord,
+};
+use raft_model::types::{Action, Body, Entry, Message, Role, ServerId};
+use stateright::{Checker, Model, Representative};
+
+fn cfg(servers: u8) -> Config {
+    Config {
+        servers,
+        max_term: 5,
+        max_requests: 4,
+        max_inflight: 8,
+        max_restarts: 2,
+        max_partitions: 2,
+        max_duplicates: 2,
+        network: NetworkKind::Unordered,
+        bug: None,
+    }
+}
+
+fn model(servers: u8) -> RaftModel {
+    RaftModel::new(cfg(servers))
+}
+
+fn bugged(servers: u8, bug: Bug) -> RaftModel {
+    RaftModel::new(Config {
+        bug: Some(bug),
+        ..cfg(servers)
+    })
+}
+
+fn e(term: u8, value: u8) -> Entry {
+    Entry { term, value }
+}
+
+fn msg(from: ServerId, to: ServerId, body: Body) -> Message {
+    Message { from, to, body }
+}
+
+fn rv(term: u8, last_log_index: u8, last_log_term: u8) -> Body {
+    Body::RequestVote {
+        term,
+        last_log_index,
+        last_log_term,
+    }
+}
+
+fn rvr(term: u8, granted: bool) -> Body {
+    Body::RequestVoteResponse { term, granted }
+}
+
+fn ae(term: u8, prev: u8, prev_term: u8, entries: &[Entry], commit: u8) -> Body {
+    Body::AppendEntries {
+        term,
+        prev_log_index: prev,
+        prev_log_term: prev_term,
+        entries: entries.to_vec(),
+        leader_commit: commit,
+    }
+}
+
+fn aer(term: u8, success: bool, index: u8, conflict_index: u8) -> Body {
+    Body::AppendEntriesResponse {
+        term,
+        success,
+        index,
+        conflict_index,
+    }
+}
+
+/// A follower at `term` with `log`.
+fn follower(term: u8, log: &[Entry]) -> ServerState {
+    ServerState {
+        term,
+        log: log.iter().copied().collect(),
+        ..ServerState::new()
+    }
+}
+
+/// A leader of `term` with `log` and the given next/match arrays.
+fn leader(term: u8, log: &[Entry], next: &[u8], matched: &[u8]) -> ServerState {
+    let mut s = follower(term, log);
+    s.role = Role::Leader;
+    s.next_index[..next.len()].copy_from_slice(next);
+    s.match_index[..matched.len()].copy_from_slice(matched);
+    s
+}
+
+fn state_with(servers: Vec<ServerState>) -> State {
+    let mut s = State::initial(servers.len() as u8);
+    for (slot, srv) in s.servers.iter_mut().zip(servers) {
+        *slot = srv;
+    }
+    s
+}
+
+fn deliver(m: &RaftModel, s: &State, message: Message) -> State {
+    m.next_state(s, Action::Deliver { message })
+        .expect("delivery is enabled")
+}
+
+fn network(s: &State) -> Vec<Message> {
+    s.network.to_vec()
+}
+
+// ----- Timeout, ClientRequest, Heartbeat, Restart --------------------------
+
+#[test]
+fn timeout_starts_an_election_and_persists_the_self_vote() {
+    let m = model(3);
+    let s = state_with(vec![
+        follower(2, &[e(1, 1), e(2, 2)]),
+        follower(2, &[]),
+        follower(2, &[]),
+    ]);
+    let t = m.next_state(&s, Action::Timeout { server: 0 }).unwrap();
+    let c = &t.servers[0];
+    assert_eq!((c.term, c.role, c.voted_for), (3, Role::Candidate, Some(0)));
+    assert_eq!(c.votes_granted, bit(0));
+    assert_eq!(
+        network(&t),
+        vec![msg(0, 1, rv(3, 2, 2)), msg(0, 2, rv(3, 2, 2))]
+    );
+}
+
+#[test]
+fn timeout_of_a_single_server_makes_it_leader_at_once() {
+    let m = model(1);
+    let t = m
+        .next_state(&State::initial(1), Action::Timeout { server: 0 })
+        .unwrap();
+    assert_eq!(t.servers[0].role, Role::Leader);
+    assert_eq!(t.servers[0].votes_granted, 0);
+    let t = m
+        .next_state(
+            &t,
+            Action::ClientRequest {
+                server: 0,
+                value: 1,
+            },
+        )
+        .unwrap();
+    assert_eq!(t.servers[0].commit_index, 1, "n = 1 commits on its own");
+}
+
+#[test]
+fn timeout_is_disabled_for_leaders_and_at_max_term() {
+    let m = RaftModel::new(Config {
+        max_term: 2,
+        ..cfg(3)
+    });
+    let s = state_with(vec![
+        leader(1, &[], &[0, 1, 1], &[0, 0, 0]),
+        follower(2, &[]),
+        follower(1, &[]),
+    ]);
+    assert!(m.next_state(&s, Action::Timeout { server: 0 }).is_none());
+    assert!(m.next_state(&s, Action::Timeout { server: 1 }).is_none());
+    assert!(m.next_state(&s, Action::Timeout { server: 2 }).is_some());
+}
+
+#[test]
+fn client_request_appends_without_sending_and_takes_the_next_value() {
+    let m = model(3);
+    let s = state_with(vec![
+        leader(2, &[e(1, 1)], &[0, 2, 2], &[0, 0, 0]),
+        follower(2, &[]),
+        follower(2, &[]),
+    ]);
+    let mut s = s;
+    s.requests = 1;
+    let mut acts = Vec::new();
+    m.actions(&s, &mut acts);
+    assert!(acts.contains(&Action::ClientRequest {
+        server: 0,
+        value: 2
+    }));
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, Action::ClientRequest { server, .. } if *server != 0)));
+    let t = m
+        .next_state(
+            &s,
+            Action::ClientRequest {
+                server: 0,
+                value: 2,
+            },
+        )
+        .unwrap();
+    assert_eq!(t.servers[0].log.to_vec(), vec![e(1, 1), e(2, 2)]);
+    assert!(t.network.is_empty());
+    assert_eq!(t.servers[0].commit_index, 0);
+    assert_eq!(t.requests, 2);
+    // Not a leader: disabled.
+    assert!(m
+        .next_state(
+            &s,
+            Action::ClientRequest {
+                server: 1,
+                value: 2
+            }
+        )
+        .is_none());
+}
+
+#[test]
+fn heartbeat_sends_from_next_index_and_does_not_advance_it() {
+    let m = model(3);
+    let log = [e(1, 1), e(2, 2), e(2, 3)];
+    let s = state_with(vec![
+        leader(2, &log, &[0, 2, 4], &[0, 1, 3]),
+        follower(2, &[]),
+        follower(2, &[]),
+    ]);
+    let mut s = s;
+    s.servers[0].commit_index = 1;
+    let t = m.next_state(&s, Action::Heartbeat { server: 0 }).unwrap();
+    assert_eq!(
+        network(&t),
+        vec![
+            msg(0, 1, ae(2, 1, 1, &[e(2, 2), e(2, 3)], 1)),
+            msg(0, 2, ae(2, 3, 2, &[], 1)),
+        ]
+    );
+    assert_eq!(t.servers[0].next_index, s.servers[0].next_index);
+    assert!(m.next_state(&s, Action::Heartbeat { server: 1 }).is_none());
+}
+
+#[test]
+fn restart_keeps_term_vote_and_log_and_resets_volatile_state() {
+    let m = model(3);
+    let mut s = state_with(vec![
+        leader(3, &[e(1, 1), e(3, 2)], &[0, 3, 3], &[0, 2, 2]),
+        follower(3, &[]),
+        follower(3, &[]),
+    ]);
+    s.servers[0].voted_for = Some(0);
+    s.servers[0].commit_index = 2;
+    s.network.push(msg(1, 0, aer(3, true, 2, 0)));
+    let t = m.next_state(&s, Action::Restart { server: 0 }).unwrap();
+    let r = &t.servers[0];
+    assert_eq!(
+        (r.term, r.voted_for, r.log.to_vec()),
+        (3, Some(0), vec![e(1, 1), e(3, 2)])
+    );
+    assert_eq!((r.role, r.commit_index), (Role::Follower, 0));
+    assert_eq!(r.next_index, [0; 7]);
+    assert_eq!(r.match_index, [0; 7]);
+    assert_eq!(network(&t), network(&s), "messages in flight stay");
+    assert_eq!(t.restarts, 1);
+    // With the no-persist-vote bug the vote is forgotten.
+    let t = bugged(3, Bug::NoPersistVote)
+        .next_state(&s, Action::Restart { server: 0 })
+        .unwrap();
+    assert_eq!(t.servers[0].voted_for, None);
+}
+
+// ----- RequestVote ---------------------------------------------------------
+
+#[test]
+fn vote_is_granted_to_an_up_to_date_candidate_and_persisted() {
+    let m = model(3);
+    let mut s = state_with(vec![
+        follower(1, &[e(1, 1)]),
+        follower(1, &[e(1, 1)]),
+        follower(1, &[]),
+    ]);
+    s.network.push(msg(1, 0, rv(2, 1, 1)));
+    let t = deliver(&m, &s, msg(1, 0, rv(2, 1, 1)));
+    assert_eq!((t.servers[0].term, t.servers[0].voted_for), (2, Some(1)));
+    assert_eq!(t.servers[0].role, Role::Follower);
+    assert_eq!(network(&t), vec![msg(0, 1, rvr(2, true))]);
+}
+
+#[test]
+fn vote_is_refused_to_a_candidate_with_a_less_up_to_date_log() {
+    let m = model(3);
+    // Lower last term.
+    let mut s = state_with(vec![
+        follower(2, &[e(2, 1)]),
+        follower(2, &[e(1, 1), e(1, 2)]),
+        follower(1, &[]),
+    ]);
+    s.network.push(msg(1, 0, rv(3, 2, 1)));
+    let t = deliver(&m, &s, msg(1, 0, rv(3, 2, 1)));
+    assert_eq!((t.servers[0].term, t.servers[0].voted_for), (3, None));
+    assert_eq!(network(&t), vec![msg(0, 1, rvr(3, false))]);
+    // Same last term, shorter log.
+    let mut s = state_with(vec![
+        follower(2, &[e(1, 1), e(1, 2)]),
+        follower(2, &[e(1, 1)]),
+        follower(1, &[]),
+    ]);
+    s.network.push(msg(1, 0, rv(3, 1, 1)));
+    let t = deliver(&m, &s, msg(1, 0, rv(3, 1, 1)));
+    assert_eq!(network(&t), vec![msg(0, 1, rvr(3, false))]);
+    // Without the log check (seeded bug) it is granted.
+    let t = deliver(
+        &bugged(3, Bug::NoLogCheckOnVote),
+        &s,
+        msg(1, 0, rv(3, 1, 1)),
+    );
+    assert_eq!(network(&t), vec![msg(0, 1, rvr(3, true))]);
+}
+
+#[test]
+fn vote_is_granted_once_per_term_but_repeated_to_the_same_candidate() {
+    let m = model(3);
+    let mut s = state_with(vec![follower(2, &[]), follower(2, &[]), follower(2, &[])]);
+    s.servers[0].voted_for = Some(1);
+    s.network.push(msg(2, 0, rv(2, 0, 0)));
+    s.network.push(msg(1, 0, rv(2, 0, 0)));
+    s.normalize_network(NetworkKind::Unordered);
+    let t = deliver(&m, &s, msg(2, 0, rv(2, 0, 0)));
+    assert_eq!(t.servers[0].voted_for, Some(1));
+    assert!(t.network.contains(&msg(0, 2, rvr(2, false))));
+    let t = deliver(&m, &s, msg(1, 0, rv(2, 0, 0)));
+    assert!(t.network.contains(&msg(0, 1, rvr(2, true))));
+    // vote-twice grants the second candidate.
+    let t = deliver(&bugged(3, Bug::VoteTwice), &s, msg(2, 0, rv(2, 0, 0)));
+    assert!(t.network.contains(&msg(0, 2, rvr(2, true))));
+}
+
+#[test]
+fn stale_request_vote_is_refused_with_the_receivers_term() {
+    let m = model(3);
+    let mut s = state_with(vec![follower(3, &[]), follower(1, &[]), follower(1, &[])]);
+    s.network.push(msg(1, 0, rv(2, 0, 0)));
+    let t = deliver(&m, &s, msg(1, 0, rv(2, 0, 0)));
+    assert_eq!((t.servers[0].term, t.servers[0].voted_for), (3, None));
+    assert_eq!(network(&t), vec![msg(0, 1, rvr(3, false))]);
+}
+
+#[test]
+fn higher_term_makes_a_leader_follower_and_clears_its_vote() {
+    let m = model(3);
+    let mut s = state_with(vec![
+        leader(1, &[e(1, 1)], &[0, 2, 2], &[0, 1, 0]),
+        follower(2, &[]),
+        follower(1, &[]),
+    ]);
+    s.servers[0].voted_for = Some(0);
+    s.network.push(msg(1, 0, rv(2, 0, 0)));
+    let t = deliver(&m, &s, msg(1, 0, rv(2, 0, 0)));
+    let srv = &t.servers[0];
+    assert_eq!(
+        (srv.term, srv.role, srv.voted_for),
+        (2, Role::Follower, None)
+    );
+    assert_eq!(srv.next_index, [0; 7]);
+    // Refused: the candidate's log is behind.
+    assert_eq!(network(&t), vec![msg(0, 1, rvr(2, false))]);
+}
+
+// ----- RequestVoteResponse -------------------------------------------------
+
+#[test]
+fn majority_of_votes_makes_leader_and_sends_append_entries_at_once() {
+    let m = model(3);
+    let mut s = state_with(vec![
+        follower(2, &[e(1, 1)]),
+        follower(2, &[]),
+        follower(1, &[]),
+    ]);
+    s.servers[0].role = Role::Candidate;
+    s.servers[0].voted_for = Some(0);
+    s.servers[0].votes_granted = bit(0);
+    s.network.push(msg(2, 0, rvr(2, true)));
+    let t = deliver(&m, &s, msg(2, 0, rvr(2, true)));
+    let l = &t.servers[0];
+    assert_eq!((l.role, l.votes_granted), (Role::Leader, 0));
+    assert_eq!(&l.next_index[..3], &[0, 2, 2]);
+    assert_eq!(&l.match_index[..3], &[0, 0, 0]);
+    assert_eq!(
+        network(&t),
+        vec![
+            msg(0, 1, ae(2, 1, 1, &[], 0)),
+            msg(0, 2, ae(2, 1, 1, &[], 0))
+        ]
+    );
+    // Kept while server 2 (term 1) could still become leader of term 2.
+    assert_eq!(
+        t.ghost.elections.to_vec(),
+        vec![ElectionRecord { term: 2, leader: 0 }]
+    );
+}
+
+#[test]
+fn refused_stale_and_duplicate_votes_change_nothing() {
+    let m = model(5);
+    let mut s = State::initial(5);
+    s.servers[0] = follower(2, &[]);
+    s.servers[0].role = Role::Candidate;
+    s.servers[0].voted_for = Some(0);
+    s.servers[0].votes_granted = bit(0) | bit(1);
+    for body in [rvr(2, false), rvr(1, true)] {
+        let mut s2 = s.clone();
+        s2.network.push(msg(2, 0, body.clone()));
+        let t = deliver(&m, &s2, msg(2, 0, body));
+        assert_eq!(t.servers[0], s.servers[0]);
+    }
+    // A duplicate grant from a voter already counted is no new vote.
+    let mut s2 = s.clone();
+    s2.network.push(msg(1, 0, rvr(2, true)));
+    let t = deliver(&m, &s2, msg(1, 0, rvr(2, true)));
+    assert_eq!(t.servers[0].votes_granted, bit(0) | bit(1));
+    assert_eq!(t.servers[0].role, Role::Candidate);
+}
+
+// ----- AppendEntries ---------------------------------------------------------
+
+fn ae_state(follower_log: &[Entry], body: Body) -> State {
+    let mut s = state_with(vec![
+        leader(3, &[], &[0, 1, 1], &[0, 0, 0]),
+        follower(3, follower_log),
+        follower(3, &[]),
+    ]);
+    s.network.push(msg(0, 1, body));
+    s
+}
+
+#[test]
+fn append_entries_with_a_stale_term_is_refused_with_index_zero() {
+    let m = model(3);
+    let mut s = ae_state(&[e(1, 1)], ae(2, 0, 0, &[], 0));
+    s.servers[1].term = 3;
+    let t = deliver(&m, &s, msg(0, 1, ae(2, 0, 0, &[], 0)));
+    assert_eq!(t.servers[1], s.servers[1]);
+    assert_eq!(network(&t), vec![msg(1, 0, aer(3, false, 0, 0))]);
+}
+
+#[test]
+fn append_entries_makes_a_candidate_of_the_same_term_follower() {
+    let m = model(3);
+    let mut s = ae_state(&[], ae(3, 0, 0, &[], 0));
+    s.servers[1].role = Role::Candidate;
+    s.servers[1].votes_granted = bit(1);
+    s.servers[1].voted_for = Some(1);
+    let t = deliver(&m, &s, msg(0, 1, ae(3, 0, 0, &[], 0)));
+    assert_eq!(t.servers[1].role, Role::Follower);
+    assert_eq!(t.servers[1].votes_granted, 0);
+    assert_eq!(t.servers[1].voted_for, Some(1));
+}
+
+#[test]
+fn too_short_log_rejects_with_hint_last_index_plus_one() {
+    let m = model(3);
+    let body = ae(3, 3, 2, &[e(3, 4)], 0);
+    let s = ae_state(&[e(1, 1)], body.clone());
+    let t = deliver(&m, &s, msg(0, 1, body));
+    assert_eq!(t.servers[1].log.to_vec(), vec![e(1, 1)]);
+    assert_eq!(network(&t), vec![msg(1, 0, aer(3, false, 3, 2))]);
+}
+
+#[test]
+fn term_mismatch_rejects_with_first_index_of_the_conflicting_term() {
+    let m = model(3);
+    let body = ae(3, 4, 3, &[], 0);
+    let s = ae_state(&[e(1, 1), e(2, 2), e(2, 3), e(2, 4)], body.clone());
+    let t = deliver(&m, &s, msg(0, 1, body));
+    assert_eq!(t.servers[1].log.len(), 4, "a rejection changes nothing");
+    assert_eq!(network(&t), vec![msg(1, 0, aer(3, false, 4, 2))]);
+}
+
+#[test]
+fn stale_append_entries_never_truncates_matching_entries() {
+    let m = model(3);
+    let body = ae(3, 0, 0, &[e(1, 1)], 0);
+    let log = [e(1, 1), e(3, 2)];
+    let s = ae_state(&log, body.clone());
+    let t = deliver(&m, &s, msg(0, 1, body.clone()));
+    assert_eq!(t.servers[1].log.to_vec(), log.to_vec());
+    assert_eq!(network(&t), vec![msg(1, 0, aer(3, true, 1, 0))]);
+    // The seeded truncate-on-match bug erases the second entry.
+    let t = deliver(&bugged(3, Bug::TruncateOnMatch), &s, msg(0, 1, body));
+    assert_eq!(t.servers[1].log.to_vec(), vec![e(1, 1)]);
+}
+
+#[test]
+fn conflicting_entry_truncates_and_appends_the_rest() {
+    let m = model(3);
+    let body = ae(3, 1, 1, &[e(3, 3), e(3, 4)], 0);
+    let s = ae_state(&[e(1, 1), e(2, 2), e(2, 5)], body.clone());
+    let t = deliver(&m, &s, msg(0, 1, body));
+    assert_eq!(t.servers[1].log.to_vec(), vec![e(1, 1), e(3, 3), e(3, 4)]);
+    assert_eq!(network(&t), vec![msg(1, 0, aer(3, true, 3, 0))]);
+    assert!(properties::uncommitted_overwritten(&m, &t));
+    assert!(!properties::uncommitted_overwritten(&m, &s));
+}
+
+#[test]
+fn follower_adopts_commit_only_up_to_the_vouched_index() {
+    let m = model(3);
+    // leader_commit 5, but the message vouches only for index 2: the stale
+    // tail at index 3 may not match the leader.
+    let body = ae(3, 1, 1, &[e(3, 2)], 5);
+    let s = ae_state(&[e(1, 1), e(3, 2), e(2, 9)], body.clone());
+    let t = deliver(&m, &s, msg(0, 1, body));
+    assert_eq!(t.servers[1].commit_index, 2);
+    assert_eq!(t.servers[1].log.len(), 3);
+    // Never decreases.
+    let body = ae(3, 0, 0, &[], 0);
+    let mut s = ae_state(&[e(1, 1)], body.clone());
+    s.servers[1].commit_index = 1;
+    let t = deliver(&m, &s, msg(0, 1, body));
+    assert_eq!(t.servers[1].commit_index, 1);
+}
+
+// ----- AppendEntriesResponse -----------------------------------------------
+
+fn aer_state(log: &[Entry], next: &[u8], matched: &[u8], body: Body) -> State {
+    let mut s = state_with(vec![
+        leader(3, log, next, matched),
+        follower(3, &[]),
+        follower(3, &[]),
+    ]);
+    s.network.push(msg(1, 0, body));
+    s
+}
+
+#[test]
+fn success_raises_match_and_next_monotonically_and_commits() {
+    let m = model(3);
+    let log = [e(3, 1), e(3, 2)];
+    let body = aer(3, true, 2, 0);
+    let s = aer_state(&log, &[0, 1, 1], &[0, 0, 0], body.clone());
+    let t = deliver(&m, &s, msg(1, 0, body));
+    assert_eq!(t.servers[0].match_index[1], 2);
+    assert_eq!(t.servers[0].next_index[1], 3);
+    assert_eq!(t.servers[0].commit_index, 2);
+    assert!(t.network.is_empty(), "nothing is sent on success");
+    // A stale success cannot move them back.
+    let body = aer(3, true, 1, 0);
+    let s = aer_state(&log, &[0, 3, 1], &[0, 2, 0], body.clone());
+    let t = deliver(&m, &s, msg(1, 0, body));
+    assert_eq!(t.servers[0].match_index[1], 2);
+    assert_eq!(t.servers[0].next_index[1], 3);
+}
+
+#[test]
+fn rejection_lowers_next_index_by_the_hint_and_resends_at_once() {
+    let m = model(3);
+    let log = [e(1, 1), e(1, 2), e(3, 3), e(3, 4)];
+    let body = aer(3, false, 4, 2);
+    let s = aer_state(&log, &[0, 5, 5], &[0, 0, 0], body.clone());
+    let t = deliver(&m, &s, msg(1, 0, body));
+    assert_eq!(t.servers[0].next_index[1], 2);
+    assert_eq!(
+        network(&t),
+        vec![msg(0, 1, ae(3, 1, 1, &[e(1, 2), e(3, 3), e(3, 4)], 0))]
+    );
+    // Never at or below match_index.
+    let body = aer(3, false, 4, 1);
+    let s = aer_state(&log, &[0, 5, 5], &[0, 2, 0], body.clone());
+    let t = deliver(&m, &s, msg(1, 0, body));
+    assert_eq!(t.servers[0].next_index[1], 3);
+    // Always progress: a hint above next_index - 1 still lowers by one.
+    let body = aer(3, false, 4, 9);
+    let s = aer_state(&log, &[0, 5, 5], &[0, 0, 0], body.clone());
+    let t = deliver(&m, &s, msg(1, 0, body));
+    assert_eq!(t.servers[0].next_index[1], 4);
+}
+
+#[test]
+fn stale_rejections_and_responses_are_ignored() {
+    let m = model(3);
+    let log = [e(1, 1), e(3, 2)];
+    // Answers a request sent before next_index last moved.
+    let body = aer(3, false, 2, 1);
+    let s = aer_state(&log, &[0, 2, 3], &[0, 0, 0], body.clone());
+    let t = deliver(&m, &s, msg(1, 0, body));
+    assert_eq!(t.servers[0], s.servers[0]);
+    assert!(t.network.is_empty());
+    // Stale-term rejection (conflict_index 0).
+    let body = aer(3, false, 0, 0);
+    let s = aer_state(&log, &[0, 1, 3], &[0, 0, 0], body.clone());
+    let t = deliver(&m, &s, msg(1, 0, body));
+    assert_eq!(t.servers[0], s.servers[0]);
+    // Lower term: ignored entirely.
+    let body = aer(2, true, 2, 0);
+    let s = aer_state(&log, &[0, 1, 3], &[0, 0, 0], body.clone());
+    let t = deliver(&m, &s, msg(1, 0, body));
+    assert_eq!(t.servers[0], s.servers[0]);
+}
+
+#[test]
+fn commit_rule_counts_only_entries_of_the_current_term() {
+    // Figure 8: a majority holds index 1 (term 1), but the leader is in
+    // term 3; only when index 2 (term 3) is on a majority do both commit.
+    let m = model(3);
+    let log = [e(1, 1), e(3, 2)];
+    let body = aer(3, true, 1, 0);
+    let s = aer_state(&log, &[0, 1, 1], &[0, 0, 0], body.clone());
+    let t = deliver(&m, &s, msg(1, 0, body.clone()));
+    assert_eq!(t.servers[0].match_index[1], 1);
+    assert_eq!(t.servers[0].commit_index, 0);
+    let t2 = {
+        let mut t = t.clone();
+        t.network.push(msg(1, 0, aer(3, true, 2, 0)));
+        deliver(&m, &t, msg(1, 0, aer(3, true, 2, 0)))
+    };
+    assert_eq!(t2.servers[0].commit_index, 2);
+    // The seeded commit-old-term bug commits index 1 at once.
+    let t = deliver(&bugged(3, Bug::CommitOldTerm), &s, msg(1, 0, body));
+    assert_eq!(t.servers[0].commit_index, 1);
+    // The commit is recorded with the leader's term and quorum.
+    assert_eq!(
+        t.ghost.commits.to_vec(),
+        vec![CommitRecord {
+            index: 1,
+            entry: e(1, 1),
+            term: 3,
+            quorum: bit(0) | bit(1)
+        }]
+    );
+}
+
+// ----- network, partitions, bounds -------------------------------------------
+
+#[test]
+fn partition_loses_sends_across_the_cut_and_only_drops_messages_in_flight() {
+    let m = model(3);
+    let mut s = State::initial(3);
+    s.network.push(msg(0, 1, rv(1, 0, 0)));
+    let p = m
+        .next_state(&s, Action::Partition { group: vec![0] })
+        .unwrap();
+    assert_eq!(p.partition_group(), Some(vec![0]));
+    assert!(m
+        .next_state(
+            &p,
+            Action::Deliver {
+                message: msg(0, 1, rv(1, 0, 0))
+            }
+        )
+        .is_none());
+    assert!(m
+        .next_state(
+            &p,
+            Action::Duplicate {
+                message: msg(0, 1, rv(1, 0, 0))
+            }
+        )
+        .is_none());
+    assert!(m
+        .next_state(
+            &p,
+            Action::Drop {
+                message: msg(0, 1, rv(1, 0, 0))
+            }
+        )
+        .is_some());
+    // A second partition is not enabled while one is active.
+    assert!(m
+        .next_state(&p, Action::Partition { group: vec![1] })
+        .is_none());
+    // Timeout of server 1: the RequestVote to 0 is lost at once.
+    let t = m.next_state(&p, Action::Timeout { server: 1 }).unwrap();
+    assert_eq!(
+        network(&t),
+        vec![msg(0, 1, rv(1, 0, 0)), msg(1, 2, rv(1, 0, 0))]
+    );
+    let h = m.next_state(&t, Action::Heal).unwrap();
+    assert_eq!(h.partition_group(), None);
+    assert!(m.next_state(&h, Action::Heal).is_none());
+}
+
+#[test]
+fn partition_actions_list_each_cut_once() {
+    assert_eq!(model(3).partition_groups(), vec![vec![0], vec![1], vec![2]]);
+    let groups = model(4).partition_groups();
+    // Four singletons and the three halves that contain server 0.
+    assert_eq!(groups.len(), 7);
+    assert!(groups.contains(&vec![0, 3]) && !groups.contains(&vec![1, 2]));
+}
+
+#[test]
+fn actions_that_would_exceed_max_inflight_are_not_listed() {
+    let m = RaftModel::new(Config {
+        max_inflight: 2,
+        ..cfg(3)
+    });
+    let mut s = State::initial(3);
+    s.network.push(msg(0, 1, rv(1, 0, 0)));
+    let mut acts = Vec::new();
+    m.actions(&s, &mut acts);
+    assert!(!acts.iter().any(|a| matches!(a, Action::Timeout { .. })));
+    assert!(acts.contains(&Action::Duplicate {
+        message: msg(0, 1, rv(1, 0, 0))
+    }));
+    for a in &acts {
+        let t = m
+            .next_state(&s, a.clone())
+            .expect("listed actions are enabled");
+        assert!(t.network.len() <= 2);
+    }
+}
+
+#[test]
+fn ordered_network_delivers_each_link_in_order() {
+    let m = RaftModel::new(Config {
+        network: NetworkKind::Ordered,
+        ..cfg(3)
+    });
+    let mut s = State::initial(3);
+    s.network.push(msg(0, 1, rv(2, 0, 0)));
+    s.network.push(msg(0, 1, rv(1, 0, 0)));
+    s.network.push(msg(2, 1, rv(1, 0, 0)));
+    let first = Action::Deliver {
+        message: msg(0, 1, rv(2, 0, 0)),
+    };
+    let second = Action::Deliver {
+        message: msg(0, 1, rv(1, 0, 0)),
+    };
+    assert!(m.is_enabled(&s, &first));
+    assert!(!m.is_enabled(&s, &second));
+    assert!(m.is_enabled(
+        &s,
+        &Action::Drop {
+            message: msg(0, 1, rv(1, 0, 0))
+        }
+    ));
+    let mut acts = Vec::new();
+    m.actions(&s, &mut acts);
+    assert!(acts.contains(&first) && !acts.contains(&second));
+}
+
+#[test]
+fn violating_states_are_terminal() {
+    let m = model(3);
+    let mut s = State::initial(3);
+    s.servers[0] = leader(1, &[], &[0, 1, 1], &[0, 0, 0]);
+    s.servers[1] = leader(1, &[], &[1, 0, 1], &[0, 0, 0]);
+    assert!(!properties::election_safety(&m, &s));
+    let mut acts = Vec::new();
+    m.actions(&s, &mut acts);
+    assert!(acts.is_empty());
+}
+
+// ----- abstract state --------------------------------------------------------
+
+#[test]
+fn abstract_state_round_trips() {
+    let m = model(3);
+    let mut s = State::initial(3);
+    for a in [
+        Action::Timeout { server: 1 },
+        Action::Deliver {
+            message: msg(1, 0, rv(1, 0, 0)),
+        },
+        Action::Deliver {
+            message: msg(0, 1, rvr(1, true)),
+        },
+        Action::ClientRequest {
+            server: 1,
+            value: 1,
+        },
+    ] {
+        s = m.next_state(&s, a).unwrap();
+    }
+    let a = s.to_abstract();
+    assert_eq!(a.servers[1].role, Role::Leader);
+    assert_eq!(a.servers[1].next_index, vec![1, 0, 1]);
+    assert_eq!(a.servers[0].next_index, Vec::<u8>::new());
+    let back = State::from_abstract(&a);
+    assert_eq!(back.to_abstract(), a);
+    assert_eq!(back.requests, 1);
+    // The rebuilt state steps like the original (ghosts aside).
+    let act = Action::Heartbeat { server: 1 };
+    assert_eq!(
+        m.next_state(&back, act.clone()).unwrap().to_abstract(),
+        m.next_state(&s, act).unwrap().to_abstract()
+    );
+}
+
+// ----- properties on hand-built states ---------------------------------------
+
+#[test]
+fn property_lists_match_their_conditions() {
+    let names: Vec<_> = SAFETY.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ALWAYS);
+    let names: Vec<_> = REACHABILITY.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, SOMETIMES);
+    let m = model(3);
+    let s = State::initial(3);
+    for (name, f) in SAFETY {
+        assert!(f(&m, &s), "{name} holds initially");
+    }
+    for (name, f) in REACHABILITY {
+        assert!(!f(&m, &s), "{name} is not reached initially");
+    }
+}
+
+#[test]
+fn election_safety() {
+    let m = model(3);
+    let mut s = State::initial(3);
+    s.ghost
+        .elections
+        .push(ElectionRecord { term: 1, leader: 0 });
+    s.ghost
+        .elections
+        .push(ElectionRecord { term: 2, leader: 1 });
+    assert!(properties::election_safety(&m, &s));
+    s.ghost
+        .elections
+        .push(ElectionRecord { term: 2, leader: 2 });
+    assert!(!properties::election_safety(&m, &s));
+}
+
+#[test]
+fn log_matching() {
+    let m = model(3);
+    let good = state_with(vec![
+        follower(3, &[e(1, 1), e(2, 2)]),
+        follower(3, &[e(1, 1), e(3, 3)]),
+        follower(3, &[]),
+    ]);
+    assert!(properties::log_matching(&m, &good));
+    let bad = state_with(vec![
+        follower(3, &[e(1, 1), e(2, 2)]),
+        follower(3, &[e(1, 4), e(2, 2)]),
+        follower(3, &[]),
+    ]);
+    assert!(!properties::log_matching(&m, &bad));
+}
+
+#[test]
+fn leader_append_only() {
+    let m = model(3);
+    // Two leaders of one term (only possible with a bug): the AppendEntries
+    // of one truncates the other's log, which the step flags.
+    let mut s = state_with(vec![
+        leader(2, &[e(1, 1)], &[0, 1, 1], &[0, 0, 0]),
+        leader(2, &[e(2, 2)], &[1, 0, 1], &[0, 0, 0]),
+        follower(2, &[]),
+    ]);
+    assert!(properties::leader_append_only(&m, &s));
+    s.network.push(msg(1, 0, ae(2, 0, 0, &[e(2, 2)], 0)));
+    let t = deliver(&m, &s, msg(1, 0, ae(2, 0, 0, &[e(2, 2)], 0)));
+    assert!(!properties::leader_append_only(&m, &t));
+}
+
+#[test]
+fn leader_completeness() {
+    let m = model(3);
+    let mut s = state_with(vec![
+        leader(3, &[e(1, 1)], &[0, 2, 2], &[0, 0, 0]),
+        leader(1, &[], &[1, 0, 1], &[0, 0, 0]),
+        follower(3, &[]),
+    ]);
+    s.ghost.commits.push(CommitRecord {
+        index: 1,
+        entry: e(1, 1),
+        term: 2,
+        quorum: bit(0) | bit(2),
+    });
+    // Server 1 is a stale leader of term 1: it may lack the entry.
+    assert!(properties::leader_completeness(&m, &s));
+    s.servers[0].log[0] = e(3, 2);
+    assert!(!properties::leader_completeness(&m, &s));
+}
+
+#[test]
+fn state_machine_safety() {
+    let m = model(3);
+    let mut s = state_with(vec![
+        follower(3, &[e(1, 1)]),
+        follower(3, &[e(1, 1), e(2, 2)]),
+        follower(3, &[e(1, 1), e(3, 3)]),
+    ]);
+    s.servers[0].commit_index = 1;
+    s.servers[1].commit_index = 1;
+    assert!(properties::state_machine_safety(&m, &s));
+    let mut bad = s.clone();
+    bad.servers[1].commit_index = 2;
+    bad.servers[2].commit_index = 2;
+    assert!(!properties::state_machine_safety(&m, &bad));
+    // A commit index beyond the log (entries erased under it).
+    let mut bad = s.clone();
+    bad.servers[0].commit_index = 2;
+    assert!(!properties::state_machine_safety(&m, &bad));
+    // A server whose committed prefix disagrees with a commit record.
+    let mut bad = s;
+    bad.ghost.commits.push(CommitRecord {
+        index: 1,
+        entry: e(1, 7),
+        term: 1,
+        quorum: 0,
+    });
+    assert!(!properties::state_machine_safety(&m, &bad));
+}
+
+#[test]
+fn majority_overlap() {
+    let m = model(3);
+    let mut s = State::initial(3);
+    s.ghost.commits.push(CommitRecord {
+        index: 1,
+        entry: e(1, 1),
+        term: 1,
+        quorum: bit(0) | bit(1),
+    });
+    let mut held = [0u8; 7];
+    held[1] = 0b1; // voter 1 held value 1 when it voted
+    s.ghost.quorums.push(QuorumRecord {
+        term: 2,
+        leader: 2,
+        voters: bit(1) | bit(2),
+        held,
+    });
+    assert!(properties::majority_overlap(&m, &s));
+    // The overlap server did not hold the entry when it voted.
+    let mut bad = s.clone();
+    bad.ghost.quorums[0].held = [0; 7];
+    assert!(!properties::majority_overlap(&m, &bad));
+    // The quorums do not intersect at all.
+    let mut bad = s.clone();
+    bad.ghost.commits[0].quorum = bit(0);
+    assert!(!properties::majority_overlap(&m, &bad));
+    // A flagged failure stays a failure after the records are dropped.
+    let mut bad = State::initial(3);
+    bad.ghost.flags = flags::VIOLATED_MAJORITY_OVERLAP;
+    assert!(!properties::majority_overlap(&m, &bad));
+}
+
+#[test]
+fn minority_no_commit() {
+    // Five servers, leader 0 cut off with 1 in the minority {0, 1}; 1
+    // acknowledges the entry.
+    let mut s = State::initial(5);
+    s.servers[0] = leader(1, &[e(1, 1)], &[0, 2, 2, 2, 2], &[0, 0, 0, 0, 0]);
+    s.servers[1] = follower(1, &[e(1, 1)]);
+    s.partition = bit(0) | bit(1);
+    s.network.push(msg(1, 0, aer(1, true, 1, 0)));
+    let ack = msg(1, 0, aer(1, true, 1, 0));
+    // Correct quorum: no commit, the property holds.
+    let m = model(5);
+    let t = deliver(&m, &s, ack.clone());
+    assert_eq!(t.servers[0].commit_index, 0);
+    assert!(properties::minority_no_commit(&m, &t));
+    // quorum-minority (n / 2 = 2) commits in the minority: flagged.
+    let m = bugged(5, Bug::QuorumMinority);
+    let t = deliver(&m, &s, ack.clone());
+    assert_eq!(t.servers[0].commit_index, 1);
+    assert!(!properties::minority_no_commit(&m, &t));
+    // The same commit without a partition is not this property's business.
+    let mut healed = s.clone();
+    healed.partition = 0;
+    let t = deliver(&m, &healed, ack);
+    assert!(properties::minority_no_commit(&m, &t));
+}
+
+#[test]
+fn vote_once_per_term() {
+    let m = model(3);
+    let mut s = State::initial(3);
+    let v = |voter, candidate| VoteRecord {
+        term: 1,
+        voter,
+        candidate,
+        held: 0,
+    };
+    s.ghost.votes.push(v(0, 0));
+    s.ghost.votes.push(v(1, 0));
+    assert!(properties::vote_once_per_term(&m, &s));
+    s.ghost.votes.push(v(1, 2));
+    s.ghost.votes.sort();
+    assert!(!properties::vote_once_per_term(&m, &s));
+}
+
+#[test]
+fn vote_once_per_term_survives_a_restart_without_persisted_vote() {
+    // Server 0 votes for 1, restarts forgetting its vote (bug), votes for 2.
+    let m = bugged(3, Bug::NoPersistVote);
+    let mut s = State::initial(3);
+    for srv in s.servers.iter_mut() {
+        srv.term = 1;
+    }
+    s.network.push(msg(1, 0, rv(1, 0, 0)));
+    s.network.push(msg(2, 0, rv(1, 0, 0)));
+    s.normalize_network(NetworkKind::Unordered);
+    let s = deliver(&m, &s, msg(1, 0, rv(1, 0, 0)));
+    assert!(properties::vote_once_per_term(&m, &s));
+    let s = m.next_state(&s, Action::Restart { server: 0 }).unwrap();
+    let s = deliver(&m, &s, msg(2, 0, rv(1, 0, 0)));
+    assert!(!properties::vote_once_per_term(&m, &s));
+}
+
+#[test]
+fn reachability_properties() {
+    let m = model(3);
+    let mut s = state_with(vec![
+        leader(1, &[], &[0, 1, 1], &[0, 0, 0]),
+        leader(2, &[], &[1, 0, 1], &[0, 0, 0]),
+        follower(2, &[]),
+    ]);
+    assert!(properties::leader_elected(&m, &s));
+    assert!(!properties::entry_committed(&m, &s));
+    assert!(!properties::leader_deposed_by_partition(&m, &s));
+    s.partition = bit(0);
+    assert!(properties::leader_deposed_by_partition(&m, &s));
+    // The newer leader on the minority side does not count.
+    s.partition = bit(1);
+    assert!(!properties::leader_deposed_by_partition(&m, &s));
+    s.servers[2].commit_index = 1;
+    assert!(properties::entry_committed(&m, &s));
+    assert!(!properties::committed_survives_restart(&m, &s));
+    s.ghost.flags = flags::EVENT_COMMIT_SURVIVED;
+    assert!(properties::committed_survives_restart(&m, &s));
+}
+
+#[test]
+fn commit_survives_restart_is_flagged_when_the_commit_index_is_regained() {
+    let m = model(3);
+    let mut s = state_with(vec![
+        leader(1, &[e(1, 1)], &[0, 2, 2], &[0, 1, 0]),
+        follower(1, &[e(1, 1)]),
+        follower(1, &[]),
+    ]);
+    s.servers[0].commit_index = 1;
+    s.servers[1].commit_index = 1;
+    let s = m.next_state(&s, Action::Restart { server: 1 }).unwrap();
+    assert_eq!(s.servers[1].lost_commit, 1);
+    let s = m.next_state(&s, Action::Heartbeat { server: 0 }).unwrap();
+    let s = deliver(&m, &s, msg(0, 1, ae(1, 1, 1, &[], 1)));
+    assert!(properties::committed_survives_restart(&m, &s));
+    assert_eq!(s.servers[1].lost_commit, 0);
+    let s = m.next_state(&s, Action::Heartbeat { server: 0 }).unwrap();
+    assert!(
+        !properties::committed_survives_restart(&m, &s),
+        "an event flag"
+    );
+}
+
+// ----- symmetry ----------------------------------------------------------------
+
+/// A deterministic walk of the model (a small LCG picks the actions).
+fn walk(m: &RaftModel, seed: u64, steps: usize) -> Vec<State> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut s = m.init_states().remove(0);
+    let mut out = vec![s.clone()];
+    for _ in 0..steps {
+        let mut acts = Vec::new();
+        m.actions(&s, &mut acts);
+        if acts.is_empty() {
+            break;
+        }
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let a = acts.swap_remove((x >> 33) as usize % acts.len());
+        s = m.next_state(&s, a).expect("listed actions are enabled");
+        out.push(s.clone());
+    }
+    out
+}
+
+fn permutations(n: u8) -> Vec<Vec<u8>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for k in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(k, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+#[test]
+fn symmetric_states_have_the_same_representative() {
+    let m = RaftModel::new(Config {
+        max_term: 3,
+        max_requests: 2,
+        max_inflight: 4,
+        ..cfg(3)
+    });
+    let perms = permutations(3);
+    let mut checked = 0;
+    for seed in 0..40 {
+        for s in walk(&m, seed, 40) {
+            let rep = s.representative();
+            for p in &perms {
+                let q = s.permuted(p);
+                assert_eq!(q.representative(), rep, "seed {seed}, permutation {p:?}");
+                checked += 1;
+            }
+            // A representative is a permutation of the state.
+            assert!(perms.iter().any(|p| {
+                let mut q = s.permuted(p);
+                q.normalize_network(NetworkKind::Unordered);
+                let mut r = rep.clone();
+                r.partition = q.partition;
+                q == r
+            }));
+        }
+    }
+    assert!(checked > 1000);
+}
+
+#[test]
+fn permuting_commutes_with_stepping() {
+    // Renaming ids then stepping with renamed actions gives the renamed
+    // successor: the model itself has no preferred id.
+    let m = RaftModel::new(Config {
+        max_requests: 2,
+        max_inflight: 4,
+        ..cfg(3)
+    });
+    let rename = |a: &Action, p: &[u8]| -> Action {
+        let pm = |msg: &Message| Message {
+            from: p[usize::from(msg.from)],
+            to: p[usize::from(msg.to)],
+            body: msg.body.clone(),
+        };
+        match a {
+            Action::Timeout { server } => Action::Timeout {
+                server: p[usize::from(*server)],
+            },
+            Action::Heartbeat { server } => Action::Heartbeat {
+                server: p[usize::from(*server)],
+            },
+            Action::ClientRequest { server, value } => Action::ClientRequest {
+                server: p[usize::from(*server)],
+                value: *value,
+            },
+            Action::Deliver { message } => Action::Deliver {
+                message: pm(message),
+            },
+            Action::Drop { message } => Action::Drop {
+                message: pm(message),
+            },
+            Action::Duplicate { message } => Action::Duplicate {
+                message: pm(message),
+            },
+            Action::Restart { server } => Action::Restart {
+                server: p[usize::from(*server)],
+            },
+            Action::Partition { group } => {
+                let mut g: Vec<u8> = group.iter().map(|&i| p[usize::from(i)]).collect();
+                g.sort();
+                Action::Partition { group: g }
+            }
+            Action::Heal => Action::Heal,
+        }
+    };
+    let p = [2u8, 0, 1];
+    for seed in 0..20 {
+        let states = walk(&m, seed, 30);
+        for s in &states {
+            let mut acts = Vec::new();
+            m.actions(s, &mut acts);
+            let mut q = s.permuted(&p);
+            q.normalize_network(NetworkKind::Unordered);
+            for a in acts {
+                let t = m.next_state(s, a.clone()).unwrap();
+                let tq = m.next_state(&q, rename(&a, &p)).unwrap();
+                let mut expected = t.permuted(&p);
+                expected.normalize_network(NetworkKind::Unordered);
+                assert_eq!(tq, expected, "seed {seed} action {a:?}");
+            }
+        }
+    }
+}
+
+fn discoveries(cfg: Config, symmetry: bool) -> Vec<&'static str> {
+    let model = RaftModel::new(cfg.clone());
+    let names: Vec<&'static str> = model.properties().iter().map(|p| p.name).collect();
+    let mut b = RaftModel::new(cfg).checker().threads(2);
+    if symmetry {
+        b = b.symmetry();
+    }
+    let c = b.spawn_dfs().join();
+    assert!(c.is_done());
+    names
+        .into_iter()
+        .filter(|n| c.discovery(n).is_some())
+        .collect()
+}
+
+#[test]
+fn symmetry_finds_the_same_results_as_a_full_search() {
+    let small = Config {
+        servers: 3,
+        max_term: 2,
+        max_requests: 1,
+        max_inflight: 2,
+        max_restarts: 0,
+        max_partitions: 1,
+        max_duplicates: 0,
+        network: NetworkKind::Unordered,
+        bug: None,
+    };
+    for cfg in [
+        small.clone(),
+        Config {
+            bug: Some(Bug::QuorumMinority),
+            ..small.clone()
+        },
+        Config {
+            bug: Some(Bug::VoteTwice),
+            ..small
+        },
+    ] {
+        assert_eq!(
+            discoveries(cfg.clone(), true),
+            discoveries(cfg.clone(), false),
+            "{cfg:?}"
+        );
+    }
+}
