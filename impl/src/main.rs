@@ -64,6 +64,8 @@ enum Command {
     )]
     Put {
         key: String,
+        /// May start with '-' (e.g. -green).
+        #[arg(allow_hyphen_values = true)]
         value: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -74,6 +76,8 @@ enum Command {
     )]
     Append {
         key: String,
+        /// May start with '-' (e.g. -green).
+        #[arg(allow_hyphen_values = true)]
         value: String,
         #[command(flatten)]
         client: ClientArgs,

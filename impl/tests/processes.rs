@@ -211,3 +211,75 @@ async fn processes_close_connection_on_bad_frames_and_keep_serving() {
         panic!("timed out; node logs:\n{}", procs.logs());
     }
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run raftkv")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_cli_put_append_get_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let procs = Procs::start(tmp.path(), 3);
+    let cluster = procs.addrs.values().cloned().collect::<Vec<_>>().join(",");
+    // The CLI runs blocking; keep it off the runtime's workers.
+    let out = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            let mut a = args.to_vec();
+            a.extend(["--cluster", &cluster, "--timeout", "20"]);
+            cli(&a)
+        };
+        let put = run(&["put", "color", "blue"]);
+        let append = run(&["append", "color", "-green"]);
+        let get = run(&["get", "color"]);
+        let missing = run(&["get", "nothing"]);
+        (put, append, get, missing)
+    })
+    .await
+    .unwrap();
+    let (put, append, get, missing) = out;
+    assert!(put.status.success(), "{put:?}");
+    assert_eq!(String::from_utf8_lossy(&put.stdout), "OK\n");
+    assert!(append.status.success(), "{append:?}");
+    assert_eq!(String::from_utf8_lossy(&get.stdout), "blue-green\n");
+    assert!(get.status.success());
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+
+    // Errors: a clear message and a non-zero exit, never a panic.
+    let dead = cli(&["get", "k", "--cluster", "127.0.0.1:1", "--timeout", "1"]);
+    assert_eq!(dead.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&dead.stderr);
+    assert!(
+        err.contains("error: get k") && err.contains("cannot connect"),
+        "{err}"
+    );
+    let bad_peers = cli(&[
+        "serve",
+        "--id",
+        "1",
+        "--data-dir",
+        "x",
+        "--peers",
+        "1:127.0.0.1:1",
+    ]);
+    assert_eq!(bad_peers.status.code(), Some(2)); // clap usage error
+    assert!(String::from_utf8_lossy(&bad_peers.stderr).contains("ID=HOST:PORT"));
+    let not_member = cli(&[
+        "serve",
+        "--id",
+        "4",
+        "--data-dir",
+        "x",
+        "--peers",
+        "1=127.0.0.1:1",
+    ]);
+    assert_eq!(not_member.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_member.stderr).contains("not one of the --peers"));
+    for out in [&dead, &bad_peers, &not_member] {
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}
