@@ -283,3 +283,86 @@ async fn processes_cli_put_append_get_and_errors() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }
+
+/// Three consecutive free ports (for `raftkv cluster --base-port`).
+fn free_port_run() -> u16 {
+    for _ in 0..100 {
+        let base = free_ports(1)[0];
+        if base > u16::MAX - 3 {
+            continue;
+        }
+        let held: Vec<_> = (0..3)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == 3 {
+            return base;
+        }
+    }
+    panic!("no run of 3 free ports found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_cluster_launcher_starts_and_stops_nodes() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = free_port_run();
+    let mut launcher = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["cluster", "--nodes", "3", "--base-port", &base.to_string()])
+        .arg("--dir")
+        .arg(tmp.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = launcher.stdout.take().unwrap();
+    let cluster_line = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("--cluster "))
+    });
+    let line = tokio::time::timeout(Duration::from_secs(30), cluster_line)
+        .await
+        .expect("the launcher prints the addresses")
+        .unwrap()
+        .expect("a --cluster line");
+    let addrs: Vec<String> = line["--cluster ".len()..]
+        .split(',')
+        .map(String::from)
+        .collect();
+    assert_eq!(addrs.len(), 3);
+    let cfg = ClientConfig {
+        op_timeout: Duration::from_secs(20),
+        ..ClientConfig::default()
+    };
+    let mut c = Client::connect(addrs.clone(), cfg).unwrap();
+    c.put("k", "v").await.unwrap();
+    assert_eq!(c.get("k").await.unwrap().as_deref(), Some("v"));
+
+    // Ctrl-C stops the launcher and every node.
+    let pid = launcher.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut exited = false;
+    for _ in 0..100 {
+        if launcher.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !exited {
+        let _ = launcher.kill();
+        panic!("the launcher did not stop on SIGINT");
+    }
+    for a in &addrs {
+        assert!(
+            tokio::net::TcpStream::connect(a).await.is_err(),
+            "node at {a} still running"
+        );
+    }
+}
