@@ -19,8 +19,13 @@ use tokio::sync::oneshot;
 
 use crate::sync::Mutex;
 
-/// How many applied results are kept for waiters that register late.
-const RECENT: usize = 4096;
+/// How many applied results are kept for waiters that register late. A
+/// single-node leader commits a whole proposal batch (up to MAX_BATCH = 1024
+/// entries) before its proposers register; with peers, registration almost
+/// always wins the race. A result that fell out is answered with `Retry`,
+/// which the session makes safe; the bound caps memory (Get results carry
+/// values).
+const RECENT: usize = 1024;
 
 struct Waiter {
     term: Term,
