@@ -13,13 +13,20 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The bounds `raft-conform run` uses with no flags: the model's CI bounds
-/// (`Config::ci()`) with up to 3 messages in flight instead of 2. With 2, a
-/// leader cannot have a stale response in flight next to a fresh one (an
-/// election alone fills the network), so `accept-stale-response` would be
-/// out of reach of every generated trace.
+/// (`Config::ci()`) with up to 3 messages in flight instead of 2 and 2
+/// restarts instead of 1.
+///
+/// - With 2 in flight a leader cannot have a stale response in flight next
+///   to a fresh one (an election alone fills the network), so
+///   `accept-stale-response` is out of reach of every generated trace.
+/// - Persistence bugs (`no-persist-vote`) show only when a restart follows
+///   the unpersisted change; the BFS keeps one path per model state, and
+///   the path it keeps often persists the same state in another order, so
+///   the walks carry this bug, and a second restart doubles their chances.
 pub fn ci_bounds() -> Config {
     let mut cfg = Config::ci();
     cfg.max_inflight = 3;
+    cfg.max_restarts = 2;
     cfg
 }
 
@@ -56,7 +63,7 @@ impl RunOptions {
 }
 
 pub const DEFAULT_DEPTH: usize = 7;
-pub const DEFAULT_WALKS: usize = 1000;
+pub const DEFAULT_WALKS: usize = 4000;
 pub const DEFAULT_WALK_LEN: usize = 40;
 pub const DEFAULT_EXAMPLES_TIMEOUT: u64 = 10;
 /// Walks (model only) spent hunting for reachability examples before the checker.
