@@ -6,11 +6,6 @@ mod explore;
 mod report;
 mod run;
 mod shrink;
-// Until the library declares `pub mod svg` (it owns lib.rs), compile the
-// module here; these re-exports give it the `crate::` paths it uses.
-#[allow(dead_code)]
-mod svg;
-use raft_model::{model, state, trace, types};
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches};
@@ -69,7 +64,10 @@ fn dispatch(command: Command, sub: &clap::ArgMatches) -> Result<u8> {
                 .into_iter()
                 .map(|s| (s.action, s.state))
                 .collect();
-            println!("{}", svg::sequence_diagram_abstract(&trace.initial, &steps));
+            println!(
+                "{}",
+                raft_model::svg::sequence_diagram_abstract(&trace.initial, &steps)
+            );
             Ok(0)
         }
     }

@@ -2,8 +2,8 @@
 
 use crate::cli::{config_flags, Strategy};
 use crate::run::{Discovery, Outcome, StopReason};
-use crate::svg::{describe_action, describe_server};
 use anyhow::{Context, Result};
+use raft_model::svg::{describe_action, describe_server};
 use raft_model::trace::{AbstractState, Trace, TraceKind, TraceStep};
 use raft_model::{Config, RaftModel};
 use serde::Serialize;

@@ -302,7 +302,6 @@ fn explore_serves_status_and_states() {
 }
 
 #[test]
-#[ignore = "needs RaftModel::as_svg to call svg::sequence_diagram (model.rs, lib.rs)"]
 fn explore_shows_the_sequence_diagram() {
     let (mut child, addr) = start_explorer();
     let after_timeout = http_get(&addr, "/.states/0/0").unwrap();
