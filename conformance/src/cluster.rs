@@ -50,10 +50,18 @@ pub enum ClusterError {
     Size(usize),
 }
 
-/// Where temporary data directories go: a RAM-backed filesystem when there
-/// is one (so fsync is cheap but the real file format and recovery path are
-/// still exercised), else the system temp dir.
+/// Environment variable that overrides [`data_root`] (e.g. to measure the
+/// harness on a disk-backed directory).
+pub const DATA_DIR_ENV: &str = "RAFT_CONFORM_DATA_DIR";
+
+/// Where temporary data directories go: `$RAFT_CONFORM_DATA_DIR` if set,
+/// else a RAM-backed filesystem when there is one (so fsync is cheap but the
+/// real file format and recovery path are still exercised), else the system
+/// temp dir.
 pub fn data_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os(DATA_DIR_ENV) {
+        return PathBuf::from(dir);
+    }
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         if let Ok(probe) = tempfile::Builder::new()

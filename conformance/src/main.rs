@@ -23,6 +23,9 @@ use std::time::Duration;
 ///
 /// Exit status: 0 = everything conforms, 1 = a divergence was found,
 /// 2 = bad arguments, unreadable or malformed input, or a harness failure.
+///
+/// Node data directories (real FileStorage) go under /dev/shm when it is
+/// writable, else the system temp dir; RAFT_CONFORM_DATA_DIR overrides.
 #[derive(Parser, Debug)]
 #[command(name = "raft-conform", version, about, long_about)]
 struct Cli {
