@@ -14,6 +14,40 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A valid trace with no steps: three servers at term 0.
+const EMPTY_TRACE: &str = r#"{
+  "version": 1, "kind": "walk", "property": null,
+  "bounds": { "servers": 3, "max_term": 2, "max_requests": 1, "max_inflight": 2,
+              "max_restarts": 0, "max_partitions": 0, "max_duplicates": 0,
+              "network": "unordered", "bug": null },
+  "initial": { "servers": [
+    { "term": 0, "voted_for": null, "role": "follower", "log": [], "commit_index": 0,
+      "votes_granted": [], "next_index": [], "match_index": [] },
+    { "term": 0, "voted_for": null, "role": "follower", "log": [], "commit_index": 0,
+      "votes_granted": [], "next_index": [], "match_index": [] },
+    { "term": 0, "voted_for": null, "role": "follower", "log": [], "commit_index": 0,
+      "votes_granted": [], "next_index": [], "match_index": [] } ],
+    "network": [], "partition": null },
+  "steps": []
+}"#;
+
+#[test]
+fn an_empty_trace_replays_and_a_wrong_initial_state_diverges_at_step_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("empty.json");
+    std::fs::write(&p, EMPTY_TRACE).unwrap();
+    let out = conform(&["replay", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut v: serde_json::Value = serde_json::from_str(EMPTY_TRACE).unwrap();
+    v["initial"]["servers"][1]["term"] = serde_json::json!(3);
+    std::fs::write(&p, v.to_string()).unwrap();
+    let out = conform(&["replay", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = text(&out.stdout);
+    assert!(report.contains("initial state"), "{report}");
+    assert!(report.contains("servers[1].term"), "{report}");
+}
+
 const SMALL: [&str; 8] = [
     "--depth",
     "3",
@@ -50,6 +84,19 @@ fn malformed_and_unknown_version_traces_exit_2_with_a_clear_error() {
         assert!(err.contains(expect), "{name}: {err}");
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
+    // A well-formed trace whose action names a server the cluster lacks.
+    let mut v: serde_json::Value = serde_json::from_str(EMPTY_TRACE).unwrap();
+    v["steps"] = serde_json::json!([{ "action": { "type": "Timeout", "server": 5 }, "state": v["initial"].clone() }]);
+    let p = dir.path().join("server5.json");
+    std::fs::write(&p, v.to_string()).unwrap();
+    let out = conform(&["replay", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("outside"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let out = conform(&["replay", dir.path().join("absent.json").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read trace file"));
