@@ -829,7 +829,9 @@ impl Model for RaftModel {
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
-        if !self.is_enabled(last, &action) {
+        // A state of another cluster size (e.g. a foreign abstract state) has
+        // no transitions here.
+        if last.n() != self.n() || !self.is_enabled(last, &action) {
             return None;
         }
         Some(self.apply(last, &action))
