@@ -185,7 +185,9 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
     if o.clients == 0 || o.ops == 0 {
         bail!("--clients and --ops must be at least 1");
     }
-    let fsync = measure_fdatasync(&o.fsync_dir, 200)?;
+    // The disk is shared and its fsync latency drifts: probe before and
+    // after the load and compare against both together.
+    let mut fsync = measure_fdatasync(&o.fsync_dir, 200)?;
     let value: String = "x".repeat(o.value_size);
     // Warm up: every client finds the leader and opens its connection.
     let mut clients = Vec::new();
@@ -218,6 +220,10 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
         lat.add(t.await.context("bench client panicked")??)?;
     }
     let elapsed = start.elapsed();
+    let before = fsync.value_at_quantile(0.5);
+    let after_h = measure_fdatasync(&o.fsync_dir, 200)?;
+    let after = after_h.value_at_quantile(0.5);
+    fsync.add(after_h)?;
     let mut r = String::new();
     writeln!(
         r,
@@ -243,10 +249,12 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
     let f50 = fsync.value_at_quantile(0.5).max(1);
     writeln!(
         r,
-        "fdatasync of a 4 KiB append ({}): p50 {}  p99 {}",
+        "fdatasync of a 4 KiB append ({}): p50 {}  p99 {}  (p50 before the load {}, after {})",
         o.fsync_dir.display(),
         us(f50),
-        us(fsync.value_at_quantile(0.99))
+        us(fsync.value_at_quantile(0.99)),
+        us(before),
+        us(after)
     )?;
     write!(
         r,
