@@ -156,6 +156,20 @@ pub async fn replay(
     Ok(out)
 }
 
+/// Something that becomes a trace when its replay starts: a `Trace` read
+/// from a file, or a model path whose expected states are computed only
+/// then (a run holds tens of thousands of paths; their states would not
+/// all fit in memory at once for deep runs).
+pub trait IntoTrace: Send + 'static {
+    fn into_trace(self) -> Result<Trace, String>;
+}
+
+impl IntoTrace for Trace {
+    fn into_trace(self) -> Result<Trace, String> {
+        Ok(self)
+    }
+}
+
 /// Totals over many replays.
 #[derive(Debug, Default)]
 pub struct BatchResult {
@@ -171,8 +185,8 @@ pub struct BatchResult {
 /// runtime. Each replay has its own cluster and network, so they are
 /// independent; running several at once keeps both cores busy while nodes
 /// wait on channels and fsyncs.
-pub async fn replay_all(
-    traces: Vec<(String, Trace)>,
+pub async fn replay_all<T: IntoTrace>(
+    traces: impl IntoIterator<Item = (String, T)>,
     bug: Option<ImplBug>,
     jobs: usize,
     root: PathBuf,
@@ -190,7 +204,13 @@ pub async fn replay_all(
             .expect("semaphore is never closed");
         let root = root.clone();
         set.spawn(async move {
-            let r = replay(&trace, &label, bug, &root).await;
+            let r = match trace.into_trace() {
+                Ok(trace) => replay(&trace, &label, bug, &root).await,
+                Err(reason) => Err(ReplayError::BadTrace {
+                    trace: label.clone(),
+                    reason,
+                }),
+            };
             drop(permit);
             (i, r)
         });

@@ -3,13 +3,15 @@
 
 use crate::divergence::Divergence;
 use crate::generate::{self, trace_from_actions};
-use crate::replay::{replay_all, ReplayError};
+use crate::replay::{replay_all, IntoTrace, ReplayError};
 use raft_model::trace::{Trace, TraceKind};
+use raft_model::types::Action;
 use raft_model::{Config, RaftModel};
 use raftkv::node::ImplBug;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The bounds `raft-conform run` uses with no flags: the model's CI bounds
@@ -100,25 +102,44 @@ pub struct RunSummary {
     pub first_divergent_trace: Option<Trace>,
 }
 
-/// Generates the traces: BFS leaves, then walks, then one example per
-/// reachability property. Labels name each trace's origin.
-pub fn generate_traces(opts: &RunOptions) -> Result<(Vec<(String, Trace)>, GenStats), String> {
+/// A path of the model, made into a trace (expected states computed by the
+/// model) only when its replay starts.
+#[derive(Clone, Debug)]
+pub struct ModelPath {
+    pub model: Arc<RaftModel>,
+    pub kind: TraceKind,
+    pub property: Option<String>,
+    pub actions: Vec<Action>,
+}
+
+impl IntoTrace for ModelPath {
+    fn into_trace(self) -> Result<Trace, String> {
+        trace_from_actions(&self.model, self.kind, self.property, &self.actions)
+    }
+}
+
+/// Generates the traces (as model paths): BFS leaves, then walks, then one
+/// example per reachability property. Labels name each trace's origin.
+pub fn generate_traces(opts: &RunOptions) -> Result<(Vec<(String, ModelPath)>, GenStats), String> {
     opts.bounds.validate()?;
-    let model = RaftModel::new(opts.bounds.clone());
+    let model = Arc::new(RaftModel::new(opts.bounds.clone()));
+    let path = |kind, property: Option<String>, actions: Vec<Action>| ModelPath {
+        model: model.clone(),
+        kind,
+        property,
+        actions,
+    };
     let bfs = generate::bfs(&model, opts.depth);
     let mut traces = Vec::new();
-    for (i, p) in bfs.leaf_paths.iter().enumerate() {
-        traces.push((
-            format!("bfs leaf {i}"),
-            trace_from_actions(&model, TraceKind::Walk, None, p)?,
-        ));
+    for (i, p) in bfs.leaf_paths.into_iter().enumerate() {
+        traces.push((format!("bfs leaf {i}"), path(TraceKind::Walk, None, p)));
     }
     let bfs_traces = traces.len();
     let walks = generate::random_walks(&model, opts.walks, opts.walk_len, opts.seed);
-    for (i, w) in walks.walks.iter().enumerate() {
+    for (i, w) in walks.walks.into_iter().enumerate() {
         traces.push((
             format!("walk {i} (seed {})", opts.seed),
-            trace_from_actions(&model, TraceKind::Walk, None, w)?,
+            path(TraceKind::Walk, None, w),
         ));
     }
     // Prefer the BFS's (shortest) examples, then the walks', then the checker's.
@@ -141,9 +162,12 @@ pub fn generate_traces(opts: &RunOptions) -> Result<(Vec<(String, Trace)>, GenSt
         opts.examples_timeout,
     ));
     for (name, p) in &examples {
+        // Checked here: an example that is not a path of the model is a
+        // generator bug, better reported before anything runs.
+        trace_from_actions(&model, TraceKind::Example, None, p)?;
         traces.push((
             format!("example {name}"),
-            trace_from_actions(&model, TraceKind::Example, Some(name.to_string()), p)?,
+            path(TraceKind::Example, Some(name.to_string()), p.clone()),
         ));
     }
     let unreached = raft_model::properties::SOMETIMES
@@ -185,8 +209,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let (traces, stats) = generate_traces(opts).map_err(RunError::Generate)?;
     let generate_seconds = started.elapsed().as_secs_f64();
-    // Replays consume their traces; keep a copy only of what a divergence
-    // report needs (traces are small, but there are thousands).
+    // Replays consume their paths; keep a copy (actions only) to write out
+    // the first divergent trace.
     let keep = traces.clone();
     let batch = replay_all(traces, opts.bug, opts.jobs, opts.data_root.clone()).await?;
     let seconds = batch.elapsed.as_secs_f64();
@@ -212,6 +236,6 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         impl_bug: opts.bug.map(|b| b.name()),
         bounds: opts.bounds.clone(),
         first_divergence: first.map(|(_, d)| d.clone()),
-        first_divergent_trace: first.map(|(i, _)| keep[*i].1.clone()),
+        first_divergent_trace: first.and_then(|(i, _)| keep[*i].1.clone().into_trace().ok()),
     })
 }
