@@ -315,3 +315,26 @@ fn explore_shows_the_sequence_diagram() {
         "{after_timeout}"
     );
 }
+
+#[test]
+fn bench_measures_a_non_degenerate_run() {
+    let out = Command::new(BIN)
+        .args(["bench", "--json", "--only", "TLC bounds, symmetry"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json_of(&out);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(run["complete"], true);
+    // An election is possible at these bounds: more than the initial state.
+    assert!(run["unique_states"].as_u64().unwrap() > 100, "{run}");
+    assert!(run["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(run["speedup_vs_tlc"].as_f64().unwrap() > 0.0);
+}
