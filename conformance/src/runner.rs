@@ -65,7 +65,7 @@ impl RunOptions {
 }
 
 pub const DEFAULT_DEPTH: usize = 7;
-pub const DEFAULT_WALKS: usize = 4000;
+pub const DEFAULT_WALKS: usize = 8000;
 pub const DEFAULT_WALK_LEN: usize = 40;
 pub const DEFAULT_EXAMPLES_TIMEOUT: u64 = 10;
 /// Walks (model only) spent hunting for reachability examples before the checker.
