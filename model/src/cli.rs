@@ -18,8 +18,18 @@ Exit codes: 0 every safety property holds, every example was found and the
 search was complete; 1 a safety property was violated (or an example was not
 found by a complete search); 2 incomplete search (timeout) or bad arguments.";
 
+const EXAMPLES: &str = "\
+Examples:
+  raft-model check                          exhaustive check at the default bounds
+  raft-model check --bug vote-twice         a seeded bug: exit 1 with a shrunk counterexample
+  raft-model check --max-term 3 --json      other bounds, JSON report on stdout
+  raft-model simulate --timeout 60 --seed 7 random walks for a minute
+  raft-model explore --max-requests 1       browse the state space on http://127.0.0.1:3000/
+  raft-model diagram traces/counterexample-VoteOncePerTerm.json > trace.svg
+See docs/checking.md for every flag, the JSON schema and measurements.";
+
 #[derive(Parser, Debug)]
-#[command(name = "raft-model", version, about = ABOUT, long_about = ABOUT)]
+#[command(name = "raft-model", version, about = ABOUT, long_about = ABOUT, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
