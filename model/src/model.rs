@@ -838,7 +838,7 @@ impl Model for RaftModel {
     }
 
     fn format_action(&self, action: &Action) -> String {
-        format_action(action)
+        crate::svg::describe_action(action)
     }
 
     fn as_svg(&self, path: Path<State, Action>) -> Option<String> {
@@ -857,58 +857,4 @@ impl Model for RaftModel {
         );
         props
     }
-}
-
-/// A compact one-line form of an action, for reports and the Explorer.
-pub fn format_action(action: &Action) -> String {
-    match action {
-        Action::Timeout { server } => format!("Timeout({server})"),
-        Action::Heartbeat { server } => format!("Heartbeat({server})"),
-        Action::ClientRequest { server, value } => format!("ClientRequest({server}, {value})"),
-        Action::Deliver { message } => format!("Deliver({})", format_message(message)),
-        Action::Drop { message } => format!("Drop({})", format_message(message)),
-        Action::Duplicate { message } => format!("Duplicate({})", format_message(message)),
-        Action::Restart { server } => format!("Restart({server})"),
-        Action::Partition { group } => format!("Partition({group:?})"),
-        Action::Heal => "Heal".to_string(),
-    }
-}
-
-/// A compact one-line form of a message: `0->1 RequestVote{t1 ...}`.
-pub fn format_message(m: &Message) -> String {
-    let body = match &m.body {
-        Body::RequestVote {
-            term,
-            last_log_index,
-            last_log_term,
-        } => format!("RequestVote t{term} last=({last_log_index},t{last_log_term})"),
-        Body::RequestVoteResponse { term, granted } => {
-            format!("RequestVoteResponse t{term} granted={granted}")
-        }
-        Body::AppendEntries {
-            term,
-            prev_log_index,
-            prev_log_term,
-            entries,
-            leader_commit,
-        } => {
-            let es: Vec<String> = entries
-                .iter()
-                .map(|e| format!("t{}:{}", e.term, e.value))
-                .collect();
-            format!(
-                "AppendEntries t{term} prev=({prev_log_index},t{prev_log_term}) [{}] commit={leader_commit}",
-                es.join(" ")
-            )
-        }
-        Body::AppendEntriesResponse {
-            term,
-            success,
-            index,
-            conflict_index,
-        } => format!(
-            "AppendEntriesResponse t{term} success={success} index={index} conflict={conflict_index}"
-        ),
-    };
-    format!("{}->{} {}", m.from, m.to, body)
 }
