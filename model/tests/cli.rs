@@ -298,7 +298,7 @@ fn explore_serves_status_and_states() {
     child.wait().unwrap();
     assert!(status.contains("ElectionSafety"), "{status}");
     assert!(init.contains("servers"), "{init}");
-    assert!(next.contains("Timeout(0)"), "{next}");
+    assert!(next.contains("Timeout s0"), "{next}");
 }
 
 #[test]
