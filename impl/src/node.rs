@@ -6,12 +6,13 @@
 //! handed to the transport. With [`TimerMode::Manual`] nothing happens on its
 //! own: the caller fires the timers and each call returns once its step is
 //! done, which is how tests and the conformance harness drive a node event
-//! by event. With [`TimerMode::Real`] a leader drains its queue of proposals
-//! as several ClientRequest steps sharing one fsync, then takes one Heartbeat
-//! step that carries them all.
+//! by event. With [`TimerMode::Real`] the node drains its whole queue
+//! (proposals, deliveries) as steps sharing one fsync, sends their messages
+//! once durable, and a leader then takes one Heartbeat step carrying the new
+//! entries to the peers that have no AppendEntries outstanding.
 
 use crate::core::{CoreConfig, LogOp, RaftCore, Ready};
-use crate::message::Message;
+use crate::message::{Body, Message};
 use crate::storage::{Storage, StorageError};
 use crate::transport::Transport;
 use crate::types::{LogIndex, NodeId, Role, Status, Term};
@@ -206,6 +207,7 @@ impl Node {
             None => rand::rngs::StdRng::from_entropy(),
         };
         let now = Instant::now();
+        let slots = cfg.peers.iter().copied().chain([cfg.id]).max().unwrap_or(0) as usize + 1;
         let mut task = NodeTask {
             core,
             storage,
@@ -217,7 +219,7 @@ impl Node {
             heartbeat_deadline: now + cfg.heartbeat_interval,
             rng,
             cfg: cfg.clone(),
-            pending: None,
+            flow: Flow::new(slots),
         };
         task.reset_election_timer();
         let handle = tokio::spawn(task.run(rx));
@@ -326,8 +328,7 @@ struct NodeTask {
     heartbeat_deadline: Instant,
     rng: rand::rngs::StdRng,
     cfg: NodeConfig,
-    /// A command read while draining proposals, handled next.
-    pending: Option<Cmd>,
+    flow: Flow,
 }
 
 /// Run blocking storage I/O without starving a multi-threaded runtime.
@@ -339,40 +340,22 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 }
 
 impl NodeTask {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-        let real = self.cfg.timers == TimerMode::Real;
-        loop {
-            let cmd = if let Some(c) = self.pending.take() {
-                c
-            } else {
-                let leader = self.core.is_leader();
-                tokio::select! {
-                    c = rx.recv() => match c {
-                        Some(c) => c,
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(self.election_deadline), if real && !leader => {
-                        let r = self.core.timeout();
-                        if self.finish(r).is_err() { break; }
-                        self.reset_election_timer();
-                        continue;
-                    }
-                    _ = tokio::time::sleep_until(self.heartbeat_deadline), if real && leader => {
-                        let r = self.core.heartbeat();
-                        if self.finish(r).is_err() { break; }
-                        self.heartbeat_deadline = Instant::now() + self.cfg.heartbeat_interval;
-                        continue;
-                    }
-                }
-            };
+    async fn run(self, rx: mpsc::UnboundedReceiver<Cmd>) {
+        let id = self.cfg.id;
+        if self.cfg.timers == TimerMode::Real {
+            self.run_real(rx).await;
+        } else {
+            self.run_manual(rx).await;
+        }
+        tracing::debug!(id, "node task stopped");
+    }
+
+    /// Manual timers: every command is exactly one step, done (persisted,
+    /// sent) before the next command is read.
+    async fn run_manual(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        while let Some(cmd) = rx.recv().await {
             let ok = match cmd {
-                Cmd::Propose(command, reply) => {
-                    if real {
-                        self.propose_batch(command, reply, &mut rx)
-                    } else {
-                        self.propose_one(command, reply)
-                    }
-                }
+                Cmd::Propose(command, reply) => self.propose_one(command, reply),
                 Cmd::Deliver(m, reply) => {
                     let r = self.core.deliver(m);
                     let ok = self.finish(r).is_ok();
@@ -407,7 +390,208 @@ impl NodeTask {
                 break;
             }
         }
-        tracing::debug!(id = self.cfg.id, "node task stopped");
+    }
+
+    /// Real timers: wait for a command or a timer, then take as steps every
+    /// command already queued (proposals, deliveries, ...), make all their
+    /// persist parts durable with one fsync, and only then send their
+    /// messages, in step order (group commit on both leader and followers;
+    /// each reply still leaves only after the state it depends on is
+    /// durable). A leader then sends new entries to every peer that has no
+    /// AppendEntries outstanding (one Heartbeat step, see [`Flow`]).
+    async fn run_real(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        loop {
+            let leader = self.core.is_leader();
+            let wake = tokio::select! {
+                c = rx.recv() => match c {
+                    Some(c) => Wake::Cmd(c),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(self.election_deadline), if !leader => Wake::ElectionTimer,
+                _ = tokio::time::sleep_until(self.heartbeat_deadline), if leader => Wake::HeartbeatTimer,
+            };
+            let mut batch = Batch::default();
+            let mut shutdown = None;
+            let mut next = Some(wake);
+            let mut steps = 0usize;
+            while let Some(w) = next.take() {
+                match w {
+                    Wake::ElectionTimer => {
+                        let r = self.core.timeout();
+                        self.reset_election_timer();
+                        batch.readies.push(r);
+                    }
+                    Wake::HeartbeatTimer => {
+                        let r = self.core.heartbeat();
+                        self.heartbeat_deadline = Instant::now() + self.cfg.heartbeat_interval;
+                        batch.readies.push(r);
+                    }
+                    Wake::Cmd(Cmd::Propose(command, reply)) => match self.core.propose(command) {
+                        Err(e) => {
+                            let _ = reply.send(Err(e.into()));
+                        }
+                        Ok((index, term, r)) => {
+                            batch.readies.push(r);
+                            batch.accepted.push((reply, index, term));
+                        }
+                    },
+                    Wake::Cmd(Cmd::Deliver(m, reply)) => {
+                        self.note_response(&m);
+                        let r = self.core.deliver(m);
+                        batch.readies.push(r);
+                        if let Some(reply) = reply {
+                            batch.acks.push(reply);
+                        }
+                    }
+                    Wake::Cmd(Cmd::Status(reply)) => {
+                        if self.flush(&mut batch).is_err() {
+                            return;
+                        }
+                        let _ = reply.send(self.core.status());
+                    }
+                    Wake::Cmd(Cmd::FireTimeout(reply)) => {
+                        let r = self.core.timeout();
+                        batch.readies.push(r);
+                        batch.acks.push(reply);
+                    }
+                    Wake::Cmd(Cmd::FireHeartbeat(reply)) => {
+                        let r = self.core.heartbeat();
+                        batch.readies.push(r);
+                        batch.acks.push(reply);
+                    }
+                    Wake::Cmd(Cmd::Shutdown(reply)) => {
+                        shutdown = Some(reply);
+                        break;
+                    }
+                }
+                steps += 1;
+                if batch.accepted.len() >= self.cfg.max_batch || steps >= 4 * self.cfg.max_batch {
+                    break;
+                }
+                if let Ok(c) = rx.try_recv() {
+                    next = Some(Wake::Cmd(c));
+                }
+            }
+            if self.flush(&mut batch).is_err() {
+                // Fail-stop: the in-memory state ran ahead of the disk.
+                return;
+            }
+            if let Some(reply) = shutdown {
+                let _ = reply.send(());
+                return;
+            }
+            self.send_new_entries();
+        }
+    }
+
+    /// Leader: record that `m` answers an AppendEntries of this term.
+    fn note_response(&mut self, m: &Message) {
+        if let Body::AppendEntriesResponse {
+            term,
+            success,
+            index,
+            ..
+        } = m.body
+        {
+            if self.core.is_leader() && term == self.core.term() {
+                self.flow.sync_term(term);
+                if let Some(j) = self.flow.slot(m.from) {
+                    self.flow.inflight[j] = false;
+                    if success {
+                        self.flow.acked[j] = self.flow.acked[j].max(index);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leader: if a peer with nothing outstanding lacks entries, take one
+    /// Heartbeat step and send it to the peers with nothing outstanding only
+    /// (to the protocol, the others' copies are dropped by the network; the
+    /// heartbeat timer still sends to everyone and retransmits).
+    fn send_new_entries(&mut self) {
+        if !self.core.is_leader() {
+            return;
+        }
+        self.flow.sync_term(self.core.term());
+        let last = self.core.last_index();
+        let flow = &self.flow;
+        let idle = |id: NodeId| match flow.slot(id) {
+            Some(j) => !flow.inflight[j],
+            None => true,
+        };
+        let wanted = self
+            .cfg
+            .peers
+            .iter()
+            .any(|&p| idle(p) && flow.slot(p).is_some_and(|j| flow.acked[j] < last));
+        if !wanted {
+            return;
+        }
+        let mut r = self.core.heartbeat();
+        r.messages
+            .retain(|m| !matches!(m.body, Body::AppendEntries { .. }) || idle(m.to));
+        // A Heartbeat step persists nothing.
+        let _ = self.finish(r);
+    }
+
+    /// Make every step of the batch durable (one fsync), then send their
+    /// messages and apply, in step order, then answer the callers.
+    fn flush(&mut self, b: &mut Batch) -> Result<(), StorageError> {
+        if b.readies.iter().any(Ready::needs_persist) {
+            let storage = &mut self.storage;
+            let readies = &mut b.readies;
+            let res: Result<(), StorageError> = blocking(|| {
+                let mut run: Vec<crate::types::Entry> = Vec::new();
+                let mut synced = true;
+                for r in readies.iter_mut() {
+                    if let Some(hs) = r.hard_state {
+                        if !run.is_empty() {
+                            storage.append(&run)?;
+                            run.clear();
+                        }
+                        storage.set_hard_state(hs)?;
+                    }
+                    for op in r.log_ops.drain(..) {
+                        synced = false;
+                        match op {
+                            LogOp::Append { entries, .. } => run.extend(entries),
+                            LogOp::Truncate { last_index } => {
+                                if !run.is_empty() {
+                                    storage.append(&run)?;
+                                    run.clear();
+                                }
+                                storage.truncate(last_index)?;
+                            }
+                        }
+                    }
+                }
+                if !run.is_empty() {
+                    storage.append(&run)?;
+                }
+                if !synced {
+                    storage.sync()?;
+                }
+                Ok(())
+            });
+            if let Err(e) = res {
+                tracing::error!(id = self.cfg.id, error = %e, "storage failed; stopping the node");
+                for (reply, _, _) in b.accepted.drain(..) {
+                    let _ = reply.send(Err(StartError::Storage(e.to_string())));
+                }
+                return Err(e);
+            }
+        }
+        for r in std::mem::take(&mut b.readies) {
+            self.after_persist(r);
+        }
+        for (reply, index, term) in b.accepted.drain(..) {
+            let _ = reply.send(Ok((index, term)));
+        }
+        for reply in b.acks.drain(..) {
+            let _ = reply.send(());
+        }
+        Ok(())
     }
 
     fn reset_election_timer(&mut self) {
@@ -449,7 +633,17 @@ impl NodeTask {
 
     fn after_persist(&mut self, r: Ready) {
         let was_leader = *self.lead_tx.borrow();
+        if self.core.is_leader() {
+            self.flow.sync_term(self.core.term());
+        }
         for m in r.messages {
+            if let Body::AppendEntries { term, .. } = m.body {
+                if term == self.flow.term {
+                    if let Some(j) = self.flow.slot(m.to) {
+                        self.flow.inflight[j] = true;
+                    }
+                }
+            }
             self.transport.send(m);
         }
         if r.reset_election_timer {
@@ -516,75 +710,56 @@ impl NodeTask {
             },
         }
     }
+}
+/// Steps taken in one drain of the queue (Real timers), made durable by one
+/// fsync before any of their messages leaves.
+#[derive(Default)]
+struct Batch {
+    readies: Vec<Ready>,
+    /// Proposals accepted in this batch, answered once durable.
+    accepted: Vec<(StartReply, LogIndex, Term)>,
+    /// `deliver_and_wait` callers, answered once their step is done.
+    acks: Vec<Reply<()>>,
+}
 
-    /// Drain queued proposals as ClientRequest steps, one fsync for all, then
-    /// one Heartbeat step that carries them.
-    fn propose_batch(
-        &mut self,
-        first: Vec<u8>,
-        first_reply: StartReply,
-        rx: &mut mpsc::UnboundedReceiver<Cmd>,
-    ) -> bool {
-        let mut accepted: Vec<(StartReply, LogIndex, Term)> = Vec::new();
-        let mut readies: Vec<Ready> = Vec::new();
-        let mut next = Some((first, first_reply));
-        while let Some((command, reply)) = next.take() {
-            match self.core.propose(command) {
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-                Ok((index, term, r)) => {
-                    accepted.push((reply, index, term));
-                    readies.push(r);
-                }
-            }
-            if accepted.len() >= self.cfg.max_batch {
-                break;
-            }
-            match rx.try_recv() {
-                Ok(Cmd::Propose(c, r)) => next = Some((c, r)),
-                Ok(other) => self.pending = Some(other),
-                Err(_) => {}
-            }
+/// What the Real-timer loop woke up for.
+enum Wake {
+    Cmd(Cmd),
+    ElectionTimer,
+    HeartbeatTimer,
+}
+
+/// Leader-side send scheduling (Real timers only). Per peer: whether an
+/// AppendEntries to it is still unanswered, and the highest index it
+/// acknowledged in `term`. A batch of new entries goes to a peer only when
+/// nothing is outstanding to it; the heartbeat timer still sends to everyone.
+/// Not sending a message is, for the protocol, the same as the network
+/// dropping it, so every step stays a step of docs/protocol.md.
+struct Flow {
+    term: Term,
+    inflight: Vec<bool>,
+    acked: Vec<LogIndex>,
+}
+
+impl Flow {
+    fn new(slots: usize) -> Flow {
+        Flow {
+            term: 0,
+            inflight: vec![false; slots],
+            acked: vec![0; slots],
         }
-        if accepted.is_empty() {
-            return true;
+    }
+
+    fn sync_term(&mut self, term: Term) {
+        if term != self.term {
+            self.term = term;
+            self.inflight.iter_mut().for_each(|x| *x = false);
+            self.acked.iter_mut().for_each(|x| *x = 0);
         }
-        let storage = &mut self.storage;
-        let res = blocking(|| {
-            // Coalesce the batch's appends into one write.
-            let mut run: Vec<crate::types::Entry> = Vec::new();
-            for r in &mut readies {
-                for op in r.log_ops.drain(..) {
-                    match op {
-                        LogOp::Append { entries, .. } => run.extend(entries),
-                        LogOp::Truncate { last_index } => {
-                            storage.append(&run)?;
-                            run.clear();
-                            storage.truncate(last_index)?;
-                        }
-                    }
-                }
-            }
-            storage.append(&run)?;
-            storage.sync()
-        });
-        if let Err(e) = res {
-            tracing::error!(id = self.cfg.id, error = %e, "storage failed; stopping the node");
-            for (reply, _, _) in accepted {
-                let _ = reply.send(Err(StartError::Storage(e.to_string())));
-            }
-            return false;
-        }
-        for r in readies {
-            // ClientRequest steps send nothing; a single-node cluster commits here.
-            self.after_persist(r);
-        }
-        for (reply, index, term) in accepted {
-            let _ = reply.send(Ok((index, term)));
-        }
-        let hb = self.core.heartbeat();
-        self.heartbeat_deadline = Instant::now() + self.cfg.heartbeat_interval;
-        self.finish(hb).is_ok()
+    }
+
+    fn slot(&self, id: NodeId) -> Option<usize> {
+        let i = usize::try_from(id).ok()?;
+        (i < self.inflight.len()).then_some(i)
     }
 }
