@@ -104,6 +104,19 @@ impl Inner {
         }
     }
 
+    /// A held message that may be delivered or duplicated: its link is up.
+    fn deliverable(&self, id: MsgId) -> Result<Message, NetError> {
+        let m = self
+            .held
+            .get(&id)
+            .cloned()
+            .ok_or(NetError::NoSuchMessage(id))?;
+        if !self.connected(m.from, m.to) {
+            return Err(NetError::LinkCut(id));
+        }
+        Ok(m)
+    }
+
     fn hold(&mut self, m: Message) -> MsgId {
         let id = self.next_id;
         self.next_id += 1;
@@ -224,14 +237,7 @@ impl MemNetwork {
     /// Duplicate(m): add a second copy of a held message; returns its id.
     pub fn duplicate(&self, id: MsgId) -> Result<MsgId, NetError> {
         let mut g = self.lock();
-        let m = g
-            .held
-            .get(&id)
-            .cloned()
-            .ok_or(NetError::NoSuchMessage(id))?;
-        if !g.connected(m.from, m.to) {
-            return Err(NetError::LinkCut(id));
-        }
+        let m = g.deliverable(id)?;
         g.stats.duplicated += 1;
         Ok(g.hold(m))
     }
@@ -241,14 +247,7 @@ impl MemNetwork {
     pub async fn deliver(&self, id: MsgId) -> Result<(), NetError> {
         let (node, m) = {
             let mut g = self.lock();
-            let m = g
-                .held
-                .get(&id)
-                .cloned()
-                .ok_or(NetError::NoSuchMessage(id))?;
-            if !g.connected(m.from, m.to) {
-                return Err(NetError::LinkCut(id));
-            }
+            let m = g.deliverable(id)?;
             let node = g
                 .nodes
                 .get(&m.to)
