@@ -106,6 +106,72 @@ pub fn diff(expected: &AbstractState, actual: &AbstractState) -> Vec<FieldDiff> 
     out
 }
 
+/// Field-by-field difference of two server views (a recorded node state
+/// against the model's), fields named `servers[i].<field>`.
+pub fn diff_view(
+    i: usize,
+    e: &crate::mapping::ServerView,
+    a: &crate::mapping::ServerView,
+) -> Vec<FieldDiff> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, ev: String, av: String| {
+        if ev != av {
+            out.push(FieldDiff {
+                field: format!("servers[{i}].{name}"),
+                expected: ev,
+                actual: av,
+            });
+        }
+    };
+    field("term", json(&e.term), json(&a.term));
+    field("voted_for", json(&e.voted_for), json(&a.voted_for));
+    field("role", json(&e.role), json(&a.role));
+    field("commit_index", json(&e.commit_index), json(&a.commit_index));
+    field(
+        "votes_granted",
+        json(&e.votes_granted),
+        json(&a.votes_granted),
+    );
+    field("next_index", json(&e.next_index), json(&a.next_index));
+    field("match_index", json(&e.match_index), json(&a.match_index));
+    field("log", json(&e.log), json(&a.log));
+    field("durable_term", json(&e.durable_term), json(&a.durable_term));
+    field(
+        "durable_voted_for",
+        json(&e.durable_voted_for),
+        json(&a.durable_voted_for),
+    );
+    field("durable_log", json(&e.durable_log), json(&a.durable_log));
+    field("outbox", json(&e.outbox), json(&a.outbox));
+    out
+}
+
+/// Multiset difference of two message lists as one field (or none).
+pub fn diff_messages(name: &str, expected: &[Message], actual: &[Message]) -> Option<FieldDiff> {
+    let ec = counts(expected);
+    let ac = counts(actual);
+    if ec == ac {
+        return None;
+    }
+    let mut missing = Vec::new();
+    let mut extra = Vec::new();
+    for (m, &n) in &ec {
+        for _ in 0..(n - ac.get(m).copied().unwrap_or(0)).max(0) {
+            missing.push(*m);
+        }
+    }
+    for (m, &n) in &ac {
+        for _ in 0..(n - ec.get(m).copied().unwrap_or(0)).max(0) {
+            extra.push(*m);
+        }
+    }
+    Some(FieldDiff {
+        field: format!("{name} (only in expected | only in actual)"),
+        expected: json(&missing),
+        actual: json(&extra),
+    })
+}
+
 /// The first step at which a replay or a validation went wrong.
 #[derive(Clone, Debug, Serialize)]
 pub struct Divergence {

@@ -8,13 +8,17 @@
 //! - [`replay`]: model traces replayed on the implementation (`raft-conform replay`/`run`);
 //! - [`generate`]: traces from the model (BFS leaves, random walks, `sometimes` examples);
 //! - [`runner`]: `run` as a library call (generate + replay, summary);
-//! - [`validate`]: implementation runs checked step by step against the model.
+//! - [`validate`]: implementation runs checked step by step against the model;
+//! - [`steps`]: the recorded-steps NDJSON format (docs/trace-format.md);
+//! - [`recorded`]: recorded steps validated against one carried model state.
 
 pub mod cluster;
 pub mod divergence;
 pub mod generate;
 pub mod mapping;
 pub mod network;
+pub mod recorded;
 pub mod replay;
 pub mod runner;
+pub mod steps;
 pub mod validate;

@@ -376,6 +376,408 @@ pub fn check_state_shape(state: &AbstractState, servers: usize) -> Result<(), St
     Ok(())
 }
 
+// ----- recorded steps (docs/trace-format.md, "Recorded steps") ---------
+
+/// What a recorded trace may need that the model cannot represent: these
+/// are limitations of the model's small types, reported as such (exit 2),
+/// never wrapped. The model's value types are `u8` and its client values
+/// are tracked in `u8` bit masks: this is the one place that narrows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Limitation {
+    #[error("the trace has {found} distinct commands; the model represents at most {max} client values (raft_model::config::MAX_REQUESTS, u8 value sets)")]
+    Values { found: usize, max: usize },
+    #[error("command {hex} is proposed twice; the model's client values are unique (each ClientRequest carries a fresh value)")]
+    RepeatedCommand { hex: String },
+    #[error("the trace has {found} nodes; the model represents at most {max} servers (raft_model::config::MAX_SERVERS)")]
+    Servers { found: u64, max: u8 },
+    #[error("{what} = {value} does not fit the model's range (at most {max})")]
+    Range {
+        what: &'static str,
+        value: u64,
+        max: u64,
+    },
+}
+
+/// The most client values the model can represent.
+pub const MAX_MODEL_VALUES: usize = raft_model::config::MAX_REQUESTS as usize;
+
+/// Commands (bytes) ↔ model values, a fresh value per distinct command in
+/// order of first appearance (1, 2, 3, ...).
+#[derive(Debug, Default, Clone)]
+pub struct CommandTable {
+    by_bytes: std::collections::HashMap<Vec<u8>, m::Value>,
+    bytes: Vec<Vec<u8>>,
+}
+
+impl CommandTable {
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The value of a command seen before, or a fresh one.
+    pub fn value(&mut self, command: &[u8]) -> Result<m::Value, Limitation> {
+        if let Some(&v) = self.by_bytes.get(command) {
+            return Ok(v);
+        }
+        self.fresh(command)
+    }
+
+    /// A fresh value for a command that must not have been seen before.
+    pub fn fresh(&mut self, command: &[u8]) -> Result<m::Value, Limitation> {
+        if self.by_bytes.contains_key(command) {
+            return Err(Limitation::RepeatedCommand {
+                hex: crate::steps::hex(command),
+            });
+        }
+        if self.bytes.len() >= MAX_MODEL_VALUES {
+            return Err(Limitation::Values {
+                found: self.bytes.len() + 1,
+                max: MAX_MODEL_VALUES,
+            });
+        }
+        self.bytes.push(command.to_vec());
+        let v = self.bytes.len() as m::Value;
+        self.by_bytes.insert(command.to_vec(), v);
+        Ok(v)
+    }
+
+    /// The command bytes of a model value (the decimal form for a value this
+    /// table did not assign, as in model traces replayed on nodes).
+    pub fn bytes(&self, v: m::Value) -> Vec<u8> {
+        match usize::from(v)
+            .checked_sub(1)
+            .and_then(|k| self.bytes.get(k))
+        {
+            Some(b) => b.clone(),
+            None => command(v),
+        }
+    }
+}
+
+fn narrow_rec(what: &'static str, value: u64) -> Result<u8, Limitation> {
+    u8::try_from(value).map_err(|_| Limitation::Range {
+        what,
+        value,
+        max: u64::from(u8::MAX),
+    })
+}
+
+/// Why a record cannot be translated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Limitation(#[from] Limitation),
+    #[error("{0}")]
+    Bad(String),
+}
+
+fn rec_node(node: u64, n: usize, what: &str) -> Result<m::ServerId, RecordError> {
+    server_id(node, n)
+        .map_err(|_| RecordError::Bad(format!("{what}: node {node} is outside 1..={n}")))
+}
+
+fn rec_command(hex: &str) -> Result<Vec<u8>, RecordError> {
+    crate::steps::unhex(hex).ok_or_else(|| RecordError::Bad(format!("command {hex:?} is not hex")))
+}
+
+/// A ClientRequest's command → a fresh model value.
+pub fn rec_client_value(hex: &str, table: &mut CommandTable) -> Result<m::Value, RecordError> {
+    Ok(table.fresh(&rec_command(hex)?)?)
+}
+
+/// A recorded message (sender `from`, node ids) → the model's message.
+pub fn rec_message_to_model(
+    from: u64,
+    sent: &crate::steps::RecSent,
+    n: usize,
+    table: &mut CommandTable,
+) -> Result<m::Message, RecordError> {
+    use crate::steps::RecBody as R;
+    let from_id = rec_node(from, n, "sender")?;
+    let to = rec_node(sent.to, n, &format!("message {}", sent.id))?;
+    let body = match &sent.body {
+        R::RequestVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => m::Body::RequestVote {
+            term: narrow_rec("term", *term)?,
+            last_log_index: narrow_rec("last_log_index", *last_log_index)?,
+            last_log_term: narrow_rec("last_log_term", *last_log_term)?,
+        },
+        R::RequestVoteResponse { term, granted } => m::Body::RequestVoteResponse {
+            term: narrow_rec("term", *term)?,
+            granted: *granted,
+        },
+        R::AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => {
+            let mut es = Vec::with_capacity(entries.len());
+            for e in entries {
+                es.push(m::Entry {
+                    term: narrow_rec("entry term", e.term)?,
+                    value: table.value(&rec_command(&e.command)?)?,
+                });
+            }
+            m::Body::AppendEntries {
+                term: narrow_rec("term", *term)?,
+                prev_log_index: narrow_rec("prev_log_index", *prev_log_index)?,
+                prev_log_term: narrow_rec("prev_log_term", *prev_log_term)?,
+                entries: es,
+                leader_commit: narrow_rec("leader_commit", *leader_commit)?,
+            }
+        }
+        R::AppendEntriesResponse {
+            term,
+            success,
+            index,
+            conflict_index,
+        } => m::Body::AppendEntriesResponse {
+            term: narrow_rec("term", *term)?,
+            success: *success,
+            index: narrow_rec("index", *index)?,
+            conflict_index: narrow_rec("conflict_index", *conflict_index)?,
+        },
+    };
+    Ok(m::Message {
+        from: from_id,
+        to,
+        body,
+    })
+}
+
+/// The model's message → the recorded body (commands through `table`).
+pub fn model_body_to_rec(b: &m::Body, table: &CommandTable) -> crate::steps::RecBody {
+    use crate::steps::RecBody as R;
+    match b {
+        m::Body::RequestVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => R::RequestVote {
+            term: u64::from(*term),
+            last_log_index: u64::from(*last_log_index),
+            last_log_term: u64::from(*last_log_term),
+        },
+        m::Body::RequestVoteResponse { term, granted } => R::RequestVoteResponse {
+            term: u64::from(*term),
+            granted: *granted,
+        },
+        m::Body::AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => R::AppendEntries {
+            term: u64::from(*term),
+            prev_log_index: u64::from(*prev_log_index),
+            prev_log_term: u64::from(*prev_log_term),
+            entries: entries
+                .iter()
+                .map(|e| crate::steps::RecEntry {
+                    term: u64::from(e.term),
+                    command: crate::steps::hex(&table.bytes(e.value)),
+                })
+                .collect(),
+            leader_commit: u64::from(*leader_commit),
+        },
+        m::Body::AppendEntriesResponse {
+            term,
+            success,
+            index,
+            conflict_index,
+        } => R::AppendEntriesResponse {
+            term: u64::from(*term),
+            success: *success,
+            index: u64::from(*index),
+            conflict_index: u64::from(*conflict_index),
+        },
+    }
+}
+
+/// The summary (len, last term, hash) of a model log, commands through `table`.
+pub fn model_log_summary(log: &[m::Entry], table: &CommandTable) -> crate::steps::LogSummary {
+    let bytes: Vec<(u64, Vec<u8>)> = log
+        .iter()
+        .map(|e| (u64::from(e.term), table.bytes(e.value)))
+        .collect();
+    crate::steps::summarize(bytes.iter().map(|(t, b)| (*t, b.as_slice())))
+}
+
+/// The durable part of a model server: `(durable_term, durable_voted_for,
+/// durable_log)` (docs/protocol.md §1, §7).
+pub fn model_durable(
+    s: &raft_model::state::ServerState,
+) -> (m::Term, Option<m::ServerId>, &[m::Entry]) {
+    (s.term, s.voted_for, &s.log)
+}
+
+/// The outbox of a model server, in send order.
+pub fn model_outbox(_s: &raft_model::state::ServerState) -> &[m::Message] {
+    &[]
+}
+
+/// The model's Persist action for `server`, if the model has one.
+pub fn persist_action(_server: m::ServerId) -> Option<m::Action> {
+    None
+}
+
+/// One server's protocol state in a vocabulary both a record and the model
+/// translate to: model ids, logs as summaries, the outbox as messages.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ServerView {
+    pub term: u64,
+    pub voted_for: Option<m::ServerId>,
+    pub role: m::Role,
+    pub commit_index: u64,
+    pub votes_granted: Vec<m::ServerId>,
+    pub next_index: Vec<u64>,
+    pub match_index: Vec<u64>,
+    pub log: crate::steps::LogSummary,
+    pub durable_term: u64,
+    pub durable_voted_for: Option<m::ServerId>,
+    pub durable_log: crate::steps::LogSummary,
+    pub outbox: Vec<m::Message>,
+}
+
+/// The model server `i`'s view (docs/protocol.md §1 normalisation).
+pub fn model_view(
+    i: m::ServerId,
+    s: &raft_model::state::ServerState,
+    n: usize,
+    table: &CommandTable,
+) -> ServerView {
+    let _ = i;
+    let (dt, dv, dl) = model_durable(s);
+    let leader = s.role == m::Role::Leader;
+    ServerView {
+        term: u64::from(s.term),
+        voted_for: s.voted_for,
+        role: s.role,
+        commit_index: u64::from(s.commit_index),
+        votes_granted: if s.role == m::Role::Candidate {
+            raft_model::state::members(s.votes_granted).collect()
+        } else {
+            Vec::new()
+        },
+        next_index: if leader {
+            s.next_index[..n].iter().map(|&x| u64::from(x)).collect()
+        } else {
+            Vec::new()
+        },
+        match_index: if leader {
+            s.match_index[..n].iter().map(|&x| u64::from(x)).collect()
+        } else {
+            Vec::new()
+        },
+        log: model_log_summary(&s.log, table),
+        durable_term: u64::from(dt),
+        durable_voted_for: dv,
+        durable_log: model_log_summary(dl, table),
+        outbox: model_outbox(s).to_vec(),
+    }
+}
+
+/// A record's state → the view. `outbox` are the record's outbox ids
+/// already resolved to model messages.
+pub fn record_view(
+    node: u64,
+    st: &crate::steps::RecState,
+    n: usize,
+    outbox: Vec<m::Message>,
+) -> Result<ServerView, RecordError> {
+    use crate::steps::RecRole;
+    let role = match st.role {
+        RecRole::Follower => m::Role::Follower,
+        RecRole::Candidate => m::Role::Candidate,
+        RecRole::Leader => m::Role::Leader,
+    };
+    let opt = |v: Option<u64>, what: &str| -> Result<Option<m::ServerId>, RecordError> {
+        v.map(|x| rec_node(x, n, what)).transpose()
+    };
+    let mut votes = Vec::new();
+    if role == m::Role::Candidate {
+        for &v in &st.votes_granted {
+            votes.push(rec_node(v, n, "votes_granted")?);
+        }
+        votes.sort_unstable();
+        votes.dedup();
+    }
+    let arr = |list: &[(u64, u64)], what: &str| -> Result<Vec<u64>, RecordError> {
+        if role != m::Role::Leader {
+            return Ok(Vec::new());
+        }
+        let mut out = vec![0; n];
+        for &(peer, idx) in list {
+            let j = rec_node(peer, n, what)?;
+            if u64::from(j) + 1 == node {
+                return Err(RecordError::Bad(format!(
+                    "{what} of node {node} names itself"
+                )));
+            }
+            out[usize::from(j)] = idx;
+        }
+        Ok(out)
+    };
+    Ok(ServerView {
+        term: st.term,
+        voted_for: opt(st.voted_for, "voted_for")?,
+        role,
+        commit_index: st.commit_index,
+        votes_granted: votes,
+        next_index: arr(&st.next_index, "next_index")?,
+        match_index: arr(&st.match_index, "match_index")?,
+        log: st.log.clone(),
+        durable_term: st.durable_term,
+        durable_voted_for: opt(st.durable_voted_for, "durable_voted_for")?,
+        durable_log: st.durable_log.clone(),
+        outbox,
+    })
+}
+
+/// A model view → the recorded state (ids for the outbox supplied).
+pub fn view_to_record_state(
+    v: &ServerView,
+    node: u64,
+    outbox_ids: Vec<String>,
+) -> crate::steps::RecState {
+    use crate::steps::RecRole;
+    let pairs = |a: &[u64]| -> Vec<(u64, u64)> {
+        a.iter()
+            .enumerate()
+            .filter(|&(j, _)| j as u64 + 1 != node)
+            .map(|(j, &x)| (j as u64 + 1, x))
+            .collect()
+    };
+    crate::steps::RecState {
+        term: v.term,
+        voted_for: v.voted_for.map(node_id),
+        role: match v.role {
+            m::Role::Follower => RecRole::Follower,
+            m::Role::Candidate => RecRole::Candidate,
+            m::Role::Leader => RecRole::Leader,
+        },
+        commit_index: v.commit_index,
+        votes_granted: v.votes_granted.iter().map(|&x| node_id(x)).collect(),
+        next_index: pairs(&v.next_index),
+        match_index: pairs(&v.match_index),
+        log: v.log.clone(),
+        durable_term: v.durable_term,
+        durable_voted_for: v.durable_voted_for.map(node_id),
+        durable_log: v.durable_log.clone(),
+        outbox: outbox_ids,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,3 +202,110 @@ fn validate_json_and_recorded_trace() {
     let trace = raft_model::trace::Trace::read(&path).unwrap();
     assert_eq!(trace.kind, raft_model::trace::TraceKind::Recorded);
 }
+
+/// NDJSON records of a seeded model walk (as a node writes them).
+fn recorded_walk(seed: u64, len: usize) -> String {
+    use rand::{Rng, SeedableRng};
+    use stateright::Model;
+    let cfg = raft_model::Config {
+        servers: 3,
+        max_term: 6,
+        max_requests: 4,
+        max_inflight: 5,
+        max_restarts: 3,
+        max_partitions: 0,
+        max_duplicates: 2,
+        ..raft_model::Config::default()
+    };
+    let model = raft_model::RaftModel::new(cfg);
+    let mut w = raft_conformance::recorded::RecordWriter::new(model.clone());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for _ in 0..len {
+        let mut actions = Vec::new();
+        model.actions(w.state(), &mut actions);
+        if actions.is_empty() {
+            break;
+        }
+        w.step(&actions[rng.gen_range(0..actions.len())]).unwrap();
+    }
+    w.ndjson()
+}
+
+#[test]
+fn validate_trace_exit_codes_json_keys_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("steps.ndjson");
+    let ndjson = recorded_walk(3, 300);
+    std::fs::write(&p, &ndjson).unwrap();
+    let out = conform(&["validate", "--trace", p.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in ["steps", "violations", "seconds", "steps_per_second"] {
+        assert!(v.get(key).is_some(), "missing key {key}: {v}");
+    }
+    assert_eq!(v["violations"], 0);
+    assert_eq!(
+        v["steps"].as_u64().unwrap() as usize,
+        ndjson.lines().count()
+    );
+
+    // One record's term changed: exit 1, the report names where.
+    let mut lines: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let k = lines.len() / 2;
+    let t = lines[k]["state"]["term"].as_u64().unwrap();
+    lines[k]["state"]["term"] = serde_json::json!(t + 1);
+    let mutated: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&p, mutated).unwrap();
+    let out = conform(&["validate", "--trace", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    let report = text(&out.stdout);
+    let node = lines[k]["node"].as_u64().unwrap();
+    let seq = lines[k]["seq"].as_u64().unwrap();
+    assert!(
+        report.contains(&format!(
+            "VIOLATION at step {} ({}:{}): node {node} seq {seq} event ",
+            k + 1,
+            p.display(),
+            k + 1
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("servers[{}].term", node - 1)),
+        "{report}"
+    );
+
+    // Unknown version and unknown format: exit 2, naming what was found.
+    std::fs::write(&p, "{\"format\":\"raftkv-steps\",\"version\":2}\n").unwrap();
+    let out = conform(&["validate", "--trace", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("raftkv-steps version 2 is not supported"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&p, "{\"format\":\"x\",\"version\":1}\n").unwrap();
+    let out = conform(&["validate", "--trace", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown record format \"x\""));
+}
+
+#[test]
+fn validate_rejects_zero_seeds_jobs_threads() {
+    for args in [
+        &["validate", "--seeds", "0"][..],
+        &["validate", "--jobs", "0"],
+        &["validate", "--threads", "0"],
+    ] {
+        let out = conform(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("at least 1"), "{args:?}");
+    }
+}
+
+fn text_of(out: &Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
