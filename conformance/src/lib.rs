@@ -21,4 +21,5 @@ pub mod recorded;
 pub mod replay;
 pub mod runner;
 pub mod steps;
+pub mod transitions;
 pub mod validate;

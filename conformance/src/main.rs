@@ -40,8 +40,13 @@ enum Cmd {
     /// Generate traces from the model (BFS to a depth, random walks, reachability
     /// examples) and replay them all. With no flags: the CI bounds.
     Run(RunArgs),
-    /// Run real nodes under seeded random events and check every step against the model.
+    /// Run real nodes under seeded random events and check every step against
+    /// the model, or (--trace) validate recorded steps.
     Validate(ValidateArgs),
+    /// Enumerate the model's reachable states (the search of `raft-model
+    /// check`) and execute every single-server transition on the
+    /// implementation's core. With no flags: the CI bounds.
+    Transitions(TransitionsArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -142,6 +147,130 @@ struct ValidateArgs {
     common: Common,
 }
 
+#[derive(Args, Debug)]
+struct TransitionsArgs {
+    /// Model bounds preset: ci (the default: the model's CI bounds) or
+    /// default (those of `raft-model check`). The flags below override
+    /// single bounds.
+    #[arg(long, default_value = "ci", value_parser = ["ci", "default"])]
+    bounds: String,
+    #[arg(long)]
+    servers: Option<u8>,
+    #[arg(long)]
+    max_term: Option<u8>,
+    #[arg(long)]
+    max_requests: Option<u8>,
+    #[arg(long)]
+    max_inflight: Option<u8>,
+    #[arg(long)]
+    max_restarts: Option<u8>,
+    #[arg(long)]
+    max_partitions: Option<u8>,
+    #[arg(long)]
+    max_duplicates: Option<u8>,
+    /// unordered or ordered (per-link FIFO).
+    #[arg(long, value_parser = ["unordered", "ordered"])]
+    network: Option<String>,
+    /// Run the core with a seeded protocol bug (see `run --help`).
+    #[arg(long, value_name = "NAME")]
+    impl_bug: Option<ImplBug>,
+    /// Stop after this many seconds (the result is then incomplete).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+    /// Write the path to the first divergent transition here, as a trace
+    /// file (`transitions-divergence.json`) that `replay` and
+    /// `raft-model diagram` read.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+    /// Print one JSON object on stdout instead of the text summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn transitions_config(a: &TransitionsArgs) -> Result<Config> {
+    let mut cfg = if a.bounds == "default" {
+        Config::default()
+    } else {
+        raft_conformance::transitions::ci_bounds()
+    };
+    let set = |slot: &mut u8, v: Option<u8>| {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    };
+    set(&mut cfg.servers, a.servers);
+    set(&mut cfg.max_term, a.max_term);
+    set(&mut cfg.max_requests, a.max_requests);
+    set(&mut cfg.max_inflight, a.max_inflight);
+    set(&mut cfg.max_restarts, a.max_restarts);
+    set(&mut cfg.max_partitions, a.max_partitions);
+    set(&mut cfg.max_duplicates, a.max_duplicates);
+    if let Some(net) = &a.network {
+        cfg.network = if net == "ordered" {
+            raft_model::NetworkKind::Ordered
+        } else {
+            raft_model::NetworkKind::Unordered
+        };
+    }
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("invalid model bounds: {e}"))?;
+    Ok(cfg)
+}
+
+fn cmd_transitions(a: TransitionsArgs) -> Result<bool> {
+    use raft_conformance::transitions::{check_transitions, TransitionsOptions};
+    let timeout = match a.timeout {
+        Some(t) if !(t.is_finite() && t > 0.0) => {
+            anyhow::bail!("--timeout must be a positive number of seconds")
+        }
+        Some(t) => Some(Duration::from_secs_f64(t)),
+        None => None,
+    };
+    let opts = TransitionsOptions {
+        bounds: transitions_config(&a)?,
+        bug: a.impl_bug,
+        timeout,
+    };
+    let s = check_transitions(&opts).map_err(anyhow::Error::msg)?;
+    let written = match &s.divergent_trace {
+        Some(t) => Some(write_trace(&a.out, "transitions-divergence", t)?),
+        None => None,
+    };
+    if a.json {
+        let mut v = serde_json::to_value(&s).context("cannot serialise the summary")?;
+        v["divergent_trace_file"] = serde_json::json!(written);
+        println!("{v}");
+    } else {
+        if let Some(d) = &s.first_divergence {
+            println!("{d}");
+        }
+        if let Some(p) = &written {
+            println!(
+                "path to the divergent transition written to {}",
+                p.display()
+            );
+        }
+        println!(
+            "{} states ({}), {} transitions generated, {} single-server transitions checked ({} executed on the core), max depth {}",
+            s.states,
+            if s.complete { "complete" } else { "incomplete" },
+            s.generated,
+            s.transitions,
+            s.executed,
+            s.max_depth
+        );
+        println!(
+            "divergences: {}; {:.2} s ({:.0} transitions/s)",
+            s.divergences, s.seconds, s.transitions_per_second
+        );
+    }
+    if s.divergences == 0 && !s.complete {
+        eprintln!("error: the search stopped at --timeout before it was complete");
+        return Err(anyhow::anyhow!("incomplete: timed out"));
+    }
+    Ok(s.divergences == 0)
+}
+
 fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     b.enable_all();
@@ -157,6 +286,7 @@ fn main() -> ExitCode {
         Cmd::Replay(a) => cmd_replay(a),
         Cmd::Run(a) => cmd_run(a),
         Cmd::Validate(a) => cmd_validate(a),
+        Cmd::Transitions(a) => cmd_transitions(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -309,3 +309,57 @@ fn validate_rejects_zero_seeds_jobs_threads() {
 fn text_of(out: &Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
+
+#[test]
+fn transitions_at_ci_bounds_exit_0_with_the_contract_keys() {
+    let out = conform(&["transitions", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in [
+        "transitions",
+        "executed",
+        "states",
+        "divergences",
+        "seconds",
+        "complete",
+    ] {
+        assert!(v.get(key).is_some(), "missing key {key}: {v}");
+    }
+    assert_eq!(v["divergences"], 0);
+    assert_eq!(v["complete"], true);
+    assert!(v["transitions"].as_u64().unwrap() > v["executed"].as_u64().unwrap());
+}
+
+#[test]
+fn transitions_divergence_exits_1_and_writes_a_replayable_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = conform(&["transitions", "--impl-bug", "truncate-on-match", "--out", d]);
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    let report = text(&out.stdout);
+    assert!(
+        report.starts_with("DIVERGENCE in transition from the state at depth "),
+        "{report}"
+    );
+    assert!(
+        report.contains("expected:") && report.contains("actual:"),
+        "{report}"
+    );
+    let file = dir.path().join("transitions-divergence.json");
+    assert!(
+        report.contains(&format!("written to {}", file.display())),
+        "{report}"
+    );
+    let out = conform(&[
+        "replay",
+        "--impl-bug",
+        "truncate-on-match",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    // Bad bounds and a bad timeout are input errors.
+    let out = conform(&["transitions", "--servers", "9"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = conform(&["transitions", "--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}

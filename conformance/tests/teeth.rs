@@ -152,3 +152,63 @@ fn validate_catches_every_bug_and_records_a_replayable_trace() {
     }
     assert!(missed.is_empty(), "validate missed seeded bugs: {missed:?}");
 }
+
+/// Every seeded bug of the core is caught by `transitions` at its CI bounds;
+/// the unbugged core agrees with every transition there, and the path it
+/// writes for a divergence replays on real nodes: conformant on the correct
+/// implementation, divergent at the same last step on the bugged one.
+#[test]
+fn transitions_at_ci_bounds_pass_unbugged_and_catch_every_core_bug() {
+    use raft_conformance::transitions::{check_transitions, ci_bounds, TransitionsOptions};
+    let opts = |bug| TransitionsOptions {
+        bounds: ci_bounds(),
+        bug,
+        timeout: None,
+    };
+    let clean = check_transitions(&opts(None)).unwrap();
+    if let Some(d) = &clean.first_divergence {
+        panic!("unbugged core diverged:\n{d}");
+    }
+    assert!(clean.complete);
+    assert_eq!(clean.divergences, 0);
+    assert!(clean.states > 10_000, "{} states", clean.states);
+    assert!(clean.transitions > clean.states, "{clean:?}");
+    assert!(clean.executed > 0 && clean.executed < clean.transitions);
+    let rt = rt();
+    let root = data_root();
+    let mut missed = Vec::new();
+    for bug in ImplBug::ALL {
+        let s = check_transitions(&opts(Some(bug))).unwrap();
+        let Some(d) = &s.first_divergence else {
+            missed.push(bug.name());
+            continue;
+        };
+        assert!(!s.complete);
+        assert_eq!(s.divergences, 1);
+        assert!(
+            d.error.is_some() || !d.fields.is_empty(),
+            "{bug}: a divergence must say what differs:\n{d}"
+        );
+        let trace = s.divergent_trace.as_ref().unwrap();
+        assert_eq!(trace.steps.len(), d.step);
+        assert_eq!(trace.steps.last().map(|t| &t.action), d.event.as_ref());
+        let fixed = rt.block_on(replay(trace, "t", None, &root)).unwrap();
+        assert!(
+            fixed.divergence.is_none(),
+            "{bug}: the model's path does not replay on the correct implementation:\n{}",
+            fixed.divergence.unwrap()
+        );
+        let bugged = rt.block_on(replay(trace, "t", Some(bug), &root)).unwrap();
+        let bd = bugged
+            .divergence
+            .unwrap_or_else(|| panic!("{bug}: the bugged implementation replays the path"));
+        assert_eq!(
+            bd.step, d.step,
+            "{bug}: replay diverges at another step:\n{bd}"
+        );
+    }
+    assert!(
+        missed.is_empty(),
+        "transitions missed seeded bugs: {missed:?}"
+    );
+}
