@@ -331,6 +331,11 @@ pub fn server_to_status(id: m::ServerId, s: &AbstractServer) -> kt::Status {
         next_index: pairs(&s.next_index),
         match_index: pairs(&s.match_index),
         leader_hint: None,
+        // Sync-mode equivalents until the mapping carries the durable part.
+        durable_term: u64::from(s.term),
+        durable_voted_for: s.voted_for.map(node_id),
+        durable_log: s.log.iter().map(entry_to_impl).collect(),
+        outbox: Vec::new(),
     }
 }
 
@@ -935,6 +940,10 @@ mod tests {
             next_index: vec![(1, 1), (3, 1)],
             match_index: vec![(1, 0), (3, 0)],
             leader_hint: Some(2),
+            durable_term: 1,
+            durable_voted_for: Some(2),
+            durable_log: vec![],
+            outbox: vec![],
         };
         let s = status_to_model(&status, 3).unwrap();
         assert_eq!(s.next_index, vec![1, 0, 1]);

@@ -272,6 +272,10 @@ impl Node {
                     next_index: Vec::new(),
                     match_index: Vec::new(),
                     leader_hint: None,
+                    durable_term: l.term,
+                    durable_voted_for: None,
+                    durable_log: Vec::new(),
+                    outbox: Vec::new(),
                 }
             }
         }
@@ -538,7 +542,7 @@ impl NodeTask {
     /// Make every step of the batch durable (one fsync), then send their
     /// messages and apply, in step order, then answer the callers.
     fn flush(&mut self, b: &mut Batch) -> Result<(), StorageError> {
-        if b.readies.iter().any(Ready::needs_persist) {
+        if b.readies.iter().any(Ready::has_writes) {
             let storage = &mut self.storage;
             let readies = &mut b.readies;
             let res: Result<(), StorageError> = blocking(|| {
@@ -585,6 +589,8 @@ impl NodeTask {
         for r in std::mem::take(&mut b.readies) {
             self.after_persist(r);
         }
+        let p = self.core.persist();
+        self.after_persist(p);
         for (reply, index, term) in b.accepted.drain(..) {
             let _ = reply.send(Ok((index, term)));
         }
@@ -621,13 +627,15 @@ impl NodeTask {
 
     /// Persist, then send, then apply: the tail of every step.
     fn finish(&mut self, r: Ready) -> Result<(), StorageError> {
-        if r.needs_persist() {
+        if r.has_writes() {
             if let Err(e) = self.persist(&r) {
                 tracing::error!(id = self.cfg.id, error = %e, "storage failed; stopping the node");
                 return Err(e);
             }
         }
         self.after_persist(r);
+        let p = self.core.persist();
+        self.after_persist(p);
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! Deliberately independent of `raft-model`: the two crates are two
 //! descriptions of one protocol (docs/protocol.md), bridged by `conformance/`.
 
+use crate::message::Message;
 use serde::{Deserialize, Serialize};
 
 /// A node's identity, `1..=n` in a cluster of `n` nodes.
@@ -44,4 +45,11 @@ pub struct Status {
     pub match_index: Vec<(NodeId, LogIndex)>,
     /// The leader this node last heard from in its current term (not compared).
     pub leader_hint: Option<NodeId>,
+    /// The hard state on disk (docs/protocol.md §1, durable part).
+    pub durable_term: Term,
+    pub durable_voted_for: Option<NodeId>,
+    /// The log on disk: what a Restart recovers.
+    pub durable_log: Vec<Entry>,
+    /// Dependent messages waiting for the next Persist, in send order (§7).
+    pub outbox: Vec<Message>,
 }

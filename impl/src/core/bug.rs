@@ -18,6 +18,15 @@ pub enum ImplBug {
     AcceptStaleResponse,
     /// Grant votes without the log up-to-date check.
     VoteWithoutLogCheck,
+    /// A success AppendEntriesResponse bypasses the outbox: the follower
+    /// acknowledges entries before they are durable (breaks R-persist-2).
+    AckBeforePersist,
+    /// A granted RequestVoteResponse bypasses the outbox: the vote leaves
+    /// before it is durable (breaks R-persist-2).
+    VoteBeforePersist,
+    /// The leader counts itself for commit up to its in-memory last index,
+    /// durable or not (breaks R-persist-4).
+    LeaderCountsVolatileSelf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +37,15 @@ pub struct UnknownBug {
 }
 
 impl ImplBug {
-    pub const ALL: [ImplBug; 5] = [
+    pub const ALL: [ImplBug; 8] = [
         ImplBug::CommitOldTerm,
         ImplBug::NoPersistVote,
         ImplBug::TruncateOnMatch,
         ImplBug::AcceptStaleResponse,
         ImplBug::VoteWithoutLogCheck,
+        ImplBug::AckBeforePersist,
+        ImplBug::VoteBeforePersist,
+        ImplBug::LeaderCountsVolatileSelf,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +55,9 @@ impl ImplBug {
             ImplBug::TruncateOnMatch => "truncate-on-match",
             ImplBug::AcceptStaleResponse => "accept-stale-response",
             ImplBug::VoteWithoutLogCheck => "vote-without-log-check",
+            ImplBug::AckBeforePersist => "ack-before-persist",
+            ImplBug::VoteBeforePersist => "vote-before-persist",
+            ImplBug::LeaderCountsVolatileSelf => "leader-counts-volatile-self",
         }
     }
 

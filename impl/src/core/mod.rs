@@ -2,11 +2,20 @@
 //! docs/protocol.md rule by rule.
 //!
 //! [`RaftCore`] does no I/O and reads no clock. Every change is the reaction
-//! to one event (`Timeout`, `Heartbeat`, `ClientRequest`, `Deliver`); a
-//! `Restart` is [`RaftCore::new`] from the persisted state. Each step returns
-//! a [`Ready`]: what to persist (hard state, log truncation/appends), the
-//! messages to send once that is durable, and the new commit index. The
-//! caller must make the persist part durable before sending any message.
+//! to one event (`Timeout`, `Heartbeat`, `ClientRequest`, `Deliver`,
+//! `Persist`); a `Restart` is [`RaftCore::new`] from the durable state.
+//!
+//! Durability is an event (docs/protocol.md §7). The core tracks what is on
+//! disk (the durable hard state, the durable log as `stable_index` plus a
+//! `durable_tail`) next to its in-memory state, and an outbox of dependent
+//! messages waiting for the disk. Each step returns a [`Ready`]: the writes
+//! the step made (hard state, log truncation/appends) for the caller to
+//! buffer, the messages to send *now* (AppendEntries never wait,
+//! R-persist-3; dependent messages go straight out only while nothing is
+//! pending, R-persist-2), and the new commit index. Once the caller has
+//! written every buffered write and fsynced once, it calls
+//! [`RaftCore::persist`] (R-persist-1): the durable part catches up, the
+//! outbox is released in order and a leader may commit (R-persist-4).
 
 mod bug;
 #[cfg(test)]
@@ -40,12 +49,22 @@ pub enum LogOp {
 /// The outputs of one step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
-    /// The hard state to persist, when term or vote changed in this step.
+    /// The hard state to write at the next Persist, when term or vote
+    /// changed in this step.
     pub hard_state: Option<HardState>,
-    /// Log changes to persist, in order.
+    /// Log changes to write at the next Persist, in order.
     pub log_ops: Vec<LogOp>,
-    /// Messages to send after the persist is durable.
+    /// Messages to hand to the transport now, in order: AppendEntries
+    /// (R-persist-3), dependent messages sent while nothing was pending
+    /// (R-persist-2), and, for [`RaftCore::persist`], the released outbox.
     pub messages: Vec<Message>,
+    /// Dependent messages this step put into the outbox (R-persist-2), in
+    /// order; they leave in the `messages` of a later `persist`. Reported
+    /// for tracing: the caller sends nothing from here.
+    pub outboxed: Vec<Message>,
+    /// The term rule emptied the outbox in this step (R-term-2); the
+    /// messages that were in it are lost.
+    pub outbox_cleared: bool,
     /// The new commit index, when it advanced in this step.
     pub committed: Option<LogIndex>,
     /// The step heard from a legitimate leader or candidate (or started an
@@ -54,19 +73,10 @@ pub struct Ready {
 }
 
 impl Ready {
-    /// Whether anything must be made durable before the messages leave.
-    pub fn needs_persist(&self) -> bool {
+    /// Whether this step made writes the next Persist must write.
+    pub fn has_writes(&self) -> bool {
         self.hard_state.is_some() || !self.log_ops.is_empty()
     }
-}
-
-/// The events of docs/protocol.md §4 that reach a server.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    Timeout,
-    Heartbeat,
-    ClientRequest(Vec<u8>),
-    Deliver(Message),
 }
 
 /// A proposal reached a server that is not the leader.
@@ -75,6 +85,11 @@ pub enum Event {
 pub struct NotLeader {
     pub leader_hint: Option<NodeId>,
 }
+
+/// [`RaftCore::from_state`] was given a state no core can be in.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid protocol state: {0}")]
+pub struct InvalidState(pub String);
 
 /// Static configuration of the core.
 #[derive(Clone, Debug)]
@@ -95,10 +110,21 @@ pub struct RaftCore {
     peers: Vec<NodeId>,
     max_batch: usize,
     bug: Option<ImplBug>,
-    // persistent
+    // persistent, in memory
     term: Term,
     voted_for: Option<NodeId>,
     log: Vec<Entry>,
+    // durable (docs/protocol.md §1): what a Restart recovers
+    durable_hard_state: HardState,
+    /// `log[..stable_index]` is on disk unchanged. Always the longest
+    /// common prefix of the in-memory and the durable log.
+    stable_index: LogIndex,
+    /// Durable entries after `stable_index` that the in-memory log no
+    /// longer has (a truncation not yet persisted); empty otherwise. The
+    /// durable log is `log[..stable_index] ++ durable_tail`.
+    durable_tail: Vec<Entry>,
+    /// Dependent messages waiting for the next Persist (R-persist-2).
+    outbox: Vec<Message>,
     // volatile
     role: Role,
     commit_index: LogIndex,
@@ -109,7 +135,8 @@ pub struct RaftCore {
 }
 
 impl RaftCore {
-    /// A server (re)starting from its persisted state: follower, commit 0.
+    /// Restart(i) (R-persist-5): a server (re)starting from its durable
+    /// state: everything durable, empty outbox, follower, commit 0.
     pub fn new(cfg: CoreConfig, hard_state: HardState, log: Vec<Entry>) -> RaftCore {
         let mut peers: Vec<NodeId> = cfg.peers.into_iter().filter(|p| *p != cfg.id).collect();
         peers.sort_unstable();
@@ -121,7 +148,11 @@ impl RaftCore {
             bug: cfg.bug,
             term: hard_state.term,
             voted_for: hard_state.voted_for,
+            stable_index: log.len() as LogIndex,
             log,
+            durable_hard_state: hard_state,
+            durable_tail: Vec::new(),
+            outbox: Vec::new(),
             role: Role::Follower,
             commit_index: 0,
             votes_granted: BTreeSet::new(),
@@ -129,6 +160,91 @@ impl RaftCore {
             match_index: BTreeMap::new(),
             leader_hint: None,
         }
+    }
+
+    /// A core in an arbitrary protocol state (feature `conformance`): the
+    /// whole abstract state of docs/protocol.md §1 as a [`Status`] — term,
+    /// voted_for, role, log, commit_index, votes_granted, next_index,
+    /// match_index, the durable part (`durable_term`, `durable_voted_for`,
+    /// `durable_log`) and the outbox — plus `leader_hint`. The conformance
+    /// harness builds the core in a model state and executes one transition
+    /// on it. `stable_index` becomes the longest common prefix of `log` and
+    /// `durable_log`, the rest of `durable_log` the durable tail.
+    ///
+    /// Refused when the state is not one a core can be in: `state.id` is not
+    /// `cfg.id`, `votes_granted` is non-empty for a non-candidate,
+    /// `next_index`/`match_index` are not exactly the peers for a leader (or
+    /// not empty otherwise), or the outbox holds messages while nothing is
+    /// pending or messages that are not this server's dependent messages.
+    #[cfg(feature = "conformance")]
+    pub fn from_state(cfg: CoreConfig, state: &Status) -> Result<RaftCore, InvalidState> {
+        let bad = |s: String| Err(InvalidState(s));
+        if state.id != cfg.id {
+            return bad(format!("state of node {} for core {}", state.id, cfg.id));
+        }
+        let mut c = RaftCore::new(
+            cfg,
+            HardState {
+                term: state.durable_term,
+                voted_for: state.durable_voted_for,
+            },
+            state.log.clone(),
+        );
+        c.term = state.term;
+        c.voted_for = state.voted_for;
+        c.role = state.role;
+        c.commit_index = state.commit_index;
+        c.leader_hint = state.leader_hint;
+        let stable = state
+            .log
+            .iter()
+            .zip(&state.durable_log)
+            .take_while(|(a, b)| a == b)
+            .count();
+        c.stable_index = stable as LogIndex;
+        c.durable_tail = state.durable_log[stable..].to_vec();
+        if state.role == Role::Candidate {
+            c.votes_granted = state.votes_granted.iter().copied().collect();
+        } else if !state.votes_granted.is_empty() {
+            return bad(format!(
+                "votes_granted {:?} for a {:?}",
+                state.votes_granted, state.role
+            ));
+        }
+        let peers_of = |v: &[(NodeId, LogIndex)]| v.iter().map(|(p, _)| *p).collect::<Vec<_>>();
+        if state.role == Role::Leader {
+            for (name, v) in [
+                ("next_index", &state.next_index),
+                ("match_index", &state.match_index),
+            ] {
+                let mut ps = peers_of(v);
+                ps.sort_unstable();
+                if ps != c.peers {
+                    return bad(format!("{name} covers {ps:?}, the peers are {:?}", c.peers));
+                }
+            }
+            c.next_index = state.next_index.iter().copied().collect();
+            c.match_index = state.match_index.iter().copied().collect();
+            if c.next_index.values().any(|&n| n == 0) {
+                return bad("next_index 0 for a leader".into());
+            }
+        } else if !state.next_index.is_empty() || !state.match_index.is_empty() {
+            return bad(format!("next_index/match_index for a {:?}", state.role));
+        }
+        if let Some(m) = state.outbox.iter().find(|m| {
+            m.from != c.id
+                || !c.peers.contains(&m.to)
+                || matches!(m.body, Body::AppendEntries { .. })
+        }) {
+            return bad(format!(
+                "outbox message {m:?} is not a dependent message of this server"
+            ));
+        }
+        if !state.outbox.is_empty() && !c.has_pending_writes() {
+            return bad("outbox is not empty but nothing is pending".into());
+        }
+        c.outbox = state.outbox.clone();
+        Ok(c)
     }
 
     // ---- accessors -------------------------------------------------------
@@ -183,6 +299,36 @@ impl RaftCore {
     pub fn term_at(&self, index: LogIndex) -> Term {
         self.entry(index).map_or(0, |e| e.term)
     }
+    /// The hard state on disk.
+    pub fn durable_hard_state(&self) -> HardState {
+        self.durable_hard_state
+    }
+    /// `log[..stable_index]` is on disk unchanged.
+    pub fn stable_index(&self) -> LogIndex {
+        self.stable_index
+    }
+    /// Durable entries beyond `stable_index` that the in-memory log no
+    /// longer has (non-empty only while a truncation is pending).
+    pub fn durable_tail(&self) -> &[Entry] {
+        &self.durable_tail
+    }
+    /// The durable log, `log[..stable_index] ++ durable_tail` (a copy).
+    pub fn durable_log(&self) -> Vec<Entry> {
+        let mut d = self.log[..self.stable_index as usize].to_vec();
+        d.extend(self.durable_tail.iter().cloned());
+        d
+    }
+    /// Dependent messages waiting for the next Persist, in send order.
+    pub fn outbox(&self) -> &[Message] {
+        &self.outbox
+    }
+    /// Whether the in-memory `(term, voted_for, log)` differs from the
+    /// durable part: Persist is enabled (docs/protocol.md §4 Persist).
+    pub fn has_pending_writes(&self) -> bool {
+        self.hard_state() != self.durable_hard_state
+            || self.stable_index != self.last_index()
+            || !self.durable_tail.is_empty()
+    }
     fn majority(&self) -> usize {
         let n = self.peers.len() + 1;
         n / 2 + 1
@@ -214,6 +360,10 @@ impl RaftCore {
                 Vec::new()
             },
             leader_hint: self.leader_hint,
+            durable_term: self.durable_hard_state.term,
+            durable_voted_for: self.durable_hard_state.voted_for,
+            durable_log: self.durable_log(),
+            outbox: self.outbox.clone(),
         }
     }
 
@@ -223,20 +373,13 @@ impl RaftCore {
 
     // ---- events ----------------------------------------------------------
 
-    /// One event. An event that is not enabled (Timeout on a leader,
-    /// Heartbeat or ClientRequest on a non-leader, a message not addressed to
-    /// this server or from a stranger) changes nothing and returns an empty
-    /// `Ready`.
-    pub fn step(&mut self, event: Event) -> Ready {
-        match event {
-            Event::Timeout => self.timeout(),
-            Event::Heartbeat => self.heartbeat(),
-            Event::ClientRequest(cmd) => self.propose(cmd).map(|(_, _, r)| r).unwrap_or_default(),
-            Event::Deliver(m) => self.deliver(m),
-        }
-    }
+    // An event that is not enabled (Timeout on a leader, Heartbeat or
+    // ClientRequest on a non-leader, a message not addressed to this server
+    // or from a stranger) changes nothing and returns an empty `Ready`.
 
-    /// Timeout(i): start an election (not enabled on a leader).
+    /// Timeout(i): start an election (not enabled on a leader). The new
+    /// term and the self-vote are pending, so the RequestVotes wait in the
+    /// outbox (R-persist-2).
     pub fn timeout(&mut self) -> Ready {
         let mut r = Ready::default();
         if self.role == Role::Leader {
@@ -250,8 +393,8 @@ impl RaftCore {
         r.hard_state = Some(self.hard_state());
         r.reset_election_timer = true;
         let (last_log_index, last_log_term) = (self.last_index(), self.last_term());
-        for &j in &self.peers {
-            r.messages.push(Message {
+        for j in self.peers.clone() {
+            let m = Message {
                 from: self.id,
                 to: j,
                 body: Body::RequestVote {
@@ -259,7 +402,8 @@ impl RaftCore {
                     last_log_index,
                     last_log_term,
                 },
-            });
+            };
+            self.send(m, &mut r);
         }
         if self.votes_granted.len() >= self.majority() {
             self.become_leader(&mut r);
@@ -276,7 +420,9 @@ impl RaftCore {
         r
     }
 
-    /// ClientRequest(i, v): append `(term, command)`; nothing is sent.
+    /// ClientRequest(i, v): append `(term, command)`; nothing is sent and
+    /// nothing commits until the entry is durable (a single-server leader
+    /// commits it at its next [`persist`](Self::persist), R-persist-4).
     /// Returns the entry's index and term.
     pub fn propose(&mut self, command: Vec<u8>) -> Result<(LogIndex, Term, Ready), NotLeader> {
         if self.role != Role::Leader {
@@ -289,16 +435,34 @@ impl RaftCore {
             term: self.term,
             command,
         };
-        self.log.push(entry.clone());
-        let index = self.last_index();
-        r.log_ops.push(LogOp::Append {
-            first_index: index,
-            entries: vec![entry],
-        });
-        if self.peers.is_empty() {
+        let index = self.last_index() + 1;
+        self.append_entries(vec![entry], &mut r);
+        if self.bug(ImplBug::LeaderCountsVolatileSelf) {
             self.advance_commit(&mut r);
         }
         Ok((index, self.term, r))
+    }
+
+    /// Persist(i) (R-persist-1): the caller has written every write of the
+    /// steps since the last Persist and fsynced once. The durable part
+    /// becomes the in-memory state, the outbox leaves in send order (in
+    /// `Ready::messages`), then a leader advances its commit index, now
+    /// counting itself for its whole log (R-persist-4). A no-op (empty
+    /// `Ready`) when nothing is pending.
+    pub fn persist(&mut self) -> Ready {
+        let mut r = Ready::default();
+        if !self.has_pending_writes() {
+            debug_assert!(self.outbox.is_empty(), "outbox without pending writes");
+            return r;
+        }
+        self.durable_hard_state = self.hard_state();
+        self.stable_index = self.last_index();
+        self.durable_tail.clear();
+        r.messages = std::mem::take(&mut self.outbox);
+        if self.role == Role::Leader {
+            self.advance_commit(&mut r);
+        }
+        r
     }
 
     /// Deliver(m): one message handled by this server.
@@ -307,13 +471,8 @@ impl RaftCore {
         if m.to != self.id || !self.peers.contains(&m.from) {
             return r;
         }
-        // §3 term rule, before anything else.
         if m.body.term() > self.term {
-            self.term = m.body.term();
-            self.voted_for = None;
-            self.leader_hint = None;
-            self.become_follower();
-            r.hard_state = Some(self.hard_state());
+            self.term_rule(m.body.term(), &mut r);
         }
         match m.body {
             Body::RequestVote {
@@ -354,6 +513,21 @@ impl RaftCore {
         r
     }
 
+    /// §3 term rule, before anything else: adopt the newer term, forget the
+    /// vote, step down, and empty the outbox (R-term-2: its messages carry
+    /// the older term and are lost, as the network may lose any message).
+    fn term_rule(&mut self, term: Term, r: &mut Ready) {
+        self.term = term;
+        self.voted_for = None;
+        self.leader_hint = None;
+        self.become_follower();
+        r.hard_state = Some(self.hard_state());
+        if !self.outbox.is_empty() {
+            self.outbox.clear();
+            r.outbox_cleared = true;
+        }
+    }
+
     fn on_request_vote(
         &mut self,
         c: NodeId,
@@ -374,14 +548,19 @@ impl RaftCore {
             }
             r.reset_election_timer = true;
         }
-        r.messages.push(Message {
+        let m = Message {
             from: self.id,
             to: c,
             body: Body::RequestVoteResponse {
                 term: self.term,
                 granted,
             },
-        });
+        };
+        if granted && self.bug(ImplBug::VoteBeforePersist) {
+            r.messages.push(m);
+        } else {
+            self.send(m, r);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -406,7 +585,8 @@ impl RaftCore {
             },
         };
         if term < self.term {
-            r.messages.push(reply(self, false, 0, 0));
+            let m = reply(self, false, 0, 0);
+            self.send(m, r);
             return;
         }
         // Here term == self.term (the term rule ran).
@@ -421,8 +601,8 @@ impl RaftCore {
         // Consistency check.
         let last = self.last_index();
         if prev_log_index > last {
-            r.messages
-                .push(reply(self, false, prev_log_index, last + 1));
+            let m = reply(self, false, prev_log_index, last + 1);
+            self.send(m, r);
             return;
         }
         let local = self.term_at(prev_log_index);
@@ -433,7 +613,8 @@ impl RaftCore {
                 .iter()
                 .position(|e| e.term == local)
                 .map_or(1, |p| p as LogIndex + 1);
-            r.messages.push(reply(self, false, prev_log_index, first));
+            let m = reply(self, false, prev_log_index, first);
+            self.send(m, r);
             return;
         }
 
@@ -441,17 +622,10 @@ impl RaftCore {
         let n = entries.len() as LogIndex;
         if self.bug(ImplBug::TruncateOnMatch) {
             if prev_log_index < self.last_index() {
-                self.log.truncate(prev_log_index as usize);
-                r.log_ops.push(LogOp::Truncate {
-                    last_index: prev_log_index,
-                });
+                self.truncate_log(prev_log_index, r);
             }
             if !entries.is_empty() {
-                self.log.extend(entries.iter().cloned());
-                r.log_ops.push(LogOp::Append {
-                    first_index: prev_log_index + 1,
-                    entries,
-                });
+                self.append_entries(entries, r);
             }
         } else {
             for (k, e) in entries.iter().enumerate() {
@@ -460,15 +634,10 @@ impl RaftCore {
                     if self.term_at(p) == e.term {
                         continue; // same entry by Log Matching: never truncate on a match
                     }
-                    self.log.truncate((p - 1) as usize);
-                    r.log_ops.push(LogOp::Truncate { last_index: p - 1 });
+                    self.truncate_log(p - 1, r);
                 }
                 let rest: Vec<Entry> = entries[k..].to_vec();
-                self.log.extend(rest.iter().cloned());
-                r.log_ops.push(LogOp::Append {
-                    first_index: p,
-                    entries: rest,
-                });
+                self.append_entries(rest, r);
                 break;
             }
         }
@@ -479,7 +648,12 @@ impl RaftCore {
             self.commit_index = new_commit;
             r.committed = Some(new_commit);
         }
-        r.messages.push(reply(self, true, vouched, 0));
+        let m = reply(self, true, vouched, 0);
+        if self.bug(ImplBug::AckBeforePersist) {
+            r.messages.push(m);
+        } else {
+            self.send(m, r);
+        }
     }
 
     fn on_append_response(
@@ -522,6 +696,55 @@ impl RaftCore {
     }
 
     // ---- helpers ---------------------------------------------------------
+
+    /// R-persist-2 / R-persist-3: AppendEntries go to the network now; a
+    /// dependent message waits in the outbox while anything is pending
+    /// (including writes made earlier in this step).
+    fn send(&mut self, m: Message, r: &mut Ready) {
+        let dependent = !matches!(m.body, Body::AppendEntries { .. });
+        if dependent && self.has_pending_writes() {
+            self.outbox.push(m.clone());
+            r.outboxed.push(m);
+        } else {
+            debug_assert!(self.outbox.is_empty() || !dependent);
+            r.messages.push(m);
+        }
+    }
+
+    /// Keep `log[..=last_index]`; the durable part remembers what it still
+    /// holds beyond (`durable_tail`) until the next Persist.
+    fn truncate_log(&mut self, last_index: LogIndex, r: &mut Ready) {
+        let t = last_index as usize;
+        let stable = self.stable_index as usize;
+        if t < stable {
+            let mut tail = self.log[t..stable].to_vec();
+            tail.append(&mut self.durable_tail);
+            self.durable_tail = tail;
+            self.stable_index = last_index;
+        }
+        self.log.truncate(t);
+        r.log_ops.push(LogOp::Truncate { last_index });
+    }
+
+    fn append_entries(&mut self, entries: Vec<Entry>, r: &mut Ready) {
+        let first_index = self.last_index() + 1;
+        self.log.extend(entries.iter().cloned());
+        r.log_ops.push(LogOp::Append {
+            first_index,
+            entries,
+        });
+        // Keep `stable_index` the longest common prefix of the in-memory and
+        // the durable log (only a seeded bug re-appends what it truncated).
+        while let Some(first) = self.durable_tail.first() {
+            match self.log.get(self.stable_index as usize) {
+                Some(e) if e == first => {
+                    self.durable_tail.remove(0);
+                    self.stable_index += 1;
+                }
+                _ => break,
+            }
+        }
+    }
 
     fn become_follower(&mut self) {
         self.role = Role::Follower;
@@ -572,11 +795,24 @@ impl RaftCore {
         }
     }
 
-    /// §6: the largest N > commit_index replicated on a majority (counting
-    /// this leader) whose entry is of the current term.
+    /// How far this leader counts itself for commit (R-persist-4): the
+    /// durable prefix of its log (`stable_index` is the longest common
+    /// prefix of the in-memory and durable logs), or, with the seeded bug
+    /// `leader-counts-volatile-self`, its whole in-memory log.
+    fn self_match(&self) -> LogIndex {
+        if self.bug(ImplBug::LeaderCountsVolatileSelf) {
+            self.last_index()
+        } else {
+            self.stable_index
+        }
+    }
+
+    /// §6 commit rule: the largest N > commit_index with `log[N]` of the
+    /// current term and a majority at or above N, this leader counting only
+    /// for what is durable on it (R-persist-4).
     fn advance_commit(&mut self, r: &mut Ready) {
         let mut matched: Vec<LogIndex> = self.match_index.values().copied().collect();
-        matched.push(self.last_index());
+        matched.push(self.self_match());
         matched.sort_unstable_by(|a, b| b.cmp(a));
         // Capped at the log: match_index can only exceed it if this leader's
         // log shrank, which a correct cluster never does (seeded bugs can).
