@@ -174,9 +174,12 @@ struct TransitionsArgs {
     /// Run the core with a seeded protocol bug (see `run --help`).
     #[arg(long, value_name = "NAME")]
     impl_bug: Option<ImplBug>,
-    /// Stop after this many seconds (the result is then incomplete).
+    /// Stop after this many seconds (the result is then incomplete, exit 2).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
+    /// Search threads (default: number of cores).
+    #[arg(long, default_value_t = raft_conformance::transitions::default_threads())]
+    threads: usize,
     /// Write the path to the first divergent transition here, as a trace
     /// file (`transitions-divergence.json`) that `replay` and
     /// `raft-model diagram` read.
@@ -219,6 +222,9 @@ fn transitions_config(a: &TransitionsArgs) -> Result<Config> {
 
 fn cmd_transitions(a: TransitionsArgs) -> Result<bool> {
     use raft_conformance::transitions::{check_transitions, TransitionsOptions};
+    if a.threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
     let timeout = match a.timeout {
         Some(t) if !(t.is_finite() && t > 0.0) => {
             anyhow::bail!("--timeout must be a positive number of seconds")
@@ -229,6 +235,7 @@ fn cmd_transitions(a: TransitionsArgs) -> Result<bool> {
     let opts = TransitionsOptions {
         bounds: transitions_config(&a)?,
         bug: a.impl_bug,
+        threads: a.threads,
         timeout,
     };
     let s = check_transitions(&opts).map_err(anyhow::Error::msg)?;

@@ -631,6 +631,59 @@ pub fn model_outbox(_s: &raft_model::state::ServerState) -> &[m::Message] {
     &[]
 }
 
+/// Whether the model runs `--persist sync` (every step followed at once by
+/// the Persist of the servers it left with pending writes).
+pub fn sync_persist(_cfg: &raft_model::Config) -> bool {
+    true
+}
+
+/// Whether a seeded implementation bug can show at all under the model's
+/// configuration: the durability bugs (a message that leaves before its
+/// Persist, a leader counting its unpersisted log) need `--persist async`,
+/// where in-memory state runs ahead of the disk.
+pub fn bug_observable(bug: raftkv::node::ImplBug, cfg: &raft_model::Config) -> bool {
+    let durability = matches!(
+        bug.name(),
+        "ack-before-persist" | "vote-before-persist" | "leader-counts-volatile-self"
+    );
+    !durability || !sync_persist(cfg)
+}
+
+/// The durable part and the outbox of a core's `Status` against the model
+/// server's (fields `servers[i].durable_*`, `servers[i].outbox`).
+pub fn durable_diff(
+    i: usize,
+    s: &kt::Status,
+    model: &raft_model::state::ServerState,
+) -> Vec<crate::divergence::FieldDiff> {
+    let (dt, dv, dl) = model_durable(model);
+    let mut out = Vec::new();
+    let mut field = |name: &str, e: String, a: String| {
+        if e != a {
+            out.push(crate::divergence::FieldDiff {
+                field: format!("servers[{i}].{name}"),
+                expected: e,
+                actual: a,
+            });
+        }
+    };
+    field("durable_term", j(&u64::from(dt)), j(&s.durable_term));
+    field(
+        "durable_voted_for",
+        j(&dv.map(node_id)),
+        j(&s.durable_voted_for),
+    );
+    let dl: Vec<kt::Entry> = dl.iter().map(entry_to_impl).collect();
+    field("durable_log", j(&dl), j(&s.durable_log));
+    let ob: Vec<k::Message> = model_outbox(model).iter().map(message_to_impl).collect();
+    field("outbox", j(&ob), j(&s.outbox));
+    out
+}
+
+fn j<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 /// The model's Persist action for `server`, if the model has one.
 pub fn persist_action(_server: m::ServerId) -> Option<m::Action> {
     None

@@ -10,17 +10,19 @@
 //! source state executes the same event, and its resulting abstract state
 //! and the messages it hands to the network must equal the model's
 //! successor. A local transition is memoised on (the server's state, the
-//! event, which of its links are cut, its disk): one already checked is not
-//! executed again.
+//! event, which of its links are cut): one already checked is not executed
+//! again.
 //!
-//! The core of a server in a state is carried along the DFS path (each
-//! state's cores are its parent's with the acting server's replaced), with
-//! the disk the core's outputs wrote: a Restart is `RaftCore::new` from
-//! that disk, so a write the core forgets to persist is lost as it would be
-//! on a real node.
+//! The core is built in the source state with `RaftCore::from_state` (the
+//! server's whole protocol state: in-memory, durable part, outbox); a
+//! Restart is `RaftCore::new` from the durable part. Besides the state and
+//! the messages, the step's storage writes (its `Ready`) applied to the
+//! state before it must give the core's state after it: what the node
+//! writes at the next Persist is what the core runs on.
 
-use crate::divergence::{diff, Divergence};
+use crate::divergence::{diff, Divergence, FieldDiff};
 use crate::mapping;
+use dashmap::DashSet;
 use raft_model::trace::{Trace, TraceKind};
 use raft_model::types::{Action, Message, ServerId};
 use raft_model::{Config, RaftModel, State};
@@ -29,8 +31,9 @@ use raftkv::node::ImplBug;
 use raftkv::types::Entry;
 use serde::Serialize;
 use stateright::{Model, Representative};
-use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 type NoHash = BuildHasherDefault<nohash_hasher::NoHashHasher<u64>>;
@@ -44,6 +47,11 @@ fn fingerprint<T: Hash>(v: &T) -> u64 {
 /// MAX_BATCH of the cores: the model's logs are always shorter.
 const MAX_BATCH: usize = 1024;
 
+/// Default worker threads: the machine's cores.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The CI bounds of `transitions`: the model's CI bounds.
 pub fn ci_bounds() -> Config {
     Config::ci()
@@ -53,6 +61,8 @@ pub fn ci_bounds() -> Config {
 pub struct TransitionsOptions {
     pub bounds: Config,
     pub bug: Option<ImplBug>,
+    /// Worker threads of the search (each also runs the core).
+    pub threads: usize,
     /// Stop (incomplete) after this long.
     pub timeout: Option<Duration>,
 }
@@ -61,6 +71,7 @@ pub struct TransitionsOptions {
 pub struct TransitionsSummary {
     pub bounds: Config,
     pub impl_bug: Option<&'static str>,
+    pub threads: usize,
     /// Unique model states (symmetry representatives) visited.
     pub states: usize,
     /// Every transition generated, network-only ones included.
@@ -80,18 +91,30 @@ pub struct TransitionsSummary {
     pub divergent_trace: Option<Trace>,
 }
 
-/// What a node's storage holds: the core's writes (its `Ready` outputs)
-/// applied in order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-struct Disk {
-    hard_state: (u64, Option<u64>),
+/// The writes of a step (its `Ready`'s hard state and log operations)
+/// applied to the storage image of the state before it: they must give the
+/// core's in-memory state after it, or the node would write something else
+/// than what the core runs on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+struct Written {
+    term: u64,
+    voted_for: Option<u64>,
     log: Vec<Entry>,
 }
 
-impl Disk {
+impl Written {
+    fn of(s: &raftkv::types::Status) -> Written {
+        Written {
+            term: s.term,
+            voted_for: s.voted_for,
+            log: s.log.clone(),
+        }
+    }
+
     fn apply(&mut self, r: &Ready) {
         if let Some(h) = r.hard_state {
-            self.hard_state = (h.term, h.voted_for);
+            self.term = h.term;
+            self.voted_for = h.voted_for;
         }
         for op in &r.log_ops {
             match op {
@@ -100,7 +123,7 @@ impl Disk {
                     first_index,
                     entries,
                 } => {
-                    self.log.truncate((*first_index - 1) as usize);
+                    self.log.truncate(first_index.saturating_sub(1) as usize);
                     self.log.extend(entries.iter().cloned());
                 }
             }
@@ -108,15 +131,8 @@ impl Disk {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Server {
-    core: RaftCore,
-    disk: Disk,
-}
-
 struct Frame {
     state: State,
-    servers: Vec<Server>,
     actions: Vec<Action>,
     next: usize,
     /// The action that led here from the parent frame.
@@ -159,11 +175,12 @@ fn minus(mut from: Vec<Message>, remove: &[Message]) -> Vec<Message> {
     from
 }
 
-struct Search {
+struct Search<'a> {
     model: RaftModel,
     bug: Option<ImplBug>,
     n: u8,
-    memo: HashMap<u64, Server, NoHash>,
+    /// Local transitions already checked: (server state, event, cut links).
+    memo: &'a DashSet<u64, NoHash>,
     transitions: usize,
     executed: usize,
 }
@@ -173,81 +190,84 @@ struct Mismatch {
     error: Option<String>,
     expected: raft_model::trace::AbstractState,
     actual: raft_model::trace::AbstractState,
+    extra: Vec<FieldDiff>,
 }
 
-impl Search {
+impl Search<'_> {
     /// Checks the transition `a` of server `i` from `src` to `succ` on the
-    /// core; returns the server's core after it.
+    /// core built in `src`.
     fn check(
         &mut self,
         src: &State,
-        servers: &[Server],
         i: ServerId,
         a: &Action,
         succ: &State,
-    ) -> Result<Server, Box<Mismatch>> {
+    ) -> Result<(), Box<Mismatch>> {
         self.transitions += 1;
         let ii = usize::from(i);
         let cut: u8 = (0..self.n)
             .filter(|&j| src.is_cut(i, j))
             .fold(0, |acc, j| acc | (1 << j));
-        let key = fingerprint(&(&src.servers[ii], a, cut, &servers[ii].disk));
-        if let Some(s) = self.memo.get(&key) {
-            return Ok(s.clone());
+        let key = fingerprint(&(&src.servers[ii], a, cut));
+        if self.memo.contains(&key) {
+            return Ok(());
         }
         self.executed += 1;
-        let mut s = servers[ii].clone();
-        let ready = match a {
-            Action::Timeout { .. } => s.core.timeout(),
-            Action::Heartbeat { .. } => s.core.heartbeat(),
-            Action::ClientRequest { value, .. } => match s.core.propose(mapping::command(*value)) {
+        let n = usize::from(self.n);
+        let src_abs = src.to_abstract();
+        let expected = succ.to_abstract();
+        let fail = |error: String| {
+            Box::new(Mismatch {
+                error: Some(error),
+                expected: expected.clone(),
+                actual: src_abs.clone(),
+                extra: Vec::new(),
+            })
+        };
+        let cfg = core_config(self.n, i, self.bug);
+        let status = mapping::server_to_status(i, &src_abs.servers[ii]);
+        let mut core = RaftCore::from_state(cfg.clone(), &status)
+            .map_err(|e| fail(format!("the core cannot be built in the source state: {e}")))?;
+        let mut written = Written::of(&status);
+        let mut ready = match a {
+            Action::Timeout { .. } => core.timeout(),
+            Action::Heartbeat { .. } => core.heartbeat(),
+            Action::ClientRequest { value, .. } => match core.propose(mapping::command(*value)) {
                 Ok((_, _, r)) => r,
-                Err(e) => {
-                    return Err(Box::new(Mismatch {
-                        error: Some(format!("the core refused the ClientRequest: {e}")),
-                        expected: succ.to_abstract(),
-                        actual: src.to_abstract(),
-                    }))
-                }
+                Err(e) => return Err(fail(format!("the core refused the ClientRequest: {e}"))),
             },
-            Action::Deliver { message } => s.core.deliver(mapping::message_to_impl(message)),
+            Action::Deliver { message } => core.deliver(mapping::message_to_impl(message)),
             Action::Restart { .. } => {
                 let hs = HardState {
-                    term: s.disk.hard_state.0,
-                    voted_for: s.disk.hard_state.1,
+                    term: status.durable_term,
+                    voted_for: status.durable_voted_for,
                 };
-                s.core = RaftCore::new(core_config(self.n, i, self.bug), hs, s.disk.log.clone());
+                core = RaftCore::new(cfg, hs, status.durable_log.clone());
+                written = Written::of(&core.status());
                 Ready::default()
             }
             _ => unreachable!("not a single-server transition"),
         };
-        s.disk.apply(&ready);
+        written.apply(&ready);
+        if mapping::sync_persist(&self.model.cfg) && core.has_pending_writes() {
+            // --persist sync: the step is followed at once by its Persist.
+            let p = core.persist();
+            ready.messages.extend(p.messages);
+            if p.committed.is_some() {
+                ready.committed = p.committed;
+            }
+        }
         // The implementation's successor: the source with server i replaced
         // by the core's state and its sends added to the network (a send
         // across a cut link is lost at once).
-        let mut actual = src.to_abstract();
-        let fail = |error: String, expected| {
-            Box::new(Mismatch {
-                error: Some(error),
-                expected,
-                actual: src.to_abstract(),
-            })
-        };
-        actual.servers[ii] = mapping::status_to_model(&s.core.status(), usize::from(self.n))
-            .map_err(|e| {
-                fail(
-                    format!("the core's state has no model form: {e}"),
-                    succ.to_abstract(),
-                )
-            })?;
+        let after = core.status();
+        let mut actual = src_abs.clone();
+        actual.servers[ii] = mapping::status_to_model(&after, n)
+            .map_err(|e| fail(format!("the core's state has no model form: {e}")))?;
         let mut sent = Vec::with_capacity(ready.messages.len());
         for m in &ready.messages {
-            let mm = mapping::message_to_model(m, usize::from(self.n)).map_err(|e| {
-                fail(
-                    format!("the core sent a message with no model form: {e}"),
-                    succ.to_abstract(),
-                )
-            })?;
+            let mm = mapping::message_to_model(m, n)
+                .map_err(|e| fail(format!("the core sent a message with no model form: {e}")))?;
             if !src.is_cut(mm.from, mm.to) {
                 sent.push(mm);
             }
@@ -259,121 +279,248 @@ impl Search {
         network.extend(sent);
         network.sort();
         actual.network = network;
-        let expected = succ.to_abstract();
-        if !diff(&expected, &actual).is_empty() {
+        let mut extra = mapping::durable_diff(ii, &after, &succ.servers[ii]);
+        let in_memory = Written::of(&after);
+        if written != in_memory {
+            extra.push(FieldDiff {
+                field: format!("servers[{ii}].writes (the step's storage writes applied to the state before it)"),
+                expected: serde_json::to_string(&in_memory).unwrap_or_default(),
+                actual: serde_json::to_string(&written).unwrap_or_default(),
+            });
+        }
+        if !extra.is_empty() || !diff(&expected, &actual).is_empty() {
             return Err(Box::new(Mismatch {
                 error: None,
                 expected,
                 actual,
+                extra,
             }));
         }
-        self.memo.insert(key, s.clone());
-        Ok(s)
+        self.memo.insert(key);
+        Ok(())
     }
 }
 
+/// A piece of the search handed between workers: a state on some path
+/// and the actions of it still to explore.
+struct Job {
+    state: State,
+    actions: Vec<Action>,
+    /// The actions from the initial state to `state`.
+    path: Vec<Action>,
+}
+
+struct Pool {
+    jobs: Vec<Job>,
+    /// Workers holding work (a local stack).
+    active: usize,
+}
+
+struct Shared {
+    model: RaftModel,
+    bug: Option<ImplBug>,
+    n: u8,
+    visited: DashSet<u64, NoHash>,
+    memo: DashSet<u64, NoHash>,
+    pool: Mutex<Pool>,
+    /// Workers waiting for a job.
+    hungry: AtomicUsize,
+    stop: AtomicBool,
+    timed_out: AtomicBool,
+    started: Instant,
+    timeout: Option<Duration>,
+    divergence: Mutex<Option<(Vec<Action>, Box<Mismatch>)>>,
+}
+
+#[derive(Default)]
+struct Counts {
+    generated: usize,
+    transitions: usize,
+    executed: usize,
+    max_depth: usize,
+}
+
+fn worker(sh: &Shared) -> Counts {
+    let mut search = Search {
+        model: sh.model.clone(),
+        bug: sh.bug,
+        n: sh.n,
+        memo: &sh.memo,
+        transitions: 0,
+        executed: 0,
+    };
+    let mut counts = Counts::default();
+    let mut tick = 0u32;
+    'jobs: loop {
+        // Take a job, or finish when none is left and nobody holds work.
+        let job = loop {
+            if sh.stop.load(Ordering::Relaxed) {
+                break 'jobs;
+            }
+            {
+                let mut pool = sh.pool.lock().expect("pool lock");
+                if let Some(j) = pool.jobs.pop() {
+                    pool.active += 1;
+                    break j;
+                }
+                if pool.active == 0 {
+                    break 'jobs;
+                }
+            }
+            sh.hungry.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_micros(200));
+            sh.hungry.fetch_sub(1, Ordering::Relaxed);
+        };
+        let base = job.path;
+        let mut stack = vec![Frame {
+            state: job.state,
+            actions: job.actions,
+            next: 0,
+            via: None,
+        }];
+        while let Some(top) = stack.last_mut() {
+            if top.next == top.actions.len() {
+                stack.pop();
+                continue;
+            }
+            let a = top.actions[top.next].clone();
+            top.next += 1;
+            let Some(succ) = search.model.next_state(&top.state, a.clone()) else {
+                continue;
+            };
+            counts.generated += 1;
+            tick += 1;
+            if tick >= 1024 {
+                tick = 0;
+                if sh.stop.load(Ordering::Relaxed) {
+                    break 'jobs;
+                }
+                if sh.timeout.is_some_and(|t| sh.started.elapsed() >= t) {
+                    sh.timed_out.store(true, Ordering::Relaxed);
+                    sh.stop.store(true, Ordering::Relaxed);
+                    break 'jobs;
+                }
+                if sh.hungry.load(Ordering::Relaxed) > 0 {
+                    donate(sh, &base, &mut stack);
+                }
+            }
+            if let Some(i) = acting_server(&a) {
+                if let Err(m) = search.check(&stack.last().expect("top").state, i, &a, &succ) {
+                    let mut path = base.clone();
+                    path.extend(stack.iter().filter_map(|f| f.via.clone()));
+                    path.push(a);
+                    let mut d = sh.divergence.lock().expect("divergence lock");
+                    if d.is_none() {
+                        *d = Some((path, m));
+                    }
+                    sh.stop.store(true, Ordering::Relaxed);
+                    break 'jobs;
+                }
+            }
+            if !sh.visited.insert(fingerprint(&succ.representative())) {
+                continue;
+            }
+            let mut actions = Vec::new();
+            search.model.actions(&succ, &mut actions);
+            stack.push(Frame {
+                state: succ,
+                actions,
+                next: 0,
+                via: Some(a),
+            });
+            counts.max_depth = counts.max_depth.max(base.len() + stack.len() - 1);
+        }
+        sh.pool.lock().expect("pool lock").active -= 1;
+    }
+    counts.transitions = search.transitions;
+    counts.executed = search.executed;
+    counts
+}
+
+/// Hands the unexplored actions of the lowest frame that has any to the
+/// pool (the biggest piece of work this worker holds).
+fn donate(sh: &Shared, base: &[Action], stack: &mut [Frame]) {
+    let top = stack.len().saturating_sub(1);
+    let Some(k) = stack.iter().enumerate().position(|(idx, f)| {
+        let left = f.actions.len() - f.next;
+        left >= 2 || (left >= 1 && idx < top)
+    }) else {
+        return;
+    };
+    let f = &mut stack[k];
+    let rest = f.actions.split_off(f.next);
+    let mut path = base.to_vec();
+    path.extend(stack[..=k].iter().filter_map(|f| f.via.clone()));
+    let job = Job {
+        state: stack[k].state.clone(),
+        actions: rest,
+        path,
+    };
+    sh.pool.lock().expect("pool lock").jobs.push(job);
+}
+
 /// Enumerates the reachable states at `opts.bounds` and checks every
-/// single-server transition on the core. Stops at the first divergence.
+/// single-server transition on the core, on `opts.threads` threads. Stops
+/// at the first divergence.
 pub fn check_transitions(opts: &TransitionsOptions) -> Result<TransitionsSummary, String> {
     let started = Instant::now();
     opts.bounds.validate()?;
+    if opts.threads == 0 {
+        return Err("threads must be at least 1".into());
+    }
     let model = RaftModel::new(opts.bounds.clone());
-    let n = opts.bounds.servers;
     let init = model
         .init_states()
         .into_iter()
         .next()
         .ok_or("the model has no initial state")?;
-    let servers: Vec<Server> = (0..n)
-        .map(|i| Server {
-            core: RaftCore::new(
-                core_config(n, i, opts.bug),
-                HardState::default(),
-                Vec::new(),
-            ),
-            disk: Disk::default(),
-        })
-        .collect();
-    let mut visited: HashSet<u64, NoHash> = HashSet::default();
+    let visited = DashSet::default();
     visited.insert(fingerprint(&init.representative()));
-    let mut search = Search {
-        model: model.clone(),
-        bug: opts.bug,
-        n,
-        memo: HashMap::default(),
-        transitions: 0,
-        executed: 0,
-    };
     let mut actions = Vec::new();
     model.actions(&init, &mut actions);
-    let mut stack = vec![Frame {
-        state: init,
-        servers,
-        actions,
-        next: 0,
-        via: None,
-    }];
-    let mut generated = 0usize;
-    let mut max_depth = 0usize;
-    let mut timed_out = false;
-    let mut divergence = None;
-    let mut since_clock = 0u32;
-    'dfs: while let Some(top) = stack.last_mut() {
-        if top.next == top.actions.len() {
-            stack.pop();
-            continue;
+    let sh = Shared {
+        model: model.clone(),
+        bug: opts.bug,
+        n: opts.bounds.servers,
+        visited,
+        memo: DashSet::default(),
+        pool: Mutex::new(Pool {
+            jobs: vec![Job {
+                state: init,
+                actions,
+                path: Vec::new(),
+            }],
+            active: 0,
+        }),
+        hungry: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        timed_out: AtomicBool::new(false),
+        started,
+        timeout: opts.timeout,
+        divergence: Mutex::new(None),
+    };
+    let mut total = Counts::default();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..opts.threads)
+            .map(|_| scope.spawn(|| worker(&sh)))
+            .collect();
+        for h in handles {
+            let c = h.join().expect("transitions worker panicked");
+            total.generated += c.generated;
+            total.transitions += c.transitions;
+            total.executed += c.executed;
+            total.max_depth = total.max_depth.max(c.max_depth);
         }
-        let a = top.actions[top.next].clone();
-        top.next += 1;
-        let Some(succ) = search.model.next_state(&top.state, a.clone()) else {
-            continue;
-        };
-        generated += 1;
-        since_clock += 1;
-        if since_clock >= 4096 {
-            since_clock = 0;
-            if opts.timeout.is_some_and(|t| started.elapsed() >= t) {
-                timed_out = true;
-                break;
-            }
-        }
-        let changed = match acting_server(&a) {
-            Some(i) => match search.check(&top.state, &top.servers, i, &a, &succ) {
-                Ok(s) => Some((i, s)),
-                Err(m) => {
-                    divergence = Some((a, m));
-                    break 'dfs;
-                }
-            },
-            None => None,
-        };
-        let fp = fingerprint(&succ.representative());
-        if !visited.insert(fp) {
-            continue;
-        }
-        let mut servers = top.servers.clone();
-        if let Some((i, s)) = changed {
-            servers[usize::from(i)] = s;
-        }
-        let mut actions = Vec::new();
-        search.model.actions(&succ, &mut actions);
-        stack.push(Frame {
-            state: succ,
-            servers,
-            actions,
-            next: 0,
-            via: Some(a),
-        });
-        max_depth = max_depth.max(stack.len() - 1);
-    }
+    });
     let seconds = started.elapsed().as_secs_f64();
+    let divergence = sh.divergence.into_inner().expect("divergence lock");
     let (first_divergence, divergent_trace) = match divergence {
         None => (None, None),
-        Some((a, m)) => {
-            let mut path: Vec<Action> = stack.iter().filter_map(|f| f.via.clone()).collect();
-            path.push(a.clone());
+        Some((path, m)) => {
+            let a = path.last().cloned().expect("a divergent step");
             let trace = crate::generate::trace_from_actions(&model, TraceKind::Walk, None, &path)?;
-            let fields = diff(&m.expected, &m.actual);
+            let mut fields = diff(&m.expected, &m.actual);
+            fields.extend(m.extra);
             let d = Divergence {
                 trace: format!("transition from the state at depth {}", path.len() - 1),
                 step: path.len(),
@@ -386,18 +533,20 @@ pub fn check_transitions(opts: &TransitionsOptions) -> Result<TransitionsSummary
         }
     };
     let divergences = usize::from(first_divergence.is_some());
+    let timed_out = sh.timed_out.load(Ordering::Relaxed);
     Ok(TransitionsSummary {
         bounds: opts.bounds.clone(),
         impl_bug: opts.bug.map(|b| b.name()),
-        states: visited.len(),
-        generated,
-        transitions: search.transitions,
-        executed: search.executed,
+        threads: opts.threads,
+        states: sh.visited.len(),
+        generated: total.generated,
+        transitions: total.transitions,
+        executed: total.executed,
         divergences,
-        max_depth,
+        max_depth: total.max_depth,
         complete: !timed_out && divergences == 0,
         seconds,
-        transitions_per_second: search.transitions as f64 / seconds.max(1e-9),
+        transitions_per_second: total.transitions as f64 / seconds.max(1e-9),
         first_divergence,
         divergent_trace,
     })

@@ -61,6 +61,9 @@ fn run_at_ci_bounds_passes_unbugged_and_catches_every_bug() {
     assert!(clean.covered.len() > stats.bfs_unique_states / 2);
     let mut missed = Vec::new();
     for bug in ImplBug::ALL {
+        if !raft_conformance::mapping::bug_observable(bug, &opts.bounds) {
+            continue;
+        }
         let r = rt
             .block_on(replay_all(
                 traces.clone(),
@@ -111,6 +114,12 @@ fn validate_catches_every_bug_and_records_a_replayable_trace() {
     let root = data_root();
     let mut missed = Vec::new();
     for bug in ImplBug::ALL {
+        if !raft_conformance::mapping::bug_observable(
+            bug,
+            &raft_conformance::validate::validation_config(3),
+        ) {
+            continue;
+        }
         let s = rt
             .block_on(validate_many(
                 3,
@@ -163,6 +172,7 @@ fn transitions_at_ci_bounds_pass_unbugged_and_catch_every_core_bug() {
     let opts = |bug| TransitionsOptions {
         bounds: ci_bounds(),
         bug,
+        threads: 2,
         timeout: None,
     };
     let clean = check_transitions(&opts(None)).unwrap();
@@ -178,6 +188,9 @@ fn transitions_at_ci_bounds_pass_unbugged_and_catch_every_core_bug() {
     let root = data_root();
     let mut missed = Vec::new();
     for bug in ImplBug::ALL {
+        if !raft_conformance::mapping::bug_observable(bug, &ci_bounds()) {
+            continue;
+        }
         let s = check_transitions(&opts(Some(bug))).unwrap();
         let Some(d) = &s.first_divergence else {
             missed.push(bug.name());
@@ -199,13 +212,18 @@ fn transitions_at_ci_bounds_pass_unbugged_and_catch_every_core_bug() {
             fixed.divergence.unwrap()
         );
         let bugged = rt.block_on(replay(trace, "t", Some(bug), &root)).unwrap();
-        let bd = bugged
-            .divergence
-            .unwrap_or_else(|| panic!("{bug}: the bugged implementation replays the path"));
-        assert_eq!(
-            bd.step, d.step,
-            "{bug}: replay diverges at another step:\n{bd}"
-        );
+        // A wrong storage write (e.g. a vote never written) is seen by
+        // transitions at the step that makes it; a replay on nodes sees it
+        // only at a later Restart, so the path conforms up to that step.
+        let only_writes = d.fields.iter().all(|f| f.field.contains(".writes"));
+        match (&bugged.divergence, only_writes) {
+            (None, true) => {}
+            (Some(bd), false) => assert_eq!(
+                bd.step, d.step,
+                "{bug}: replay diverges at another step:\n{bd}"
+            ),
+            (bd, _) => panic!("{bug}: replay on the bugged nodes: {bd:?}\ntransitions: {d}"),
+        }
     }
     assert!(
         missed.is_empty(),
