@@ -229,6 +229,10 @@ mod tests {
             votes_granted: vec![],
             next_index: vec![],
             match_index: vec![],
+            durable_term: 1,
+            durable_voted_for: None,
+            durable_log: vec![],
+            outbox: vec![],
         }
     }
 

@@ -254,10 +254,17 @@ pub fn status_to_model(s: &kt::Status, servers: usize) -> Result<AbstractServer,
     } else {
         (Vec::new(), Vec::new())
     };
+    // TODO(conformance team): map the node's durable state and outbox;
+    // until then the in-memory state stands in for the durable part.
+    let term = narrow("term", s.term)?;
     Ok(AbstractServer {
-        term: narrow("term", s.term)?,
+        term,
         voted_for,
         role,
+        durable_term: term,
+        durable_voted_for: voted_for,
+        durable_log: log.clone(),
+        outbox: Vec::new(),
         log,
         commit_index: narrow("commit_index", s.commit_index)?,
         votes_granted,
@@ -865,6 +872,13 @@ mod tests {
             } else {
                 vec![]
             },
+            durable_term: 3,
+            durable_voted_for: Some(1),
+            durable_log: vec![
+                m::Entry { term: 1, value: 1 },
+                m::Entry { term: 3, value: 12 },
+            ],
+            outbox: vec![],
         }
     }
 

@@ -64,6 +64,7 @@ fn check_action(action: &Action, n: usize) -> Result<(), String> {
         Action::Timeout { server }
         | Action::Heartbeat { server }
         | Action::ClientRequest { server, .. }
+        | Action::Persist { server }
         | Action::Restart { server } => ok(*server),
         Action::Deliver { message } | Action::Drop { message } | Action::Duplicate { message } => {
             ok(message.from) && ok(message.to)

@@ -37,6 +37,9 @@ pub fn validation_config(servers: u8) -> Config {
         max_partitions: u8::MAX,
         max_duplicates: u8::MAX,
         network: NetworkKind::Unordered,
+        // TODO(conformance team): recorded runs are async once the
+        // recorder writes trace v2 fields.
+        persist: raft_model::PersistMode::Sync,
         bug: None,
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::cli::{config_flags, BenchArgs};
 use anyhow::{bail, Context, Result};
-use raft_model::{Config, NetworkKind};
+use raft_model::{Config, NetworkKind, PersistMode};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::process::Command;
@@ -48,6 +48,7 @@ pub fn five_servers() -> Config {
         max_partitions: 0,
         max_duplicates: 0,
         network: NetworkKind::Unordered,
+        persist: PersistMode::Async,
         bug: None,
     }
 }
@@ -133,6 +134,10 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
     let mut rows = Vec::new();
     let selected: Vec<Case> = cases(args.quick)
         .into_iter()
+        .map(|mut c| {
+            c.cfg.persist = args.persist.into();
+            c
+        })
         .filter(|c| match &args.only {
             None => true,
             Some(o) => c.name.to_lowercase().contains(&o.to_lowercase()),

@@ -2,7 +2,7 @@
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
-use raft_model::{Bug, Config, NetworkKind};
+use raft_model::{Bug, Config, NetworkKind, PersistMode};
 use std::path::PathBuf;
 
 const ABOUT: &str = "\
@@ -84,9 +84,14 @@ pub struct BoundArgs {
     /// Network: unordered (any message in flight may be delivered next) or ordered (per-link FIFO).
     #[arg(long, value_enum, default_value_t = Network::from(Config::default().network))]
     pub network: Network,
+    /// Durability (docs/protocol.md §7): async (Persist is a step of its own, dependent
+    /// messages wait in an outbox) or sync (every step is durable at once).
+    #[arg(long, value_enum, default_value_t = Persist::from(Config::default().persist))]
+    pub persist: Persist,
     /// Seed a protocol bug, so the checker must find a counterexample. Without explicit
     /// bound flags this uses the bug's own bounds. One of: vote-twice, no-log-check-on-vote,
-    /// commit-old-term, no-persist-vote, truncate-on-match, quorum-minority.
+    /// commit-old-term, no-persist-vote, truncate-on-match, quorum-minority, ack-before-persist,
+    /// vote-before-persist, leader-counts-volatile-self.
     #[arg(long, value_name = "NAME", value_parser = parse_bug)]
     pub bug: Option<Bug>,
 }
@@ -115,6 +120,30 @@ impl From<Network> for NetworkKind {
         match n {
             Network::Unordered => NetworkKind::Unordered,
             Network::Ordered => NetworkKind::Ordered,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    Sync,
+    Async,
+}
+
+impl From<PersistMode> for Persist {
+    fn from(p: PersistMode) -> Self {
+        match p {
+            PersistMode::Sync => Persist::Sync,
+            PersistMode::Async => Persist::Async,
+        }
+    }
+}
+
+impl From<Persist> for PersistMode {
+    fn from(p: Persist) -> Self {
+        match p {
+            Persist::Sync => PersistMode::Sync,
+            Persist::Async => PersistMode::Async,
         }
     }
 }
@@ -225,6 +254,9 @@ pub struct BenchArgs {
     /// Print the results as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Durability mode of every run (see `check --persist`).
+    #[arg(long, value_enum, default_value_t = Persist::from(Config::default().persist))]
+    pub persist: Persist,
 }
 
 pub fn default_threads() -> usize {
@@ -265,6 +297,9 @@ impl BoundArgs {
         if given("network") {
             cfg.network = self.network.into();
         }
+        if given("persist") {
+            cfg.persist = self.persist.into();
+        }
         cfg.bug = self.bug;
         cfg.validate()?;
         Ok(cfg)
@@ -279,7 +314,7 @@ pub fn config_flags(cfg: &Config) -> String {
     };
     let mut s = format!(
         "--servers {} --max-term {} --max-requests {} --max-inflight {} --max-restarts {} \
-         --max-partitions {} --max-duplicates {} --network {network}",
+         --max-partitions {} --max-duplicates {} --network {network} --persist {}",
         cfg.servers,
         cfg.max_term,
         cfg.max_requests,
@@ -287,6 +322,7 @@ pub fn config_flags(cfg: &Config) -> String {
         cfg.max_restarts,
         cfg.max_partitions,
         cfg.max_duplicates,
+        cfg.persist,
     );
     if let Some(bug) = cfg.bug {
         s.push_str(&format!(" --bug {bug}"));
@@ -342,10 +378,45 @@ mod tests {
     fn flags_round_trip_through_config_flags() {
         let mut cfg = Bug::TruncateOnMatch.default_config();
         cfg.network = NetworkKind::Ordered;
+        cfg.persist = PersistMode::Sync;
         let flags = config_flags(&cfg);
         let mut args = vec!["raft-model", "check"];
         args.extend(flags.split(' '));
         assert_eq!(config_of(&args).unwrap(), cfg);
+    }
+
+    #[test]
+    fn persist_defaults_to_async_and_sync_is_a_flag() {
+        assert_eq!(
+            config_of(&["raft-model", "check"]).unwrap().persist,
+            PersistMode::Async
+        );
+        let cfg = config_of(&["raft-model", "check", "--persist", "sync"]).unwrap();
+        assert_eq!(
+            cfg,
+            Config {
+                persist: PersistMode::Sync,
+                ..Config::default()
+            }
+        );
+        let cfg = config_of(&[
+            "raft-model",
+            "check",
+            "--bug",
+            "vote-twice",
+            "--persist",
+            "sync",
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg,
+            Config {
+                persist: PersistMode::Sync,
+                ..Bug::VoteTwice.default_config()
+            }
+        );
+        let err = config_of(&["raft-model", "check", "--persist", "never"]).unwrap_err();
+        assert!(err.contains("--persist"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,6 @@ pub mod svg;
 pub mod trace;
 pub mod types;
 
-pub use config::{Bug, Config, NetworkKind};
+pub use config::{Bug, Config, NetworkKind, PersistMode};
 pub use model::RaftModel;
 pub use state::State;

@@ -2,7 +2,7 @@
 //! the style of Ongaro's raft.tla. Every function takes the state before the
 //! step and returns the state after it; `actions` lists only enabled events.
 
-use crate::config::{Bug, Config, NetworkKind};
+use crate::config::{Bug, Config, NetworkKind, PersistMode};
 use crate::properties;
 use crate::state::{
     bit, flags, members, CommitRecord, ElectionRecord, QuorumRecord, State, VoteRecord,
@@ -52,8 +52,38 @@ impl RaftModel {
             .count()
     }
 
+    /// Messages counted by `max_inflight`: the network plus every outbox
+    /// (an outbox message is sent, just not yet released). Releasing an
+    /// outbox at Persist therefore never changes the count, and Persist is
+    /// always within the bound.
+    pub fn inflight(&self, s: &State) -> usize {
+        s.network.len() + s.servers.iter().map(|srv| srv.outbox.len()).sum::<usize>()
+    }
+
     fn fits(&self, s: &State, removed: usize, added: usize) -> bool {
-        s.network.len() - removed + added <= usize::from(self.cfg.max_inflight)
+        self.inflight(s) - removed + added <= usize::from(self.cfg.max_inflight)
+    }
+
+    /// Whether server `i` has pending writes: its in-memory state differs
+    /// from the durable part in a field that Persist writes (with the
+    /// no-persist-vote bug Persist never writes `voted_for`, so a vote alone
+    /// is not pending).
+    pub fn has_pending_writes(&self, s: &State, i: ServerId) -> bool {
+        let srv = &s.servers[usize::from(i)];
+        srv.term != srv.durable_term
+            || srv.log != srv.durable_log
+            || (!self.has_bug(Bug::NoPersistVote) && srv.voted_for != srv.durable_voted_for)
+    }
+
+    /// Messages a Timeout of `i` adds to the count: its RequestVotes wait in
+    /// the outbox (the new term is pending), across a cut too, since the cut
+    /// is applied when they are released; in sync mode they are released in
+    /// the same step and the ones across a cut are lost at once.
+    fn timeout_sends(&self, s: &State, i: ServerId) -> usize {
+        match self.cfg.persist {
+            PersistMode::Async => self.n() - 1,
+            PersistMode::Sync => self.reachable_peers(s, i),
+        }
     }
 
     /// Whether delivering `m` (a RequestVoteResponse) makes its receiver leader.
@@ -111,7 +141,7 @@ impl RaftModel {
                     let srv = &s.servers[usize::from(*server)];
                     srv.role != Role::Leader
                         && srv.term < self.cfg.max_term
-                        && self.fits(s, 0, self.reachable_peers(s, *server))
+                        && self.fits(s, 0, self.timeout_sends(s, *server))
                 }
             }
             Action::Heartbeat { server } => {
@@ -141,6 +171,9 @@ impl RaftModel {
                 s.duplicates < self.cfg.max_duplicates
                     && self.fits(s, 0, 1)
                     && self.deliverable_position(s, message).is_some()
+            }
+            Action::Persist { server } => {
+                self.valid_server(*server) && self.has_pending_writes(s, *server)
             }
             Action::Restart { server } => {
                 self.valid_server(*server) && s.restarts < self.cfg.max_restarts
@@ -184,19 +217,45 @@ impl RaftModel {
     // ----- helpers used by the events -------------------------------------
 
     /// Puts `m` in flight unless its link is cut (then it is lost at once).
+    /// A granted RequestVoteResponse entering the network is the moment the
+    /// vote becomes observable: it is recorded then (see `record_vote`).
     fn send(&self, s: &mut State, m: Message) {
-        if !s.is_cut(m.from, m.to) {
-            s.network.push(m);
+        if s.is_cut(m.from, m.to) {
+            return;
+        }
+        if let Body::RequestVoteResponse {
+            term,
+            granted: true,
+        } = m.body
+        {
+            self.record_vote(s, term, m.from, m.to);
+        }
+        s.network.push(m);
+    }
+
+    /// R-persist-2: a dependent message (RequestVote, RequestVoteResponse,
+    /// AppendEntriesResponse) sent while the sender has pending writes,
+    /// including writes made earlier in the same step, waits in the
+    /// sender's outbox for its next Persist; otherwise it goes straight out.
+    /// `bypass` is a seeded bug that sends it straight out regardless.
+    fn send_dependent(&self, s: &mut State, m: Message, bypass: bool) {
+        if !bypass && self.has_pending_writes(s, m.from) {
+            s.servers[usize::from(m.from)].outbox.push(m);
+        } else {
+            self.send(s, m);
         }
     }
 
-    /// docs/protocol.md §3: a higher term makes the receiver a follower of it.
+    /// docs/protocol.md §3 (R-term-1, R-term-2): a higher term makes the
+    /// receiver a follower of it and empties its outbox (every message in
+    /// it carries the older term).
     fn observe_term(&self, s: &mut State, i: ServerId, term: Term) {
         let srv = &mut s.servers[usize::from(i)];
         if term > srv.term {
             srv.term = term;
             srv.voted_for = None;
             srv.become_follower();
+            srv.outbox.clear();
         }
     }
 
@@ -228,10 +287,25 @@ impl RaftModel {
         }
     }
 
-    fn record_vote(&self, s: &mut State, voter: ServerId, candidate: ServerId) {
+    /// Ghost: `voter` voted for `candidate` in `term`; `held` is what is in
+    /// the voter's log now.
+    ///
+    /// A vote is recorded when it becomes observable or effective, not when
+    /// the voter sets `voted_for` in memory: a vote that a Restart loses
+    /// before any Persist was never seen by anyone, and the voter may then
+    /// legally vote again in that term (VoteOncePerTerm must not flag it).
+    /// So a vote for another server is recorded when its granted
+    /// RequestVoteResponse enters the network (straight, or released by
+    /// Persist: `send`), and a candidate's self-vote when it becomes durable
+    /// at Persist, which is also when its RequestVotes are released (and,
+    /// for a single server, when it becomes leader at once). Between the
+    /// in-memory grant and the release the voter's log can only gain entries
+    /// of the same term, so `held` at release is what it holds when the
+    /// vote can first be counted.
+    fn record_vote(&self, s: &mut State, term: Term, voter: ServerId, candidate: ServerId) {
         let v = &s.servers[usize::from(voter)];
         let rec = VoteRecord {
-            term: v.term,
+            term,
             voter,
             candidate,
             held: v.held_values(),
@@ -253,9 +327,11 @@ impl RaftModel {
     /// AppendEntries to every peer in the same step.
     fn become_leader(&self, s: &mut State, i: ServerId) {
         let n = self.n();
-        let srv = &s.servers[usize::from(i)];
-        let term = srv.term;
-        let voters = srv.votes_granted;
+        let term = s.servers[usize::from(i)].term;
+        // The self-vote is effective now at the latest (a single server
+        // wins before its first Persist).
+        self.record_vote(s, term, i, i);
+        let voters = s.servers[usize::from(i)].votes_granted;
         let mut held = [0; crate::config::MAX_SERVERS as usize];
         for v in members(voters) {
             if let Some(r) = s
@@ -295,8 +371,10 @@ impl RaftModel {
         self.broadcast_append_entries(s, i);
     }
 
-    /// docs/protocol.md §6: leader `i` commits the largest N with a quorum of
-    /// matches whose entry is of its current term.
+    /// docs/protocol.md §6, R-persist-4: leader `i` commits the largest N
+    /// whose entry is of its current term with a quorum of matches, counting
+    /// itself only when its log is durable up to N (Raft dissertation
+    /// §10.2.1: it replicates before its own fsync completes).
     fn advance_commit_index(&self, s: &mut State, i: ServerId) {
         let srv = &s.servers[usize::from(i)];
         let old = srv.commit_index;
@@ -306,8 +384,15 @@ impl RaftModel {
             if !self.has_bug(Bug::CommitOldTerm) && srv.term_at(n) != Some(srv.term) {
                 continue;
             }
+            let counts_self = srv.durable_upto(n) || self.has_bug(Bug::LeaderCountsVolatileSelf);
             let q = (0..self.cfg.servers)
-                .filter(|&j| j == i || srv.match_index[usize::from(j)] >= n)
+                .filter(|&j| {
+                    if j == i {
+                        counts_self
+                    } else {
+                        srv.match_index[usize::from(j)] >= n
+                    }
+                })
                 .fold(0u8, |acc, j| acc | bit(j));
             if q.count_ones() as usize >= self.commit_quorum() {
                 new = n;
@@ -317,6 +402,9 @@ impl RaftModel {
         }
         if new == old {
             return;
+        }
+        if !srv.durable_upto(new) {
+            s.ghost.flags |= flags::EVENT_COMMIT_BEFORE_OWN_PERSIST;
         }
         let term = srv.term;
         let entries: Vec<(Index, Entry)> = (old + 1..=new)
@@ -356,10 +444,12 @@ impl RaftModel {
         srv.next_index = [0; crate::config::MAX_SERVERS as usize];
         srv.match_index = [0; crate::config::MAX_SERVERS as usize];
         let (term, last_log_index, last_log_term) = (srv.term, srv.last_index(), srv.last_term());
-        self.record_vote(s, i, i);
+        // The new term and the self-vote are pending: the RequestVotes wait
+        // in the outbox (R-persist-2) and the self-vote is recorded when it
+        // becomes durable (`persist`).
         for j in 0..self.cfg.servers {
             if j != i {
-                self.send(
+                self.send_dependent(
                     s,
                     Message {
                         from: i,
@@ -370,6 +460,7 @@ impl RaftModel {
                             last_log_term,
                         },
                     },
+                    false,
                 );
             }
         }
@@ -383,15 +474,13 @@ impl RaftModel {
         self.broadcast_append_entries(s, i);
     }
 
-    /// ClientRequest(i, v): append (term, v); nothing is sent.
+    /// ClientRequest(i, v): append (term, v) in memory; nothing is sent. A
+    /// single-server leader commits it at its next Persist (R-persist-4).
     pub fn client_request(&self, s: &mut State, i: ServerId, v: Value) {
         let srv = &mut s.servers[usize::from(i)];
         let term = srv.term;
         srv.log.push(Entry { term, value: v });
         s.requests = v;
-        if self.n() == 1 {
-            self.advance_commit_index(s, i);
-        }
     }
 
     /// Deliver RequestVote from `c` to `i`.
@@ -415,9 +504,11 @@ impl RaftModel {
         let reply_term = srv.term;
         if granted {
             s.servers[usize::from(i)].voted_for = Some(c);
-            self.record_vote(s, i, c);
         }
-        self.send(
+        // A grant (or a term change) leaves the vote pending: the response
+        // waits for Persist (R-persist-2); the vote is recorded when the
+        // response enters the network (`send`).
+        self.send_dependent(
             s,
             Message {
                 from: i,
@@ -427,6 +518,7 @@ impl RaftModel {
                     granted,
                 },
             },
+            granted && self.has_bug(Bug::VoteBeforePersist),
         );
     }
 
@@ -464,8 +556,10 @@ impl RaftModel {
         entries: &[Entry],
         leader_commit: Index,
     ) {
-        let reply = |s: &mut State, term, success, index, conflict_index| {
-            self.send(
+        // Every reply is dependent (R-persist-2): a success waits for the
+        // log change it vouches for to be durable.
+        let reply = |s: &mut State, term, success: bool, index, conflict_index| {
+            self.send_dependent(
                 s,
                 Message {
                     from: i,
@@ -477,6 +571,7 @@ impl RaftModel {
                         conflict_index,
                     },
                 },
+                success && self.has_bug(Bug::AckBeforePersist),
             )
         };
         if term < s.servers[usize::from(i)].term {
@@ -553,7 +648,10 @@ impl RaftModel {
             return;
         }
         let jj = usize::from(j);
-        if success {
+        if success && index > srv.last_index() {
+            // Impossible from a correct peer (it only acknowledges what the
+            // leader sent): ignored (docs/protocol.md §4).
+        } else if success {
             srv.match_index[jj] = srv.match_index[jj].max(index);
             srv.next_index[jj] = srv.next_index[jj].max(index + 1);
             self.advance_commit_index(s, i);
@@ -631,24 +729,57 @@ impl RaftModel {
         s.duplicates += 1;
     }
 
-    /// Whether Restart(i) changes server `i` (loses volatile state, or, with
-    /// the no-persist-vote bug, its vote).
+    /// Whether Restart(i) changes server `i` (loses volatile state, pending
+    /// writes or its outbox).
     pub fn restart_changes(&self, s: &State, i: ServerId) -> bool {
         let srv = &s.servers[usize::from(i)];
         srv.role != Role::Follower
             || srv.commit_index != 0
-            || (self.has_bug(Bug::NoPersistVote) && srv.voted_for.is_some())
+            || srv.term != srv.durable_term
+            || srv.voted_for != srv.durable_voted_for
+            || srv.log != srv.durable_log
+            || !srv.outbox.is_empty()
     }
 
-    /// Restart(i): persisted term, vote and log kept; volatile state reset.
+    /// Persist(i), R-persist-1: one fsync makes every pending write of `i`
+    /// durable at once (hard state and log), then the outbox enters the
+    /// network in the order it was sent (a message across a cut is lost),
+    /// then a leader advances its commit index, since it may now count
+    /// itself for more (R-persist-4). The self-vote of a candidate is
+    /// recorded now (see `record_vote`).
+    pub fn persist(&self, s: &mut State, i: ServerId) {
+        let no_vote = self.has_bug(Bug::NoPersistVote);
+        let srv = &mut s.servers[usize::from(i)];
+        srv.durable_term = srv.term;
+        if !no_vote {
+            srv.durable_voted_for = srv.voted_for;
+        }
+        srv.durable_log.clone_from(&srv.log);
+        let outbox = std::mem::take(&mut srv.outbox);
+        let (term, own_vote, leader) =
+            (srv.term, srv.voted_for == Some(i), srv.role == Role::Leader);
+        if own_vote {
+            self.record_vote(s, term, i, i);
+        }
+        for m in outbox {
+            self.send(s, m);
+        }
+        if leader {
+            self.advance_commit_index(s, i);
+        }
+    }
+
+    /// Restart(i), R-persist-5: term, vote and log become the durable ones
+    /// (pending writes are lost), the outbox is lost, volatile state reset.
     pub fn restart(&self, s: &mut State, i: ServerId) {
         let srv = &mut s.servers[usize::from(i)];
         srv.lost_commit = srv.lost_commit.max(srv.commit_index);
         srv.commit_index = 0;
         srv.become_follower();
-        if self.has_bug(Bug::NoPersistVote) {
-            srv.voted_for = None;
-        }
+        srv.term = srv.durable_term;
+        srv.voted_for = srv.durable_voted_for;
+        srv.log.clone_from(&srv.durable_log);
+        srv.outbox.clear();
         s.restarts += 1;
     }
 
@@ -673,25 +804,50 @@ impl RaftModel {
             Action::Deliver { message } => self.deliver(&mut s, message),
             Action::Drop { message } => self.drop_message(&mut s, message),
             Action::Duplicate { message } => self.duplicate(&mut s, message),
+            Action::Persist { server } => self.persist(&mut s, *server),
             Action::Restart { server } => self.restart(&mut s, *server),
             Action::Partition { group } => self.partition(&mut s, group),
             Action::Heal => self.heal(&mut s),
         }
+        if self.cfg.persist == PersistMode::Sync {
+            self.persist_all(&mut s);
+        }
         s.normalize_network(self.cfg.network);
-        self.update_ghosts(last, &mut s);
+        self.update_ghosts(last, action, &mut s);
         s
     }
 
+    /// Sync mode: every server the step left with pending writes persists
+    /// within the same step (in id order; at most one server has pending
+    /// writes after any one event, so the order never matters).
+    fn persist_all(&self, s: &mut State) {
+        for i in 0..self.cfg.servers {
+            if self.has_pending_writes(s, i) {
+                self.persist(s, i);
+            }
+        }
+    }
+
     /// Ghost bookkeeping that compares the states before and after a step.
-    fn update_ghosts(&self, last: &State, s: &mut State) {
+    fn update_ghosts(&self, last: &State, action: &Action, s: &mut State) {
         for (i, (before, after)) in last.servers.iter().zip(s.servers.iter_mut()).enumerate() {
+            // A cut-off leader's own Persist may commit what a majority
+            // acknowledged before the cut (it now counts itself): legal.
+            let own_persist = *action
+                == Action::Persist {
+                    server: i as ServerId,
+                };
             let same_leader = before.role == Role::Leader
                 && after.role == Role::Leader
                 && before.term == after.term;
             if same_leader && !after.log.starts_with(&before.log) {
                 s.ghost.flags |= flags::VIOLATED_APPEND_ONLY;
             }
-            if same_leader && after.commit_index > before.commit_index && last.partition != 0 {
+            if same_leader
+                && !own_persist
+                && after.commit_index > before.commit_index
+                && last.partition != 0
+            {
                 let own_side = if last.partition & bit(i as ServerId) != 0 {
                     last.partition
                 } else {
@@ -816,6 +972,13 @@ impl Model for RaftModel {
             };
             if self.is_enabled(s, &a) {
                 actions.push(a);
+            }
+        }
+        // Persist is listed only when there are pending writes (never in
+        // sync mode, where nothing is pending between steps).
+        for i in 0..self.cfg.servers {
+            if self.has_pending_writes(s, i) {
+                actions.push(Action::Persist { server: i });
             }
         }
         for (pos, m) in s.network.iter().enumerate() {

@@ -23,6 +23,7 @@ pub const ALWAYS: &[&str] = &[
     "MajorityOverlap",
     "MinorityNoCommit",
     "VoteOncePerTerm",
+    "CommittedIsDurable",
 ];
 
 /// Names of the `sometimes` properties, in report order.
@@ -32,6 +33,7 @@ pub const SOMETIMES: &[&str] = &[
     "LeaderDeposedByPartition",
     "CommittedSurvivesRestart",
     "UncommittedOverwritten",
+    "LeaderCommitsBeforeOwnPersist",
 ];
 
 /// The `always` properties with their conditions (same order as `ALWAYS`).
@@ -44,6 +46,7 @@ pub const SAFETY: &[(&str, Condition)] = &[
     ("MajorityOverlap", majority_overlap),
     ("MinorityNoCommit", minority_no_commit),
     ("VoteOncePerTerm", vote_once_per_term),
+    ("CommittedIsDurable", committed_is_durable),
 ];
 
 /// The `sometimes` properties with their conditions (same order as `SOMETIMES`).
@@ -53,6 +56,10 @@ pub const REACHABILITY: &[(&str, Condition)] = &[
     ("LeaderDeposedByPartition", leader_deposed_by_partition),
     ("CommittedSurvivesRestart", committed_survives_restart),
     ("UncommittedOverwritten", uncommitted_overwritten),
+    (
+        "LeaderCommitsBeforeOwnPersist",
+        leader_commits_before_own_persist,
+    ),
 ];
 
 /// At most one leader per term, ever (ghost election records), and no two
@@ -162,7 +169,10 @@ pub fn quorums_overlap(s: &State) -> bool {
     })
 }
 
-/// A leader cut off in a minority never advances its commit index.
+/// A leader cut off in a minority never advances its commit index on any
+/// step but its own Persist: only there may it commit, by counting itself
+/// at last, entries that a majority acknowledged before the cut
+/// (R-persist-4).
 pub fn minority_no_commit(_: &RaftModel, s: &State) -> bool {
     s.ghost.flags & flags::VIOLATED_MINORITY_COMMIT == 0
 }
@@ -173,6 +183,20 @@ pub fn vote_once_per_term(_: &RaftModel, s: &State) -> bool {
     // Sorted by (term, voter, candidate): conflicting grants are adjacent.
     s.ghost.votes.windows(2).all(|w| {
         (w[0].term, w[0].voter) != (w[1].term, w[1].voter) || w[0].candidate == w[1].candidate
+    })
+}
+
+/// Every committed entry (ghost commit records) is in the durable log of a
+/// majority of servers: what a commit promises survives any set of
+/// restarts of a minority (R-persist-2, R-persist-4).
+pub fn committed_is_durable(m: &RaftModel, s: &State) -> bool {
+    let majority = m.cfg.majority();
+    s.ghost.commits.iter().all(|c| {
+        s.servers
+            .iter()
+            .filter(|srv| srv.durable_log.get(usize::from(c.index) - 1) == Some(&c.entry))
+            .count()
+            >= majority
     })
 }
 
@@ -222,4 +246,12 @@ pub fn committed_survives_restart(_: &RaftModel, s: &State) -> bool {
 /// the same index (the Figure 8 shape).
 pub fn uncommitted_overwritten(_: &RaftModel, s: &State) -> bool {
     s.ghost.flags & flags::EVENT_OVERWRITTEN != 0
+}
+
+/// The last step committed an entry that was not yet durable on the leader
+/// itself: the leader replicates before its own fsync (R-persist-3, Raft
+/// dissertation §10.2.1) and the followers' acknowledgements alone made the
+/// quorum.
+pub fn leader_commits_before_own_persist(_: &RaftModel, s: &State) -> bool {
+    s.ghost.flags & flags::EVENT_COMMIT_BEFORE_OWN_PERSIST != 0
 }

@@ -289,7 +289,7 @@ pub fn render_text(r: &Report) -> String {
     let _ = writeln!(
         out,
         "raft-model {}: {} servers, max term {}, max requests {}, max in flight {}, \
-         max restarts {}, max partitions {}, max duplicates {}, {:?} network, bug {}",
+         max restarts {}, max partitions {}, max duplicates {}, {:?} network, persist {}, bug {}",
         r.command,
         b.servers,
         b.max_term,
@@ -299,6 +299,7 @@ pub fn render_text(r: &Report) -> String {
         b.max_partitions,
         b.max_duplicates,
         b.network,
+        b.persist,
         b.bug.map_or("none".to_string(), |b| b.to_string())
     );
     let _ = writeln!(

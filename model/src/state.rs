@@ -40,12 +40,20 @@ pub fn members(set: ServerSet) -> impl Iterator<Item = ServerId> {
 }
 
 /// One server, exactly the fields of docs/protocol.md §1 plus one ghost.
+/// `term`, `voted_for` and `log` are the in-memory state that every event
+/// changes; `durable_*` is what is on disk (what a Restart recovers), written
+/// only by Persist (R-persist-1); `outbox` holds the dependent messages sent
+/// while writes were pending (R-persist-2), in the order they were sent.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerState {
     pub term: Term,
     pub voted_for: Option<ServerId>,
     pub role: Role,
     pub log: Log,
+    pub durable_term: Term,
+    pub durable_voted_for: Option<ServerId>,
+    pub durable_log: Log,
+    pub outbox: Network,
     pub commit_index: Index,
     /// Candidate only: who granted a vote in `term` (bit mask, includes itself).
     pub votes_granted: ServerSet,
@@ -71,12 +79,31 @@ impl ServerState {
             voted_for: None,
             role: Role::Follower,
             log: Log::new(),
+            durable_term: 0,
+            durable_voted_for: None,
+            durable_log: Log::new(),
+            outbox: Network::new(),
             commit_index: 0,
             votes_granted: 0,
             next_index: [0; MAX_SERVERS as usize],
             match_index: [0; MAX_SERVERS as usize],
             lost_commit: 0,
         }
+    }
+
+    /// Whether the in-memory state differs from the durable part (the
+    /// server has pending writes: Persist is enabled, R-persist-1).
+    pub fn has_pending_writes(&self) -> bool {
+        self.term != self.durable_term
+            || self.voted_for != self.durable_voted_for
+            || self.log != self.durable_log
+    }
+
+    /// Whether the log is durable up to `index`: `durable_log[..index] ==
+    /// log[..index]` (R-persist-4).
+    pub fn durable_upto(&self, index: Index) -> bool {
+        let k = usize::from(index);
+        self.log.len() >= k && self.durable_log.len() >= k && self.log[..k] == self.durable_log[..k]
     }
 
     pub fn last_index(&self) -> Index {
@@ -174,7 +201,11 @@ pub mod flags {
     pub const VIOLATED_MAJORITY_OVERLAP: u8 = 4;
     pub const EVENT_OVERWRITTEN: u8 = 8;
     pub const EVENT_COMMIT_SURVIVED: u8 = 16;
-    pub const EVENTS: u8 = EVENT_OVERWRITTEN | EVENT_COMMIT_SURVIVED;
+    /// A leader advanced its commit index past what is durable on itself
+    /// (LeaderCommitsBeforeOwnPersist).
+    pub const EVENT_COMMIT_BEFORE_OWN_PERSIST: u8 = 32;
+    pub const EVENTS: u8 =
+        EVENT_OVERWRITTEN | EVENT_COMMIT_SURVIVED | EVENT_COMMIT_BEFORE_OWN_PERSIST;
 }
 
 /// The ghost variables: history the properties need and servers forget.
@@ -238,12 +269,19 @@ impl State {
         (self.partition != 0).then(|| members(self.partition).collect())
     }
 
-    /// Restores the network's canonical order after changes.
+    /// Restores the canonical order of the network and the outboxes after
+    /// changes. An outbox is kept sorted stably by destination: every
+    /// message in it is from its server, so this keeps each link's send
+    /// order, which is the only order a release can observe (a broadcast's
+    /// order across links is an artefact of ids, so it is not kept).
     pub fn normalize_network(&mut self, kind: NetworkKind) {
         match kind {
             NetworkKind::Unordered => self.network.sort(),
             // Stable: keeps each link's FIFO order.
             NetworkKind::Ordered => self.network.sort_by_key(|m| (m.from, m.to)),
+        }
+        for srv in &mut self.servers {
+            srv.outbox.sort_by_key(|m| m.to);
         }
     }
 
@@ -259,6 +297,10 @@ impl State {
                 role: s.role,
                 log: s.log.to_vec(),
                 commit_index: s.commit_index,
+                durable_term: s.durable_term,
+                durable_voted_for: s.durable_voted_for,
+                durable_log: s.durable_log.to_vec(),
+                outbox: s.outbox.to_vec(),
                 votes_granted: if s.role == Role::Candidate {
                     members(s.votes_granted).collect()
                 } else {
@@ -309,6 +351,10 @@ impl State {
                     voted_for: s.voted_for,
                     role: s.role,
                     log: s.log.iter().copied().collect(),
+                    durable_term: s.durable_term,
+                    durable_voted_for: s.durable_voted_for,
+                    durable_log: s.durable_log.iter().copied().collect(),
+                    outbox: s.outbox.iter().cloned().collect(),
                     commit_index: s.commit_index,
                     votes_granted: if s.role == Role::Candidate {
                         s.votes_granted.iter().fold(0, |acc, &id| acc | bit(id))
@@ -322,10 +368,17 @@ impl State {
             })
             .collect();
         let mut requests = 0;
-        for e in servers.iter().flat_map(|s| s.log.iter()) {
+        for e in servers
+            .iter()
+            .flat_map(|s| s.log.iter().chain(s.durable_log.iter()))
+        {
             requests = requests.max(e.value);
         }
-        for m in &a.network {
+        for m in a
+            .network
+            .iter()
+            .chain(servers.iter().flat_map(|s| s.outbox.iter()))
+        {
             if let Body::AppendEntries { entries, .. } = &m.body {
                 for e in entries {
                     requests = requests.max(e.value);
@@ -368,6 +421,18 @@ impl State {
                 voted_for: s.voted_for.map(p),
                 role: s.role,
                 log: s.log.clone(),
+                durable_term: s.durable_term,
+                durable_voted_for: s.durable_voted_for.map(p),
+                durable_log: s.durable_log.clone(),
+                outbox: s
+                    .outbox
+                    .iter()
+                    .map(|m| Message {
+                        from: p(m.from),
+                        to: p(m.to),
+                        body: m.body.clone(),
+                    })
+                    .collect(),
                 commit_index: s.commit_index,
                 votes_granted: pset(s.votes_granted),
                 next_index: pvec(&s.next_index),
@@ -538,6 +603,15 @@ impl State {
             sig[usize::from(m.from)] = sig[usize::from(m.from)].wrapping_add(mix(b ^ 0x51));
             sig[usize::from(m.to)] = sig[usize::from(m.to)].wrapping_add(mix(b ^ 0x52));
         }
+        // Outbox messages mention their destination too (tagged apart from
+        // messages in flight).
+        for srv in &self.servers {
+            for m in &srv.outbox {
+                let b = body_signature(&m.body);
+                sig[usize::from(m.from)] = sig[usize::from(m.from)].wrapping_add(mix(b ^ 0x53));
+                sig[usize::from(m.to)] = sig[usize::from(m.to)].wrapping_add(mix(b ^ 0x54));
+            }
+        }
         for v in &self.ghost.votes {
             let base = u64::from(v.term) << 8 | u64::from(v.held) << 16;
             let own = u64::from(v.voter == v.candidate) << 24;
@@ -603,6 +677,14 @@ impl Representative for State {
                 s.votes_granted.count_ones(),
                 s.lost_commit,
                 &s.log,
+                (
+                    s.durable_term,
+                    s.durable_voted_for == Some(i as ServerId),
+                    s.durable_voted_for.is_some(),
+                    s.durable_voted_for == s.voted_for,
+                    &s.durable_log,
+                    s.outbox.len(),
+                ),
                 sig[i],
             )
         };
@@ -637,6 +719,9 @@ impl Representative for State {
             // keeps each link's FIFO order, and a fully sorted (unordered)
             // network renamed and sorted by link is fully sorted again.
             rep.network.sort_by_key(|m| (m.from, m.to));
+            for srv in &mut rep.servers {
+                srv.outbox.sort_by_key(|m| m.to);
+            }
             rep
         };
         let mut best = canonical(&order);

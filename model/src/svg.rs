@@ -218,6 +218,18 @@ fn event_row(
                 esc(&label)
             );
         }
+        Action::Persist { server } => {
+            let x = center(*server as i64);
+            let _ = write!(
+                out,
+                "<rect x='{}' y='{}' width='10' height='10' fill='#00695c'/>\
+                 <text x='{}' y='{}'>persist (fsync), outbox released</text>",
+                x - 5,
+                mid - 13,
+                x + 9,
+                mid - 4
+            );
+        }
         Action::Restart { server } => {
             let x0 = LEFT + *server as i64 * COL + 6;
             let _ = write!(
@@ -308,6 +320,7 @@ fn action_kind(action: &Action) -> &'static str {
         Action::Deliver { .. } => "Deliver",
         Action::Drop { .. } => "Drop",
         Action::Duplicate { .. } => "Duplicate",
+        Action::Persist { .. } => "Persist",
         Action::Restart { .. } => "Restart",
         Action::Partition { .. } => "Partition",
         Action::Heal => "Heal",
@@ -338,7 +351,43 @@ fn server_lines(s: &AbstractServer) -> Vec<String> {
         Role::Candidate => lines.push(format!("votes {:?}", s.votes_granted)),
         Role::Follower => {}
     }
+    if let Some(disk) = describe_disk(s) {
+        lines.push(disk);
+    }
+    if !s.outbox.is_empty() {
+        lines.push(describe_outbox(s));
+    }
     lines
+}
+
+/// Whether the durable part differs from the in-memory state.
+pub fn has_pending_writes(s: &AbstractServer) -> bool {
+    s.durable_term != s.term || s.durable_voted_for != s.voted_for || s.durable_log != s.log
+}
+
+/// `disk T1 vote 0 log [1:1]` when the durable part differs from the
+/// in-memory state (pending writes), else nothing.
+fn describe_disk(s: &AbstractServer) -> Option<String> {
+    has_pending_writes(s).then(|| {
+        let vote = s
+            .durable_voted_for
+            .map_or("-".to_string(), |v| v.to_string());
+        format!(
+            "disk T{} vote {vote} log {}",
+            s.durable_term,
+            describe_log(&s.durable_log)
+        )
+    })
+}
+
+/// `outbox RVR→0 AER→1`: the messages waiting for the next Persist.
+fn describe_outbox(s: &AbstractServer) -> String {
+    let msgs: Vec<String> = s
+        .outbox
+        .iter()
+        .map(|m| format!("{}→{}", short_body(&m.body), m.to))
+        .collect();
+    format!("outbox {}", msgs.join(" "))
 }
 
 /// `[1:1 1:2]`: each entry as term:value.
@@ -372,6 +421,25 @@ pub fn describe_server(id: usize, s: &AbstractServer) -> String {
             let _ = write!(line, " votes={:?}", s.votes_granted);
         }
         Role::Follower => {}
+    }
+    if has_pending_writes(s) {
+        let vote = s
+            .durable_voted_for
+            .map_or("-".to_string(), |v| v.to_string());
+        let _ = write!(
+            line,
+            " disk=T{}/vote={vote}/log={}",
+            s.durable_term,
+            describe_log(&s.durable_log)
+        );
+    }
+    if !s.outbox.is_empty() {
+        let msgs: Vec<String> = s
+            .outbox
+            .iter()
+            .map(|m| format!("{}→{} {}", m.from, m.to, describe_body(&m.body)))
+            .collect();
+        let _ = write!(line, " outbox=[{}]", msgs.join("; "));
     }
     line
 }
@@ -432,6 +500,7 @@ pub fn describe_action(action: &Action) -> String {
         Action::Deliver { message } => format!("Deliver {}", msg(message)),
         Action::Drop { message } => format!("Drop {}", msg(message)),
         Action::Duplicate { message } => format!("Duplicate {}", msg(message)),
+        Action::Persist { server } => format!("Persist s{server}"),
         Action::Restart { server } => format!("Restart s{server}"),
         Action::Partition { group } => format!("Partition {group:?} | rest"),
         Action::Heal => "Heal".to_string(),
@@ -447,6 +516,10 @@ mod tests {
             term,
             voted_for: Some(0),
             role,
+            durable_term: term,
+            durable_voted_for: Some(0),
+            durable_log: log.clone(),
+            outbox: vec![],
             log,
             commit_index: 0,
             votes_granted: vec![],

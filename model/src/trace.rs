@@ -1,13 +1,15 @@
 //! The trace file format (docs/trace-format.md): versioned JSON, written by
 //! `raft-model check --trace-dir`, read by `raft-conform`.
 
-use crate::config::Config;
+use crate::config::{Config, PersistMode};
 use crate::types::{Action, Entry, Index, Message, Role, ServerId, Term};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const TRACE_VERSION: u32 = 1;
-pub const SUPPORTED_VERSIONS: &[u32] = &[TRACE_VERSION];
+pub const TRACE_VERSION: u32 = 2;
+/// Version 1 predates the durable part and the outbox: it is read as a
+/// trace of `--persist sync` (docs/trace-format.md "Version 1").
+pub const SUPPORTED_VERSIONS: &[u32] = &[1, TRACE_VERSION];
 
 /// One server's abstract state (docs/protocol.md §1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,6 +24,36 @@ pub struct AbstractServer {
     /// Length `servers` for a leader (own slot 0), empty otherwise.
     pub next_index: Vec<Index>,
     pub match_index: Vec<Index>,
+    /// What is on disk (docs/protocol.md §1, §7). Absent in version 1
+    /// traces: the reader then copies the in-memory fields.
+    #[serde(default)]
+    pub durable_term: Term,
+    #[serde(default)]
+    pub durable_voted_for: Option<ServerId>,
+    #[serde(default)]
+    pub durable_log: Vec<Entry>,
+    /// Messages waiting for the next Persist, in the order sent.
+    #[serde(default)]
+    pub outbox: Vec<Message>,
+}
+
+impl AbstractServer {
+    /// Version 1 fix-up: the durable part equals the in-memory state and
+    /// the outbox is empty (every step was durable at once).
+    fn assume_synced(&mut self) {
+        self.durable_term = self.term;
+        self.durable_voted_for = self.voted_for;
+        self.durable_log = self.log.clone();
+        self.outbox.clear();
+    }
+}
+
+impl AbstractState {
+    fn assume_synced(&mut self) {
+        for s in &mut self.servers {
+            s.assume_synced();
+        }
+    }
 }
 
 /// The abstract state of the whole system: what conformance compares.
@@ -121,7 +153,15 @@ impl Trace {
                 )))
             }
         }
-        serde_json::from_value(value).map_err(malformed)
+        let mut trace: Trace = serde_json::from_value(value).map_err(malformed)?;
+        if trace.version == 1 {
+            trace.bounds.persist = PersistMode::Sync;
+            trace.initial.assume_synced();
+            for step in &mut trace.steps {
+                step.state.assume_synced();
+            }
+        }
+        Ok(trace)
     }
 
     pub fn read(path: &Path) -> Result<Trace, TraceError> {

@@ -77,7 +77,8 @@ impl Body {
 }
 
 /// One event of DESIGN.md §3: the model's actions and the conformance
-/// harness's steps.
+/// harness's steps. `Persist` is docs/protocol.md §4 Persist / §7: one
+/// fsync of every pending write, then the outbox enters the network.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Action {
@@ -87,6 +88,7 @@ pub enum Action {
     Deliver { message: Message },
     Drop { message: Message },
     Duplicate { message: Message },
+    Persist { server: ServerId },
     Restart { server: ServerId },
     Partition { group: Vec<ServerId> },
     Heal,

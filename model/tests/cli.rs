@@ -136,7 +136,13 @@ fn assert_replays(trace: &Trace) {
 
 #[test]
 fn seeded_bugs_exit_1_with_a_replayable_counterexample() {
-    for bug in ["vote-twice", "no-persist-vote"] {
+    for (bug, want) in [
+        ("vote-twice", "VoteOncePerTerm"),
+        ("no-persist-vote", "VoteOncePerTerm"),
+        ("ack-before-persist", "CommittedIsDurable"),
+        ("vote-before-persist", "VoteOncePerTerm"),
+        ("leader-counts-volatile-self", "CommittedIsDurable"),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let out = run(&["check", "--json", "--bug", bug], dir.path());
         assert_eq!(out.status.code(), Some(1), "bug {bug}");
@@ -150,10 +156,14 @@ fn seeded_bugs_exit_1_with_a_replayable_counterexample() {
             .filter(|p| p["status"] == "violated")
             .collect();
         assert!(
-            !violated.is_empty(),
-            "bug {bug}: nothing violated in {report}"
+            violated.iter().any(|p| p["name"] == want),
+            "bug {bug}: {want} not violated in {report}"
         );
         for p in violated {
+            // Shrunk: no longer than the checker's path, and proven shortest
+            // (these bugs are caught within the shrinker's BFS budget).
+            assert!(p["steps"].as_u64() <= p["original_steps"].as_u64(), "{p}");
+            assert_eq!(p["shortest_proven"], true, "{bug}: {p}");
             let path = p["trace"]
                 .as_str()
                 .expect("a violated property has a trace");
