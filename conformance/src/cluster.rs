@@ -53,6 +53,11 @@ pub enum ClusterError {
     Size(usize),
 }
 
+/// Whether the harness can drive a node's Persist from outside (trace
+/// format v2 in `--persist async`); until it can, traces with Persist steps
+/// are refused.
+pub const SUPPORTS_PERSIST: bool = false;
+
 /// Environment variable that overrides [`data_root`] (e.g. to measure the
 /// harness on a disk-backed directory).
 pub const DATA_DIR_ENV: &str = "RAFT_CONFORM_DATA_DIR";

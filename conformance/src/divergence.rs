@@ -42,6 +42,14 @@ fn diff_server(i: usize, e: &AbstractServer, a: &AbstractServer, out: &mut Vec<F
     );
     field("next_index", json(&e.next_index), json(&a.next_index));
     field("match_index", json(&e.match_index), json(&a.match_index));
+    field("durable_term", json(&e.durable_term), json(&a.durable_term));
+    field(
+        "durable_voted_for",
+        json(&e.durable_voted_for),
+        json(&a.durable_voted_for),
+    );
+    field("durable_log", json(&e.durable_log), json(&a.durable_log));
+    field("outbox", json(&e.outbox), json(&a.outbox));
 }
 
 fn counts(msgs: &[Message]) -> BTreeMap<&Message, i64> {

@@ -109,6 +109,9 @@ struct RunArgs {
     max_partitions: Option<u8>,
     #[arg(long)]
     max_duplicates: Option<u8>,
+    /// sync or async (docs/protocol.md §7).
+    #[arg(long, value_parser = ["sync", "async"])]
+    persist: Option<String>,
     /// Seconds the model checker may spend looking for reachability examples
     /// that the BFS did not reach.
     #[arg(long, default_value_t = runner::DEFAULT_EXAMPLES_TIMEOUT)]
@@ -171,6 +174,9 @@ struct TransitionsArgs {
     /// unordered or ordered (per-link FIFO).
     #[arg(long, value_parser = ["unordered", "ordered"])]
     network: Option<String>,
+    /// sync or async (docs/protocol.md §7; default async, as `raft-model check`).
+    #[arg(long, value_parser = ["sync", "async"])]
+    persist: Option<String>,
     /// Run the core with a seeded protocol bug (see `run --help`).
     #[arg(long, value_name = "NAME")]
     impl_bug: Option<ImplBug>,
@@ -208,6 +214,9 @@ fn transitions_config(a: &TransitionsArgs) -> Result<Config> {
     set(&mut cfg.max_restarts, a.max_restarts);
     set(&mut cfg.max_partitions, a.max_partitions);
     set(&mut cfg.max_duplicates, a.max_duplicates);
+    if let Some(p) = &a.persist {
+        cfg.persist = persist_mode(p);
+    }
     if let Some(net) = &a.network {
         cfg.network = if net == "ordered" {
             raft_model::NetworkKind::Ordered
@@ -373,12 +382,26 @@ fn cmd_replay(a: ReplayArgs) -> Result<bool> {
     Ok(batch.divergences.is_empty())
 }
 
+fn persist_mode(name: &str) -> raft_model::PersistMode {
+    if name == "sync" {
+        raft_model::PersistMode::Sync
+    } else {
+        raft_model::PersistMode::Async
+    }
+}
+
 fn run_config(a: &RunArgs) -> Result<Config> {
     let mut cfg = if a.bounds == "default" {
-        Config::default()
+        Config {
+            persist: runner::RUN_PERSIST,
+            ..Config::default()
+        }
     } else {
         runner::ci_bounds()
     };
+    if let Some(p) = &a.persist {
+        cfg.persist = persist_mode(p);
+    }
     let set = |slot: &mut u8, v: Option<u8>| {
         if let Some(v) = v {
             *slot = v;

@@ -254,17 +254,28 @@ pub fn status_to_model(s: &kt::Status, servers: usize) -> Result<AbstractServer,
     } else {
         (Vec::new(), Vec::new())
     };
-    // TODO(conformance team): map the node's durable state and outbox;
-    // until then the in-memory state stands in for the durable part.
-    let term = narrow("term", s.term)?;
+    let durable_voted_for = match s.durable_voted_for {
+        Some(v) => Some(server_id(v, servers)?),
+        None => None,
+    };
+    let durable_log = s
+        .durable_log
+        .iter()
+        .map(entry_to_model)
+        .collect::<Result<Vec<_>, _>>()?;
+    let outbox = s
+        .outbox
+        .iter()
+        .map(|msg| message_to_model(msg, servers))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(AbstractServer {
-        term,
+        term: narrow("term", s.term)?,
         voted_for,
         role,
-        durable_term: term,
-        durable_voted_for: voted_for,
-        durable_log: log.clone(),
-        outbox: Vec::new(),
+        durable_term: narrow("durable_term", s.durable_term)?,
+        durable_voted_for,
+        durable_log,
+        outbox,
         log,
         commit_index: narrow("commit_index", s.commit_index)?,
         votes_granted,
@@ -338,11 +349,10 @@ pub fn server_to_status(id: m::ServerId, s: &AbstractServer) -> kt::Status {
         next_index: pairs(&s.next_index),
         match_index: pairs(&s.match_index),
         leader_hint: None,
-        // Sync-mode equivalents until the mapping carries the durable part.
-        durable_term: u64::from(s.term),
-        durable_voted_for: s.voted_for.map(node_id),
-        durable_log: s.log.iter().map(entry_to_impl).collect(),
-        outbox: Vec::new(),
+        durable_term: u64::from(s.durable_term),
+        durable_voted_for: s.durable_voted_for.map(node_id),
+        durable_log: s.durable_log.iter().map(entry_to_impl).collect(),
+        outbox: s.outbox.iter().map(message_to_impl).collect(),
     }
 }
 
@@ -634,14 +644,14 @@ pub fn model_durable(
 }
 
 /// The outbox of a model server, in send order.
-pub fn model_outbox(_s: &raft_model::state::ServerState) -> &[m::Message] {
-    &[]
+pub fn model_outbox(s: &raft_model::state::ServerState) -> &[m::Message] {
+    &s.outbox
 }
 
 /// Whether the model runs `--persist sync` (every step followed at once by
 /// the Persist of the servers it left with pending writes).
-pub fn sync_persist(_cfg: &raft_model::Config) -> bool {
-    true
+pub fn sync_persist(cfg: &raft_model::Config) -> bool {
+    cfg.persist == raft_model::PersistMode::Sync
 }
 
 /// Whether a seeded implementation bug can show at all under the model's
@@ -656,44 +666,9 @@ pub fn bug_observable(bug: raftkv::node::ImplBug, cfg: &raft_model::Config) -> b
     !durability || !sync_persist(cfg)
 }
 
-/// The durable part and the outbox of a core's `Status` against the model
-/// server's (fields `servers[i].durable_*`, `servers[i].outbox`).
-pub fn durable_diff(
-    i: usize,
-    s: &kt::Status,
-    model: &raft_model::state::ServerState,
-) -> Vec<crate::divergence::FieldDiff> {
-    let (dt, dv, dl) = model_durable(model);
-    let mut out = Vec::new();
-    let mut field = |name: &str, e: String, a: String| {
-        if e != a {
-            out.push(crate::divergence::FieldDiff {
-                field: format!("servers[{i}].{name}"),
-                expected: e,
-                actual: a,
-            });
-        }
-    };
-    field("durable_term", j(&u64::from(dt)), j(&s.durable_term));
-    field(
-        "durable_voted_for",
-        j(&dv.map(node_id)),
-        j(&s.durable_voted_for),
-    );
-    let dl: Vec<kt::Entry> = dl.iter().map(entry_to_impl).collect();
-    field("durable_log", j(&dl), j(&s.durable_log));
-    let ob: Vec<k::Message> = model_outbox(model).iter().map(message_to_impl).collect();
-    field("outbox", j(&ob), j(&s.outbox));
-    out
-}
-
-fn j<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
 /// The model's Persist action for `server`, if the model has one.
-pub fn persist_action(_server: m::ServerId) -> Option<m::Action> {
-    None
+pub fn persist_action(server: m::ServerId) -> Option<m::Action> {
+    Some(m::Action::Persist { server })
 }
 
 /// One server's protocol state in a vocabulary both a record and the model

@@ -114,12 +114,14 @@ pub fn recorded_config(servers: u8) -> Config {
         max_partitions: 0,
         max_duplicates: u8::MAX,
         network: NetworkKind::Unordered,
+        persist: raft_model::PersistMode::Async,
         bug: None,
     }
 }
 
 /// The bound of `cfg` that disables `action` in `s`, if one does.
-fn bound_hit(cfg: &Config, s: &State, action: &Action, sends: usize) -> Option<Limitation> {
+fn bound_hit(model: &RaftModel, s: &State, action: &Action, sends: usize) -> Option<Limitation> {
+    let cfg = &model.cfg;
     let range = |what, value: usize, max: u8| Limitation::Range {
         what,
         value: value as u64,
@@ -142,7 +144,7 @@ fn bound_hit(cfg: &Config, s: &State, action: &Action, sends: usize) -> Option<L
         _ => None,
     }
     .or_else(|| {
-        let total = s.network.len() + sends;
+        let total = model.inflight(s) + sends;
         (total > usize::from(cfg.max_inflight))
             .then(|| range("messages in flight", total, cfg.max_inflight))
     })
@@ -210,7 +212,7 @@ impl Validator {
                 self.model_steps += 1;
                 Ok(())
             }
-            None => match bound_hit(&self.model.cfg, &self.state, &action, sends) {
+            None => match bound_hit(&self.model, &self.state, &action, sends) {
                 Some(limit) => Err(Failure::Input(RecordedError::Limitation {
                     at: at(r),
                     limit,
@@ -609,6 +611,7 @@ impl RecordWriter {
                 return Ok(());
             }
             Action::Restart { server } => (*server, RecEvent::Restart),
+            Action::Persist { server } => (*server, RecEvent::Persist),
             Action::Partition { .. } | Action::Heal => {
                 return Err("recorded runs have no partitions".into())
             }
@@ -632,36 +635,25 @@ impl RecordWriter {
         }
         let old_outbox = mapping::model_outbox(&before.servers[i]).to_vec();
         let new_outbox = mapping::model_outbox(&self.state.servers[i]).to_vec();
-        let is_persist = Some(action) == mapping::persist_action(server).as_ref();
-        let released: Vec<String> = if is_persist {
-            std::mem::take(&mut self.outbox_ids[i])
-        } else {
-            Vec::new()
-        };
-        // Released outbox messages are the first `released.len()` added ones.
         let mut sent = Vec::new();
-        for id in &released {
-            let m = old_outbox
-                .get(sent.len())
-                .cloned()
-                .ok_or("released outbox message unknown")?;
-            if let Some(p) = added.iter().position(|x| *x == m) {
-                added.remove(p);
-            }
-            self.in_flight.entry(m).or_default().push(id.clone());
-        }
         let mut k = 0;
-        let mut new_ids = Vec::new();
-        // The outbox grew by a suffix (or was emptied by the term rule /
-        // restart and refilled).
-        let kept = if new_outbox.starts_with(&old_outbox) && !is_persist {
+        let kept = if matches!(action, Action::Persist { .. }) {
+            // The outbox enters the network: its messages keep their ids.
+            let released = std::mem::take(&mut self.outbox_ids[i]);
+            for (id, m) in released.into_iter().zip(old_outbox) {
+                if let Some(p) = added.iter().position(|x| *x == m) {
+                    added.remove(p);
+                    self.in_flight.entry(m).or_default().push(id);
+                }
+            }
+            0
+        } else if new_outbox.starts_with(&old_outbox) {
             old_outbox.len()
         } else {
+            // Emptied by the term rule or a restart: those messages are lost.
+            self.outbox_ids[i].clear();
             0
         };
-        if kept == 0 && !is_persist {
-            self.outbox_ids[i].clear();
-        }
         for m in &new_outbox[kept..] {
             let id = format!("{node}.{seq}.{k}");
             k += 1;
@@ -671,9 +663,8 @@ impl RecordWriter {
                 outbox: true,
                 body: mapping::model_body_to_rec(&m.body, &self.table),
             });
-            new_ids.push(id);
+            self.outbox_ids[i].push(id);
         }
-        self.outbox_ids[i].extend(new_ids);
         for m in added {
             let id = format!("{node}.{seq}.{k}");
             k += 1;

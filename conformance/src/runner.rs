@@ -29,8 +29,14 @@ pub fn ci_bounds() -> Config {
     let mut cfg = Config::ci();
     cfg.max_inflight = 3;
     cfg.max_restarts = 2;
+    cfg.persist = RUN_PERSIST;
     cfg
 }
+
+/// The persist mode `run` generates traces in unless `--persist` says
+/// otherwise: sync while the node persists within every step (its Persist
+/// is not yet fired from outside).
+pub const RUN_PERSIST: raft_model::PersistMode = raft_model::PersistMode::Sync;
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {

@@ -46,8 +46,20 @@ fn walks_written_as_records_validate() {
     let cfg = walk_config();
     let mut total = 0;
     let mut deliveries = 0;
+    let (mut persists, mut outboxed) = (0, 0);
     for seed in 0..200 {
         let w = walk(&cfg, seed, 60);
+        persists += w
+            .records
+            .iter()
+            .filter(|r| r.event == RecEvent::Persist)
+            .count();
+        outboxed += w
+            .records
+            .iter()
+            .flat_map(|r| &r.sent)
+            .filter(|s| s.outbox)
+            .count();
         // Through the text form, as a file would be read.
         let text = w.ndjson();
         let recs = steps::parse_text(&text, "walk.ndjson").unwrap();
@@ -66,6 +78,8 @@ fn walks_written_as_records_validate() {
     }
     assert!(total > 5000, "{total} records");
     assert!(deliveries > total / 4, "{deliveries} deliveries");
+    assert!(persists > total / 10, "{persists} persists");
+    assert!(outboxed > 100, "{outboxed} messages through the outbox");
 }
 
 #[test]
@@ -153,7 +167,8 @@ fn a_mutated_record_is_a_violation_naming_step_node_seq_event_and_field() {
     assert_eq!(v.step, k + 1);
     assert!(v.fields[0].field.ends_with(".log"), "{v}");
 
-    // A message body changed: the sent messages differ from the model's.
+    // A message body changed: the sent messages (to the network, or to the
+    // outbox while the new term is pending) differ from the model's.
     let mut recs = w.records.clone();
     let k = recs
         .iter()
@@ -176,7 +191,7 @@ fn a_mutated_record_is_a_violation_naming_step_node_seq_event_and_field() {
     assert!(
         v.fields
             .iter()
-            .any(|f| f.field.starts_with("sent to the network")),
+            .any(|f| f.field.starts_with("sent to the network") || f.field.ends_with(".outbox")),
         "{v}"
     );
 }
