@@ -282,7 +282,8 @@ impl Cluster {
         let partition: Option<Vec<ServerId>> = self
             .net
             .active_partition()
-            .map(|g| g.iter().map(|&id| (id - 1) as ServerId).collect());
+            .map(|g| mapping::group_to_model(&g, statuses.len()))
+            .transpose()?;
         Ok(mapping::abstract_state(
             &statuses,
             &self.net.in_flight(),

@@ -198,6 +198,11 @@ pub fn message_to_model(msg: &k::Message, servers: usize) -> Result<m::Message, 
     })
 }
 
+/// A partition group of node ids → model ids.
+pub fn group_to_model(group: &[kt::NodeId], servers: usize) -> Result<Vec<m::ServerId>, MappingError> {
+    group.iter().map(|&id| server_id(id, servers)).collect()
+}
+
 /// `(peer, index)` list of a leader → array of length n with own slot 0.
 fn index_array(
     field: &'static str,

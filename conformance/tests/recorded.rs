@@ -341,3 +341,26 @@ fn more_commands_than_model_values_is_a_limitation_error() {
     let e = validate_records(vec![located(&recs, "m")]).unwrap_err();
     assert!(e.to_string().contains("proposed twice"), "{e}");
 }
+
+/// Writes a long recorded walk for measuring `validate --trace` (run with
+/// `RAFT_CONFORM_BENCH_FILE=path cargo test --release --test recorded -- --ignored`).
+#[test]
+#[ignore]
+fn write_a_long_walk_for_benchmarks() {
+    let Some(path) = std::env::var_os("RAFT_CONFORM_BENCH_FILE") else {
+        return;
+    };
+    let cfg = Config {
+        servers: 3,
+        max_term: 250,
+        max_requests: 8,
+        max_inflight: 8,
+        max_restarts: 200,
+        max_partitions: 0,
+        max_duplicates: 100,
+        ..Config::default()
+    };
+    let w = walk(&cfg, 7, 100_000);
+    std::fs::write(&path, w.ndjson()).unwrap();
+    println!("{} records", w.records.len());
+}
