@@ -1738,3 +1738,16 @@ fn sync_and_async_agree_when_async_persists_after_every_step() {
     }
     assert!(steps > 300, "the walks are not trivial: {steps}");
 }
+
+#[test]
+fn sync_mode_has_no_persist_example_to_find() {
+    let names =
+        |m: &RaftModel| -> Vec<&'static str> { m.properties().iter().map(|p| p.name).collect() };
+    let a = names(&amodel(3));
+    let s = names(&model(3));
+    assert!(a.contains(&"LeaderCommitsBeforeOwnPersist"));
+    assert_eq!(a.len(), ALWAYS.len() + SOMETIMES.len());
+    let mut expected = a.clone();
+    expected.retain(|n| *n != "LeaderCommitsBeforeOwnPersist");
+    assert_eq!(s, expected);
+}
