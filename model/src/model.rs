@@ -1016,6 +1016,7 @@ impl Model for RaftModel {
         props.extend(
             properties::REACHABILITY
                 .iter()
+                .filter(|(name, _)| properties::applies(name, &self.cfg))
                 .map(|&(name, f)| Property::sometimes(name, f)),
         );
         props

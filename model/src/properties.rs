@@ -62,6 +62,13 @@ pub const REACHABILITY: &[(&str, Condition)] = &[
     ),
 ];
 
+/// Whether property `name` is checked under `cfg`: in sync mode a leader is
+/// always durable, so `LeaderCommitsBeforeOwnPersist` is unreachable by
+/// construction and not a property there.
+pub fn applies(name: &str, cfg: &crate::config::Config) -> bool {
+    !(cfg.persist == crate::config::PersistMode::Sync && name == "LeaderCommitsBeforeOwnPersist")
+}
+
 /// At most one leader per term, ever (ghost election records), and no two
 /// current leaders share a term.
 pub fn election_safety(_: &RaftModel, s: &State) -> bool {

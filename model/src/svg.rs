@@ -529,6 +529,58 @@ mod tests {
     }
 
     #[test]
+    fn persist_pending_writes_and_outbox_are_drawn() {
+        let s0 = AbstractState {
+            servers: vec![server(0, Role::Follower, vec![]); 2],
+            network: vec![],
+            partition: None,
+        };
+        let rv = Message {
+            from: 0,
+            to: 1,
+            body: Body::RequestVote {
+                term: 1,
+                last_log_index: 0,
+                last_log_term: 0,
+            },
+        };
+        // Timeout: term 1 in memory, disk still at term 0, RequestVote waits.
+        let mut s1 = s0.clone();
+        s1.servers[0] = server(1, Role::Candidate, vec![]);
+        s1.servers[0].durable_term = 0;
+        s1.servers[0].durable_voted_for = None;
+        s1.servers[0].outbox = vec![rv.clone()];
+        // Persist: durable, released.
+        let mut s2 = s1.clone();
+        s2.servers[0] = server(1, Role::Candidate, vec![]);
+        s2.network = vec![rv.clone()];
+        let steps = vec![
+            (Action::Timeout { server: 0 }, s1.clone()),
+            (Action::Persist { server: 0 }, s2),
+        ];
+        let svg = sequence_diagram_abstract(&s0, &steps);
+        for needle in [
+            "disk T0 vote - log []",
+            "outbox RV→1",
+            "persist (fsync), outbox released",
+            "sends RV→1",
+        ] {
+            assert!(svg.contains(needle), "missing {needle:?} in {svg}");
+        }
+        // The RequestVote is sent by the Persist step, not by the Timeout.
+        assert_eq!(svg.matches("sends RV→1").count(), 1);
+        assert_eq!(
+            describe_action(&Action::Persist { server: 1 }),
+            "Persist s1"
+        );
+        assert_eq!(
+            describe_server(0, &s1.servers[0]),
+            "s0 T1 candidate vote=0 commit=0 log=[] votes=[] disk=T0/vote=-/log=[] \
+             outbox=[0→1 RequestVote t1 last=0/0]"
+        );
+    }
+
+    #[test]
     fn diagram_shows_servers_messages_and_every_state() {
         let s0 = AbstractState {
             servers: vec![server(0, Role::Follower, vec![]); 3],

@@ -178,3 +178,74 @@ impl Trace {
         std::fs::write(path, text + "\n")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Body;
+
+    const V1: &str = r#"{
+      "version": 1, "kind": "walk", "property": null,
+      "bounds": { "servers": 2, "max_term": 2, "max_requests": 1, "max_inflight": 2,
+                  "max_restarts": 0, "max_partitions": 0, "max_duplicates": 0,
+                  "network": "unordered", "bug": null },
+      "initial": { "servers": [
+          { "term": 0, "voted_for": null, "role": "follower", "log": [], "commit_index": 0,
+            "votes_granted": [], "next_index": [], "match_index": [] },
+          { "term": 0, "voted_for": null, "role": "follower", "log": [], "commit_index": 0,
+            "votes_granted": [], "next_index": [], "match_index": [] } ],
+        "network": [], "partition": null },
+      "steps": [ { "action": { "type": "Timeout", "server": 0 },
+        "state": { "servers": [
+          { "term": 1, "voted_for": 0, "role": "candidate", "log": [ { "term": 0, "value": 1 } ],
+            "commit_index": 0, "votes_granted": [0], "next_index": [], "match_index": [] },
+          { "term": 0, "voted_for": null, "role": "follower", "log": [], "commit_index": 0,
+            "votes_granted": [], "next_index": [], "match_index": [] } ],
+          "network": [ { "from": 0, "to": 1, "body": { "type": "RequestVote", "term": 1,
+                         "last_log_index": 1, "last_log_term": 0 } } ],
+          "partition": null } } ]
+    }"#;
+
+    #[test]
+    fn version_1_is_read_as_sync_with_durable_equal_to_in_memory() {
+        let t = Trace::from_json(V1, "v1.json").unwrap();
+        assert_eq!(t.version, 1);
+        assert_eq!(t.bounds.persist, PersistMode::Sync);
+        let s = &t.steps[0].state.servers[0];
+        assert_eq!(
+            (s.durable_term, s.durable_voted_for, s.durable_log.clone()),
+            (s.term, s.voted_for, s.log.clone())
+        );
+        assert_eq!((s.durable_term, s.durable_voted_for), (1, Some(0)));
+        assert!(s.outbox.is_empty());
+        assert!(matches!(
+            t.steps[0].state.network[0].body,
+            Body::RequestVote { term: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn version_2_round_trips_with_the_durable_part_and_the_outbox() {
+        let mut t = Trace::from_json(V1, "v1.json").unwrap();
+        t.version = TRACE_VERSION;
+        t.bounds.persist = PersistMode::Async;
+        let state = &mut t.steps[0].state;
+        let s = &mut state.servers[0];
+        s.durable_term = 0;
+        s.durable_voted_for = None;
+        s.durable_log.clear();
+        s.outbox = std::mem::take(&mut state.network);
+        let text = serde_json::to_string(&t).unwrap();
+        assert!(text.contains(r#""persist":"async""#), "{text}");
+        assert!(text.contains(r#""outbox":[{"from":0"#), "{text}");
+        let back = Trace::from_json(&text, "v2.json").unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn unknown_versions_are_refused_naming_the_supported_ones() {
+        let err = Trace::from_json(r#"{"version": 3}"#, "v3.json").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("version 3") && msg.contains("[1, 2]"), "{msg}");
+    }
+}
