@@ -182,8 +182,18 @@ impl Cluster {
     /// Applies one event (a model action) to the implementation.
     pub async fn apply(&mut self, action: &Action) -> Result<(), StepError> {
         match action {
-            Action::Timeout { server } => self.node(*server)?.fire_election_timeout().await,
-            Action::Heartbeat { server } => self.node(*server)?.fire_heartbeat().await,
+            // Sync mode (docs/protocol.md §7): each step is followed at once
+            // by the Persist of the server it changed.
+            Action::Timeout { server } => {
+                let node = self.node(*server)?;
+                node.fire_election_timeout().await;
+                node.fire_persist().await;
+            }
+            Action::Heartbeat { server } => {
+                let node = self.node(*server)?;
+                node.fire_heartbeat().await;
+                node.fire_persist().await;
+            }
             Action::ClientRequest { server, value } => {
                 let node = self.node(*server)?;
                 node.start(mapping::command(*value))
@@ -192,6 +202,7 @@ impl Cluster {
                         node: node.id(),
                         reason: e.to_string(),
                     })?;
+                node.fire_persist().await;
             }
             Action::Deliver { message } => {
                 let msg = mapping::message_to_impl(message);
@@ -204,7 +215,9 @@ impl Cluster {
                 if !self.net.take(&msg) {
                     return Err(StepError::NotInFlight(format!("{message:?}")));
                 }
-                self.node(message.to)?.deliver_and_wait(msg).await;
+                let node = self.node(message.to)?;
+                node.deliver_and_wait(msg).await;
+                node.fire_persist().await;
             }
             Action::Drop { message } => {
                 if !self.net.take(&mapping::message_to_impl(message)) {

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
-use raftkv::client::{Client, ClientConfig};
+use raftkv::client::{node_metrics, Client, ClientConfig};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -18,11 +18,20 @@ pub struct LocalCluster {
     children: BTreeMap<u64, Child>,
     /// Children's stderr goes to DIR/node-i.log instead of ours.
     log_to_files: bool,
+    /// Every node records its steps here (`serve --trace`).
+    trace: Option<PathBuf>,
 }
 
 impl LocalCluster {
-    pub fn start(exe: &Path, nodes: u64, dir: &Path, base_port: u16) -> Result<Self> {
-        Self::start_with(exe, nodes, dir, base_port, false)
+    /// `start`, every node recording its steps to `trace` if given.
+    pub fn start_traced(
+        exe: &Path,
+        nodes: u64,
+        dir: &Path,
+        base_port: u16,
+        trace: Option<PathBuf>,
+    ) -> Result<Self> {
+        Self::start_full(exe, nodes, dir, base_port, false, trace)
     }
 
     pub fn start_with(
@@ -31,6 +40,17 @@ impl LocalCluster {
         dir: &Path,
         base_port: u16,
         log_to_files: bool,
+    ) -> Result<Self> {
+        Self::start_full(exe, nodes, dir, base_port, log_to_files, None)
+    }
+
+    fn start_full(
+        exe: &Path,
+        nodes: u64,
+        dir: &Path,
+        base_port: u16,
+        log_to_files: bool,
+        trace: Option<PathBuf>,
     ) -> Result<Self> {
         if nodes == 0 {
             bail!("--nodes must be at least 1");
@@ -48,6 +68,7 @@ impl LocalCluster {
             addrs,
             children: BTreeMap::new(),
             log_to_files,
+            trace,
         };
         for id in 1..=nodes {
             c.spawn(id)?;
@@ -89,6 +110,9 @@ impl LocalCluster {
             .arg(peers)
             .stdin(Stdio::null())
             .stdout(Stdio::null());
+        if let Some(t) = &self.trace {
+            cmd.arg("--trace").arg(t);
+        }
         if self.log_to_files {
             let log = std::fs::OpenOptions::new()
                 .create(true)
@@ -198,6 +222,9 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
             .context("warm-up write (is the cluster up?)")?;
         clients.push(c);
     }
+    let leader_addr = clients[0].last_target().to_string();
+    // The nodes' own fsync histograms, before and after the load.
+    let before_nodes = read_node_fsyncs(&o.cluster).await;
     let per = o.ops / o.clients as u64;
     let extra = o.ops % o.clients as u64;
     let start = Instant::now();
@@ -220,6 +247,7 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
         lat.add(t.await.context("bench client panicked")??)?;
     }
     let elapsed = start.elapsed();
+    let after_nodes = read_node_fsyncs(&o.cluster).await;
     let before = fsync.value_at_quantile(0.5);
     let after_h = measure_fdatasync(&o.fsync_dir, 200)?;
     let after = after_h.value_at_quantile(0.5);
@@ -256,12 +284,65 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
         us(before),
         us(after)
     )?;
-    write!(
+    writeln!(
         r,
         "ratio: write p50 / fdatasync p50 = {:.2}",
         lat.value_at_quantile(0.5) as f64 / f50 as f64
     )?;
+    // The nodes' fsyncs during the load (after minus before).
+    let mut leader_p50 = None;
+    write!(r, "node fsync during the load:")?;
+    for addr in &o.cluster {
+        match (before_nodes.get(addr), after_nodes.get(addr)) {
+            (Some(Ok((id, b))), Some(Ok((_, a)))) => {
+                let mut d = a.clone();
+                if d.subtract(b).is_err() {
+                    d = a.clone(); // the node restarted meanwhile: all it has
+                }
+                let leader = *addr == leader_addr;
+                if leader && !d.is_empty() {
+                    leader_p50 = Some(d.value_at_quantile(0.5).max(1));
+                }
+                write!(
+                    r,
+                    "\n  node {id}{}: {} fsyncs, p50 {}  p99 {}",
+                    if leader { " (leader)" } else { "" },
+                    d.len(),
+                    us(d.value_at_quantile(0.5)),
+                    us(d.value_at_quantile(0.99))
+                )?;
+            }
+            (_, Some(Err(e))) | (Some(Err(e)), _) => write!(r, "\n  {addr}: unavailable ({e})")?,
+            _ => write!(r, "\n  {addr}: unavailable")?,
+        }
+    }
+    match leader_p50 {
+        Some(f) => write!(
+            r,
+            "\nratio: write p50 / node fsync p50 (leader) = {:.2}",
+            lat.value_at_quantile(0.5) as f64 / f as f64
+        )?,
+        None => write!(
+            r,
+            "\nratio: write p50 / node fsync p50: leader fsyncs unavailable"
+        )?,
+    }
     Ok(r)
+}
+
+/// Every node's id and fsync histogram, by address (errors kept per node).
+async fn read_node_fsyncs(
+    addrs: &[String],
+) -> BTreeMap<String, Result<(u64, Histogram<u64>), String>> {
+    let mut out = BTreeMap::new();
+    for a in addrs {
+        let m = node_metrics(a, Duration::from_secs(5))
+            .await
+            .map(|m| (m.node, m.fsync_histogram()))
+            .map_err(|e| e.to_string());
+        out.insert(a.clone(), m);
+    }
+    out
 }
 
 /// The failover benchmark: kill -9 the leader, time the first successful

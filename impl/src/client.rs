@@ -8,7 +8,7 @@
 //! The client talks to nodes through a [`Connector`]: [`TcpConnector`] for a
 //! real cluster; tests plug in one that calls services in memory.
 
-use crate::codec::{ClientRequest, ClientResponse, Frame, FrameCodec, Op};
+use crate::codec::{ClientRequest, ClientResponse, Frame, FrameCodec, NodeMetrics, Op};
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
@@ -265,5 +265,35 @@ impl Connector for TcpConnector {
             r
         }
         .boxed()
+    }
+}
+
+/// Asks the node at `addr` for its metrics ([`NodeMetrics`]: its id and
+/// fsync latency histogram) over a connection of its own.
+pub async fn node_metrics(addr: &str, timeout: Duration) -> Result<NodeMetrics, ClientError> {
+    let fail = |last_error: String| ClientError::Timeout {
+        timeout,
+        last_error,
+    };
+    let attempt = async {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("{addr}: cannot connect: {e}"))?;
+        let mut conn = Framed::new(stream, FrameCodec::default());
+        conn.send(Frame::MetricsRequest { id: 1 })
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        match conn.next().await {
+            Some(Ok(Frame::MetricsResponse { metrics, .. })) => Ok(metrics),
+            Some(Ok(_)) => Err(format!("{addr}: unexpected frame from server")),
+            Some(Err(e)) => Err(format!("{addr}: {e}")),
+            None => Err(format!(
+                "{addr}: connection closed (an older raftkv without metrics?)"
+            )),
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r.map_err(fail),
+        Err(_) => Err(fail(format!("{addr}: no answer"))),
     }
 }

@@ -7,7 +7,7 @@
 //! one that does not decode, is an error that closes the connection: input
 //! from the network never panics the node.
 
-use crate::message::Message;
+use crate::message::{Message, MsgTag};
 use crate::types::NodeId;
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,32 @@ pub enum Frame {
     Request { id: u64, request: ClientRequest },
     /// The answer to the request with the same `id`.
     Response { id: u64, response: ClientResponse },
+    /// A Raft message with its trace id (the sender records its steps).
+    PeerTagged { msg: Message, tag: MsgTag },
+    /// A client asks the node for its metrics.
+    MetricsRequest { id: u64 },
+    /// The answer to the [`Frame::MetricsRequest`] with the same `id`.
+    MetricsResponse { id: u64, metrics: NodeMetrics },
+}
+
+/// What a node reports about itself ([`Frame::MetricsRequest`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeMetrics {
+    pub node: NodeId,
+    /// The node's fsync latencies since it started, in microseconds, as
+    /// `(value, count)` pairs of its histogram (see [`NodeMetrics::fsync_histogram`]).
+    pub fsync_us: Vec<(u64, u64)>,
+}
+
+impl NodeMetrics {
+    /// The fsync latency histogram (microseconds) these metrics carry.
+    pub fn fsync_histogram(&self) -> hdrhistogram::Histogram<u64> {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("valid histogram precision");
+        for &(v, n) in &self.fsync_us {
+            h.saturating_record_n(v, n);
+        }
+        h
+    }
 }
 
 /// What a client asks a node to do.

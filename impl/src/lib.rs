@@ -18,10 +18,13 @@ pub mod node;
 pub mod server;
 pub mod storage;
 pub mod sync;
+pub mod trace;
 pub mod transport;
 pub mod types;
 
 pub use node::{
-    ApplyMsg, Leadership, Node, NodeConfig, NodeError, NotLeader, StartError, TimerMode,
+    ApplyMsg, FsyncLatency, Leadership, Node, NodeConfig, NodeError, NotLeader, StartError,
+    TimerMode,
 };
 pub use storage::{FileStorage, MemStorage, Storage};
+pub use trace::TraceSink;

@@ -125,6 +125,14 @@ struct ServeArgs {
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
+    /// Append one NDJSON record per step of this node to FILE (created if
+    /// missing; several nodes may share one file). See docs/trace-format.md.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Run with a seeded protocol bug (for checking the checkers; needs a
+    /// binary built with the `seeded-bugs` feature).
+    #[arg(long, value_name = "NAME")]
+    impl_bug: Option<String>,
 }
 
 #[derive(Args)]
@@ -148,6 +156,9 @@ struct ClusterArgs {
     /// Port of node 1; node i gets base-port + i - 1.
     #[arg(long, default_value_t = 7001)]
     base_port: u16,
+    /// Every node appends its step records to FILE (`serve --trace`).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -272,7 +283,31 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     a.peers.keys().collect::<Vec<_>>()
                 );
             }
+            let bug = match a.impl_bug.as_deref() {
+                None => None,
+                Some(name) => {
+                    let bug: raftkv::node::ImplBug = name.parse().context("--impl-bug")?;
+                    if !raftkv::node::ImplBug::enabled_in_build() {
+                        bail!(
+                            "--impl-bug {name}: this raftkv binary was built without the \
+                             `seeded-bugs` feature, so it cannot run seeded bugs; rebuild with \
+                             `cargo build --release -p raftkv --features seeded-bugs`"
+                        );
+                    }
+                    tracing::warn!(bug = %bug, "running with a SEEDED PROTOCOL BUG");
+                    Some(bug)
+                }
+            };
+            let trace = match &a.trace {
+                None => None,
+                Some(path) => Some(
+                    raftkv::TraceSink::open(path)
+                        .with_context(|| format!("--trace {}", path.display()))?,
+                ),
+            };
             let mut cfg = ServerConfig::new(a.id, a.peers, a.data_dir);
+            cfg.trace = trace;
+            cfg.bug = bug;
             cfg.election_timeout = (
                 Duration::from_millis(a.election_timeout_ms.0),
                 Duration::from_millis(a.election_timeout_ms.1),
@@ -330,8 +365,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Cluster(a) => {
             let exe = std::env::current_exe().context("finding the raftkv executable")?;
-            let mut cluster = bench::LocalCluster::start(&exe, a.nodes, &a.dir, a.base_port)
-                .context("starting the local cluster")?;
+            let mut cluster =
+                bench::LocalCluster::start_traced(&exe, a.nodes, &a.dir, a.base_port, a.trace)
+                    .context("starting the local cluster")?;
             out!(
                 "cluster of {} nodes (data in {}):",
                 a.nodes,

@@ -50,3 +50,21 @@ impl Body {
         }
     }
 }
+
+/// The id of a message in recorded steps (docs/trace-format.md): the
+/// sender, the `seq` of the step that created it, and its position `k` in
+/// that step's `sent` list; written `"<node>.<seq>.<k>"`. It travels with
+/// the message (when the sender records) so the receiver's Deliver record
+/// can name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MsgTag {
+    pub node: NodeId,
+    pub seq: u64,
+    pub k: u32,
+}
+
+impl std::fmt::Display for MsgTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.node, self.seq, self.k)
+    }
+}

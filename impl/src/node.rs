@@ -1,21 +1,33 @@
 //! The async node: owns the protocol core, its storage, the transport, the
 //! timers and the apply stream.
 //!
-//! Every command the task receives is one step of the core (docs/protocol.md
-//! §4). A step's persist part is made durable before any of its messages is
-//! handed to the transport. With [`TimerMode::Manual`] nothing happens on its
-//! own: the caller fires the timers and each call returns once its step is
-//! done, which is how tests and the conformance harness drive a node event
-//! by event. With [`TimerMode::Real`] the node drains its whole queue
-//! (proposals, deliveries) as steps sharing one fsync, sends their messages
-//! once durable, and a leader then takes one Heartbeat step carrying the new
-//! entries to the peers that have no AppendEntries outstanding.
+//! One loop for both timer modes. Every command the task receives, and every
+//! timer, is one step of the core (docs/protocol.md §4): the step's writes
+//! are buffered in the node, its immediate messages (AppendEntries, and
+//! dependent messages while nothing is pending) are handed to the transport
+//! at once, its dependent messages otherwise wait in the core's outbox. A
+//! `Persist` step (docs/protocol.md §7) writes every buffered write to
+//! storage — hard state first, then the log changes — fsyncs once, calls
+//! [`RaftCore::persist`] and sends the released outbox. A crash before the
+//! Persist loses every buffered write, as the model's Restart does.
+//!
+//! With [`TimerMode::Manual`] nothing happens on its own: the caller fires
+//! the timers and the Persist ([`Node::fire_persist`]), and each call is
+//! exactly one step, which is how tests and the conformance harness drive a
+//! node event by event. With [`TimerMode::Real`] the node fires them itself:
+//! it drains its queue (proposals, deliveries) as steps, then takes one
+//! Persist for the batch (one fsync), then, as leader, one Heartbeat step
+//! carrying the new entries whose copies to peers with an AppendEntries
+//! outstanding are not sent (flow control: for the protocol the network
+//! dropped them).
 
-use crate::core::{CoreConfig, LogOp, RaftCore, Ready};
-use crate::message::{Body, Message};
+use crate::core::{CoreConfig, HardState, LogOp, RaftCore, Ready};
+use crate::message::{Body, Message, MsgTag};
 use crate::storage::{Storage, StorageError};
+use crate::trace::{Recorder, TraceEvent, TraceSink};
 use crate::transport::Transport;
 use crate::types::{LogIndex, NodeId, Role, Status, Term};
+use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +62,8 @@ pub struct NodeConfig {
     pub seed: Option<u64>,
     /// A seeded protocol bug; honoured only with the `seeded-bugs` feature.
     pub bug: Option<ImplBug>,
+    /// Where to record every step (docs/trace-format.md, recorded steps).
+    pub trace: Option<TraceSink>,
 }
 
 impl NodeConfig {
@@ -65,6 +79,7 @@ impl NodeConfig {
             timers: TimerMode::Real,
             seed: None,
             bug: None,
+            trace: None,
         }
     }
 
@@ -123,6 +138,17 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     #[error("invalid node configuration: {0}")]
     InvalidConfig(String),
+    #[error("trace: {0}")]
+    Trace(#[from] crate::trace::TraceError),
+}
+
+/// The node's fsync latency since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsyncLatency {
+    /// How many fsyncs (Persist steps that wrote log changes).
+    pub count: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,10 +174,11 @@ type StartReply = Reply<Result<(LogIndex, Term), StartError>>;
 
 enum Cmd {
     Propose(Vec<u8>, StartReply),
-    Deliver(Message, Option<Reply<()>>),
+    Deliver(Message, Option<MsgTag>, Option<Reply<()>>),
     Status(Reply<Status>),
     FireTimeout(Reply<()>),
     FireHeartbeat(Reply<()>),
+    FirePersist(Reply<()>),
     Shutdown(Reply<()>),
 }
 
@@ -162,6 +189,7 @@ pub struct Node {
     tx: mpsc::UnboundedSender<Cmd>,
     leadership: watch::Receiver<Leadership>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    fsync: Arc<Mutex<Histogram<u64>>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -172,9 +200,15 @@ impl std::fmt::Debug for Node {
     }
 }
 
+fn new_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new(3).expect("valid histogram precision")
+}
+
 impl Node {
     /// Opens storage (recovering it), spawns the node task on the current
-    /// tokio runtime. A restart is `shutdown` then `spawn` on the same storage.
+    /// tokio runtime. A restart is `shutdown` then `spawn` on the same
+    /// storage: a node that records its steps and has recorded before (or
+    /// recovers a non-empty state) records a `Restart` step first.
     pub async fn spawn(
         cfg: NodeConfig,
         mut storage: Box<dyn Storage>,
@@ -182,6 +216,7 @@ impl Node {
     ) -> Result<(Node, mpsc::UnboundedReceiver<ApplyMsg>), NodeError> {
         cfg.validate()?;
         let recovered = storage.load()?;
+        let fresh = recovered.hard_state == HardState::default() && recovered.log.is_empty();
         let core = RaftCore::new(
             CoreConfig {
                 id: cfg.id,
@@ -192,6 +227,18 @@ impl Node {
             recovered.hard_state,
             recovered.log,
         );
+        let mut recorder = match &cfg.trace {
+            Some(sink) => Some(Recorder::new(sink.clone(), &core)?),
+            None => None,
+        };
+        if let Some(rec) = recorder.as_mut() {
+            if rec.seq() > 0 || !fresh {
+                rec.record(&core, TraceEvent::Restart, &[], &[], false)
+                    .map_err(|source| {
+                        NodeError::Trace(crate::trace::TraceError::Write { source })
+                    })?;
+            }
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
         let leadership = Leadership {
@@ -208,6 +255,7 @@ impl Node {
         };
         let now = Instant::now();
         let slots = cfg.peers.iter().copied().chain([cfg.id]).max().unwrap_or(0) as usize + 1;
+        let fsync = Arc::new(Mutex::new(new_histogram()));
         let mut task = NodeTask {
             core,
             storage,
@@ -220,6 +268,11 @@ impl Node {
             rng,
             cfg: cfg.clone(),
             flow: Flow::new(slots),
+            pending_hard_state: None,
+            pending_ops: Vec::new(),
+            recorder,
+            fsync: fsync.clone(),
+            failed: false,
         };
         task.reset_election_timer();
         let handle = tokio::spawn(task.run(rx));
@@ -229,6 +282,7 @@ impl Node {
                 tx,
                 leadership: lead_rx,
                 task: Arc::new(Mutex::new(Some(handle))),
+                fsync,
             },
             apply_rx,
         ))
@@ -244,9 +298,12 @@ impl Node {
         rx.await.ok()
     }
 
-    /// ClientRequest: append and persist `command` (proposals arriving
-    /// together share one fsync); under Real timers the node then takes one
-    /// Heartbeat step carrying the batch. Returns the entry's index and term.
+    /// ClientRequest: append `command` to the leader's log (one step).
+    /// Under Real timers it returns once the entry is durable on this node
+    /// (after the Persist of its batch, which proposals arriving together
+    /// share); under Manual timers once the step is taken (call
+    /// [`fire_persist`](Self::fire_persist) to make it durable). Returns
+    /// the entry's index and term.
     pub async fn start(&self, command: Vec<u8>) -> Result<(LogIndex, Term), StartError> {
         self.call(|r| Cmd::Propose(command, r))
             .await
@@ -283,12 +340,24 @@ impl Node {
 
     /// Hand the node a message received from the network (one Deliver step).
     pub fn deliver(&self, msg: Message) {
-        let _ = self.tx.send(Cmd::Deliver(msg, None));
+        self.deliver_tagged(msg, None);
     }
 
-    /// Deliver and return once the step is done.
+    /// [`deliver`](Self::deliver) with the message's trace id, when the
+    /// sender records its steps.
+    pub fn deliver_tagged(&self, msg: Message, tag: Option<MsgTag>) {
+        let _ = self.tx.send(Cmd::Deliver(msg, tag, None));
+    }
+
+    /// Deliver and return once the step is taken (its immediate messages
+    /// sent; nothing persisted under Manual timers).
     pub async fn deliver_and_wait(&self, msg: Message) {
-        self.call(|r| Cmd::Deliver(msg, Some(r))).await;
+        self.deliver_tagged_and_wait(msg, None).await;
+    }
+
+    /// [`deliver_and_wait`](Self::deliver_and_wait) with a trace id.
+    pub async fn deliver_tagged_and_wait(&self, msg: Message, tag: Option<MsgTag>) {
+        self.call(|r| Cmd::Deliver(msg, tag, Some(r))).await;
     }
 
     /// Watch term/role/leader changes.
@@ -306,12 +375,37 @@ impl Node {
         self.call(Cmd::FireHeartbeat).await;
     }
 
+    /// One Persist step (docs/protocol.md §7): write every buffered write to
+    /// storage, fsync once, then release the outbox and, as leader, commit.
+    /// A no-op when nothing is pending. Returns once the released messages
+    /// are handed to the transport.
+    pub async fn fire_persist(&self) {
+        self.call(Cmd::FirePersist).await;
+    }
+
+    /// The node's fsync latency (microseconds) since it started.
+    pub fn fsync_latency(&self) -> FsyncLatency {
+        let h = self.fsync.lock().unwrap_or_else(|e| e.into_inner());
+        FsyncLatency {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.5),
+            p99_us: h.value_at_quantile(0.99),
+        }
+    }
+
+    /// A copy of the node's fsync latency histogram (microseconds).
+    pub fn fsync_histogram(&self) -> Histogram<u64> {
+        self.fsync.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Whether the node task is still running.
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }
 
-    /// Stop the task between two steps and close its storage.
+    /// Stop the task between two steps and close its storage. Under Manual
+    /// timers writes not yet persisted are lost (a crash); under Real timers
+    /// the batch being taken is persisted first.
     pub async fn shutdown(self) {
         self.call(Cmd::Shutdown).await;
         let handle = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -333,6 +427,14 @@ struct NodeTask {
     rng: rand::rngs::StdRng,
     cfg: NodeConfig,
     flow: Flow,
+    /// Writes of the steps since the last Persist, handed to storage only
+    /// at the next Persist (R-persist-1).
+    pending_hard_state: Option<HardState>,
+    pending_ops: Vec<LogOp>,
+    recorder: Option<Recorder>,
+    fsync: Arc<Mutex<Histogram<u64>>>,
+    /// Storage failed: the node stops (fail-stop).
+    failed: bool,
 }
 
 /// Run blocking storage I/O without starving a multi-threaded runtime.
@@ -343,308 +445,252 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// What the loop woke up for.
+enum Wake {
+    Cmd(Cmd),
+    ElectionTimer,
+    HeartbeatTimer,
+}
+
 impl NodeTask {
-    async fn run(self, rx: mpsc::UnboundedReceiver<Cmd>) {
-        let id = self.cfg.id;
-        if self.cfg.timers == TimerMode::Real {
-            self.run_real(rx).await;
-        } else {
-            self.run_manual(rx).await;
-        }
-        tracing::debug!(id, "node task stopped");
-    }
-
-    /// Manual timers: every command is exactly one step, done (persisted,
-    /// sent) before the next command is read.
-    async fn run_manual(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-        while let Some(cmd) = rx.recv().await {
-            let ok = match cmd {
-                Cmd::Propose(command, reply) => self.propose_one(command, reply),
-                Cmd::Deliver(m, reply) => {
-                    let r = self.core.deliver(m);
-                    let ok = self.finish(r).is_ok();
-                    if let Some(reply) = reply {
-                        let _ = reply.send(());
-                    }
-                    ok
-                }
-                Cmd::Status(reply) => {
-                    let _ = reply.send(self.core.status());
-                    true
-                }
-                Cmd::FireTimeout(reply) => {
-                    let r = self.core.timeout();
-                    let ok = self.finish(r).is_ok();
-                    let _ = reply.send(());
-                    ok
-                }
-                Cmd::FireHeartbeat(reply) => {
-                    let r = self.core.heartbeat();
-                    let ok = self.finish(r).is_ok();
-                    let _ = reply.send(());
-                    ok
-                }
-                Cmd::Shutdown(reply) => {
-                    let _ = reply.send(());
-                    break;
-                }
-            };
-            if !ok {
-                // Fail-stop: the in-memory state ran ahead of the disk.
-                break;
-            }
-        }
-    }
-
-    /// Real timers: wait for a command or a timer, then take as steps every
-    /// command already queued (proposals, deliveries, ...), make all their
-    /// persist parts durable with one fsync, and only then send their
-    /// messages, in step order (group commit on both leader and followers;
-    /// each reply still leaves only after the state it depends on is
-    /// durable). A leader then sends new entries to every peer that has no
-    /// AppendEntries outstanding (one Heartbeat step, see [`Flow`]).
-    async fn run_real(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-        loop {
+    /// The one loop. Wait for a command or (Real timers) a timer; take it
+    /// as a step. Under Real timers, also take every command already queued
+    /// as steps, then one Persist for all of them (one fsync), answer the
+    /// proposals now durable, and as leader send new entries (flow-
+    /// controlled Heartbeat step). Under Manual timers a command is exactly
+    /// one step and the Persist waits for [`Node::fire_persist`].
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        let real = self.cfg.timers == TimerMode::Real;
+        'outer: loop {
             let leader = self.core.is_leader();
             let wake = tokio::select! {
                 c = rx.recv() => match c {
                     Some(c) => Wake::Cmd(c),
                     None => break,
                 },
-                _ = tokio::time::sleep_until(self.election_deadline), if !leader => Wake::ElectionTimer,
-                _ = tokio::time::sleep_until(self.heartbeat_deadline), if leader => Wake::HeartbeatTimer,
+                _ = tokio::time::sleep_until(self.election_deadline), if real && !leader => Wake::ElectionTimer,
+                _ = tokio::time::sleep_until(self.heartbeat_deadline), if real && leader => Wake::HeartbeatTimer,
             };
-            let mut batch = Batch::default();
+            let mut accepted: Vec<(StartReply, LogIndex, Term)> = Vec::new();
             let mut shutdown = None;
             let mut next = Some(wake);
             let mut steps = 0usize;
             while let Some(w) = next.take() {
-                match w {
-                    Wake::ElectionTimer => {
-                        let r = self.core.timeout();
-                        self.reset_election_timer();
-                        batch.readies.push(r);
-                    }
-                    Wake::HeartbeatTimer => {
-                        let r = self.core.heartbeat();
-                        self.heartbeat_deadline = Instant::now() + self.cfg.heartbeat_interval;
-                        batch.readies.push(r);
-                    }
-                    Wake::Cmd(Cmd::Propose(command, reply)) => match self.core.propose(command) {
-                        Err(e) => {
-                            let _ = reply.send(Err(e.into()));
-                        }
-                        Ok((index, term, r)) => {
-                            batch.readies.push(r);
-                            batch.accepted.push((reply, index, term));
-                        }
-                    },
-                    Wake::Cmd(Cmd::Deliver(m, reply)) => {
-                        self.note_response(&m);
-                        let r = self.core.deliver(m);
-                        batch.readies.push(r);
-                        if let Some(reply) = reply {
-                            batch.acks.push(reply);
-                        }
-                    }
-                    Wake::Cmd(Cmd::Status(reply)) => {
-                        if self.flush(&mut batch).is_err() {
-                            return;
-                        }
-                        let _ = reply.send(self.core.status());
-                    }
-                    Wake::Cmd(Cmd::FireTimeout(reply)) => {
-                        let r = self.core.timeout();
-                        batch.readies.push(r);
-                        batch.acks.push(reply);
-                    }
-                    Wake::Cmd(Cmd::FireHeartbeat(reply)) => {
-                        let r = self.core.heartbeat();
-                        batch.readies.push(r);
-                        batch.acks.push(reply);
-                    }
-                    Wake::Cmd(Cmd::Shutdown(reply)) => {
-                        shutdown = Some(reply);
-                        break;
-                    }
+                if let Some(reply) = self.handle(w, real, &mut accepted) {
+                    shutdown = Some(reply);
+                    break;
+                }
+                if self.failed {
+                    break;
                 }
                 steps += 1;
-                if batch.accepted.len() >= self.cfg.max_batch || steps >= 4 * self.cfg.max_batch {
+                if !real || accepted.len() >= self.cfg.max_batch || steps >= 4 * self.cfg.max_batch
+                {
                     break;
                 }
                 if let Ok(c) = rx.try_recv() {
                     next = Some(Wake::Cmd(c));
                 }
             }
-            if self.flush(&mut batch).is_err() {
-                // Fail-stop: the in-memory state ran ahead of the disk.
-                return;
+            if real && !self.failed {
+                self.persist_step();
+            }
+            if self.failed {
+                let e = StartError::Storage("storage failed; the node stopped".into());
+                for (reply, _, _) in accepted.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                break 'outer;
+            }
+            for (reply, index, term) in accepted.drain(..) {
+                let _ = reply.send(Ok((index, term)));
             }
             if let Some(reply) = shutdown {
                 let _ = reply.send(());
-                return;
+                break;
             }
-            self.send_new_entries();
+            if real {
+                self.send_new_entries();
+            }
         }
+        tracing::debug!(id = self.cfg.id, "node task stopped");
     }
 
-    /// Leader: record that `m` answers an AppendEntries of this term.
-    fn note_response(&mut self, m: &Message) {
-        if let Body::AppendEntriesResponse {
-            term,
-            success,
-            index,
-            ..
-        } = m.body
-        {
-            if self.core.is_leader() && term == self.core.term() {
-                self.flow.sync_term(term);
-                if let Some(j) = self.flow.slot(m.from) {
-                    self.flow.inflight[j] = false;
-                    if success {
-                        self.flow.acked[j] = self.flow.acked[j].max(index);
+    /// One wake-up as one step. Returns the reply of a Shutdown.
+    fn handle(
+        &mut self,
+        w: Wake,
+        real: bool,
+        accepted: &mut Vec<(StartReply, LogIndex, Term)>,
+    ) -> Option<Reply<()>> {
+        match w {
+            Wake::ElectionTimer => self.timeout_step(),
+            Wake::HeartbeatTimer => self.heartbeat_step(),
+            Wake::Cmd(Cmd::Propose(command, reply)) => match self.core.propose(command) {
+                // Not enabled on a non-leader: no step.
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+                Ok((index, term, r)) => {
+                    let cmd = self.core.entry(index).map(|e| e.command.clone());
+                    self.after_step(
+                        TraceEvent::ClientRequest(cmd.as_deref().unwrap_or(&[])),
+                        r,
+                        None,
+                    );
+                    if real {
+                        accepted.push((reply, index, term));
+                    } else {
+                        let _ = reply.send(Ok((index, term)));
                     }
                 }
+            },
+            Wake::Cmd(Cmd::Deliver(m, tag, reply)) => {
+                self.note_response(&m);
+                let r = self.core.deliver(m);
+                self.after_step(TraceEvent::Deliver(tag), r, None);
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
             }
+            Wake::Cmd(Cmd::Status(reply)) => {
+                let _ = reply.send(self.core.status());
+            }
+            Wake::Cmd(Cmd::FireTimeout(reply)) => {
+                self.timeout_step();
+                let _ = reply.send(());
+            }
+            Wake::Cmd(Cmd::FireHeartbeat(reply)) => {
+                self.heartbeat_step();
+                let _ = reply.send(());
+            }
+            Wake::Cmd(Cmd::FirePersist(reply)) => {
+                self.persist_step();
+                let _ = reply.send(());
+            }
+            Wake::Cmd(Cmd::Shutdown(reply)) => return Some(reply),
         }
+        None
     }
 
-    /// Leader: if a peer with nothing outstanding lacks entries, take one
-    /// Heartbeat step and send it to the peers with nothing outstanding only
-    /// (to the protocol, the others' copies are dropped by the network; the
-    /// heartbeat timer still sends to everyone and retransmits).
-    fn send_new_entries(&mut self) {
+    fn timeout_step(&mut self) {
+        // Not enabled on a leader: no step (the timer only runs for non-leaders).
+        if self.core.is_leader() {
+            return;
+        }
+        let r = self.core.timeout();
+        self.reset_election_timer();
+        self.after_step(TraceEvent::Timeout, r, None);
+    }
+
+    fn heartbeat_step(&mut self) {
         if !self.core.is_leader() {
             return;
         }
-        self.flow.sync_term(self.core.term());
-        let last = self.core.last_index();
-        let flow = &self.flow;
-        let idle = |id: NodeId| match flow.slot(id) {
-            Some(j) => !flow.inflight[j],
-            None => true,
-        };
-        let wanted = self
-            .cfg
-            .peers
-            .iter()
-            .any(|&p| idle(p) && flow.slot(p).is_some_and(|j| flow.acked[j] < last));
-        if !wanted {
+        let r = self.core.heartbeat();
+        self.heartbeat_deadline = Instant::now() + self.cfg.heartbeat_interval;
+        self.after_step(TraceEvent::Heartbeat, r, None);
+    }
+
+    /// Persist (docs/protocol.md §4, §7; R-persist-1): hand every buffered
+    /// write to storage (hard state first, then the log changes), fsync once,
+    /// then take the core's Persist step: release the outbox, commit. A
+    /// no-op when the core has nothing pending. On a storage error the node
+    /// fails (stops): its in-memory state ran ahead of a disk it cannot
+    /// trust.
+    fn persist_step(&mut self) {
+        if !self.core.has_pending_writes() {
             return;
         }
-        let mut r = self.core.heartbeat();
-        r.messages
-            .retain(|m| !matches!(m.body, Body::AppendEntries { .. }) || idle(m.to));
-        // A Heartbeat step persists nothing.
-        let _ = self.finish(r);
-    }
-
-    /// Make every step of the batch durable (one fsync), then send their
-    /// messages and apply, in step order, then answer the callers.
-    fn flush(&mut self, b: &mut Batch) -> Result<(), StorageError> {
-        if b.readies.iter().any(Ready::has_writes) {
-            let storage = &mut self.storage;
-            let readies = &mut b.readies;
-            let res: Result<(), StorageError> = blocking(|| {
-                let mut run: Vec<crate::types::Entry> = Vec::new();
-                let mut synced = true;
-                for r in readies.iter_mut() {
-                    if let Some(hs) = r.hard_state {
-                        if !run.is_empty() {
-                            storage.append(&run)?;
-                            run.clear();
-                        }
-                        storage.set_hard_state(hs)?;
-                    }
-                    for op in r.log_ops.drain(..) {
-                        synced = false;
-                        match op {
-                            LogOp::Append { entries, .. } => run.extend(entries),
-                            LogOp::Truncate { last_index } => {
-                                if !run.is_empty() {
-                                    storage.append(&run)?;
-                                    run.clear();
-                                }
-                                storage.truncate(last_index)?;
-                            }
-                        }
-                    }
-                }
-                if !run.is_empty() {
-                    storage.append(&run)?;
-                }
-                if !synced {
-                    storage.sync()?;
-                }
-                Ok(())
-            });
-            if let Err(e) = res {
-                tracing::error!(id = self.cfg.id, error = %e, "storage failed; stopping the node");
-                for (reply, _, _) in b.accepted.drain(..) {
-                    let _ = reply.send(Err(StartError::Storage(e.to_string())));
-                }
-                return Err(e);
-            }
-        }
-        for r in std::mem::take(&mut b.readies) {
-            self.after_persist(r);
-        }
-        let p = self.core.persist();
-        self.after_persist(p);
-        for (reply, index, term) in b.accepted.drain(..) {
-            let _ = reply.send(Ok((index, term)));
-        }
-        for reply in b.acks.drain(..) {
-            let _ = reply.send(());
-        }
-        Ok(())
-    }
-
-    fn reset_election_timer(&mut self) {
-        let (lo, hi) = self.cfg.election_timeout;
-        let d = self.rng.gen_range(lo..hi);
-        self.election_deadline = Instant::now() + d;
-    }
-
-    fn persist(&mut self, r: &Ready) -> Result<(), StorageError> {
+        let hs = self.pending_hard_state.take();
+        let ops = std::mem::take(&mut self.pending_ops);
         let storage = &mut self.storage;
-        blocking(|| {
-            if let Some(hs) = r.hard_state {
+        let res: Result<Option<Duration>, StorageError> = blocking(|| {
+            if let Some(hs) = hs {
                 storage.set_hard_state(hs)?;
             }
-            for op in &r.log_ops {
+            if ops.is_empty() {
+                return Ok(None);
+            }
+            for op in ops {
                 match op {
-                    LogOp::Truncate { last_index } => storage.truncate(*last_index)?,
-                    LogOp::Append { entries, .. } => storage.append(entries)?,
+                    LogOp::Truncate { last_index } => storage.truncate(last_index)?,
+                    LogOp::Append { entries, .. } => storage.append(&entries)?,
                 }
             }
-            if !r.log_ops.is_empty() {
-                storage.sync()?;
-            }
-            Ok(())
-        })
-    }
-
-    /// Persist, then send, then apply: the tail of every step.
-    fn finish(&mut self, r: Ready) -> Result<(), StorageError> {
-        if r.has_writes() {
-            if let Err(e) = self.persist(&r) {
+            let t = std::time::Instant::now();
+            storage.sync()?;
+            Ok(Some(t.elapsed()))
+        });
+        match res {
+            Err(e) => {
                 tracing::error!(id = self.cfg.id, error = %e, "storage failed; stopping the node");
-                return Err(e);
+                self.failed = true;
+                return;
             }
+            Ok(Some(d)) => {
+                let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+                self.fsync
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .saturating_record(us);
+            }
+            Ok(None) => {}
         }
-        self.after_persist(r);
-        let p = self.core.persist();
-        self.after_persist(p);
-        Ok(())
+        let r = self.core.persist();
+        self.after_step(TraceEvent::Persist, r, None);
     }
 
-    fn after_persist(&mut self, r: Ready) {
+    /// The tail of every step: buffer its writes, record it, send its
+    /// immediate messages (except those `suppress` holds back: flow
+    /// control), restart the election timer, apply, publish leadership.
+    fn after_step(
+        &mut self,
+        event: TraceEvent<'_>,
+        r: Ready,
+        suppress: Option<&dyn Fn(&Message) -> bool>,
+    ) {
+        let is_persist = matches!(event, TraceEvent::Persist);
+        let tags: Vec<Option<MsgTag>> = match self.recorder.as_mut() {
+            None => vec![None; r.messages.len()],
+            Some(rec) => {
+                let tags = rec.tags(is_persist, r.messages.len(), r.outboxed.len());
+                let sent: Vec<(MsgTag, bool, &Message)> = if is_persist {
+                    Vec::new()
+                } else {
+                    tags.iter()
+                        .zip(
+                            r.messages
+                                .iter()
+                                .map(|m| (false, m))
+                                .chain(r.outboxed.iter().map(|m| (true, m))),
+                        )
+                        .map(|(t, (o, m))| (*t, o, m))
+                        .collect()
+                };
+                if let Err(e) = rec.record(&self.core, event, &r.log_ops, &sent, r.outbox_cleared) {
+                    tracing::error!(id = self.cfg.id, error = %e, "cannot write the trace; recording stops");
+                    self.recorder = None;
+                }
+                let mut t: Vec<Option<MsgTag>> = tags.into_iter().map(Some).collect();
+                t.resize(r.messages.len(), None);
+                t
+            }
+        };
+        if let Some(hs) = r.hard_state {
+            self.pending_hard_state = Some(hs);
+        }
+        for op in r.log_ops {
+            buffer_op(&mut self.pending_ops, op);
+        }
         let was_leader = *self.lead_tx.borrow();
         if self.core.is_leader() {
             self.flow.sync_term(self.core.term());
         }
-        for m in r.messages {
+        for (m, tag) in r.messages.into_iter().zip(tags) {
+            if suppress.is_some_and(|s| s(&m)) {
+                continue;
+            }
             if let Body::AppendEntries { term, .. } = m.body {
                 if term == self.flow.term {
                     if let Some(j) = self.flow.slot(m.to) {
@@ -652,7 +698,7 @@ impl NodeTask {
                     }
                 }
             }
-            self.transport.send(m);
+            self.transport.send_tagged(m, tag);
         }
         if r.reset_election_timer {
             self.reset_election_timer();
@@ -680,6 +726,70 @@ impl NodeTask {
         }
     }
 
+    /// Leader: record that `m` answers an AppendEntries of this term.
+    fn note_response(&mut self, m: &Message) {
+        if let Body::AppendEntriesResponse {
+            term,
+            success,
+            index,
+            ..
+        } = m.body
+        {
+            if self.core.is_leader() && term == self.core.term() {
+                self.flow.sync_term(term);
+                if let Some(j) = self.flow.slot(m.from) {
+                    self.flow.inflight[j] = false;
+                    if success {
+                        self.flow.acked[j] = self.flow.acked[j].max(index);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leader: if a peer with nothing outstanding lacks entries, take one
+    /// Heartbeat step and send its AppendEntries to the peers with nothing
+    /// outstanding only (the step is recorded with every copy; to the
+    /// protocol the held-back copies are dropped by the network; the
+    /// heartbeat timer still sends to everyone and retransmits).
+    fn send_new_entries(&mut self) {
+        if !self.core.is_leader() {
+            return;
+        }
+        self.flow.sync_term(self.core.term());
+        let last = self.core.last_index();
+        let flow = &self.flow;
+        let idle = |id: NodeId| match flow.slot(id) {
+            Some(j) => !flow.inflight[j],
+            None => true,
+        };
+        let wanted = self
+            .cfg
+            .peers
+            .iter()
+            .any(|&p| idle(p) && flow.slot(p).is_some_and(|j| flow.acked[j] < last));
+        if !wanted {
+            return;
+        }
+        let busy: Vec<NodeId> = self
+            .cfg
+            .peers
+            .iter()
+            .copied()
+            .filter(|&p| !idle(p))
+            .collect();
+        let r = self.core.heartbeat();
+        let suppress =
+            |m: &Message| matches!(m.body, Body::AppendEntries { .. }) && busy.contains(&m.to);
+        self.after_step(TraceEvent::Heartbeat, r, Some(&suppress));
+    }
+
+    fn reset_election_timer(&mut self) {
+        let (lo, hi) = self.cfg.election_timeout;
+        let d = self.rng.gen_range(lo..hi);
+        self.election_deadline = Instant::now() + d;
+    }
+
     fn apply_committed(&mut self) {
         while self.last_applied < self.core.commit_index() {
             let Some(e) = self.core.entry(self.last_applied + 1) else {
@@ -699,42 +809,18 @@ impl NodeTask {
             });
         }
     }
+}
 
-    fn propose_one(&mut self, command: Vec<u8>, reply: StartReply) -> bool {
-        match self.core.propose(command) {
-            Err(e) => {
-                let _ = reply.send(Err(e.into()));
-                true
-            }
-            Ok((index, term, r)) => match self.finish(r) {
-                Ok(()) => {
-                    let _ = reply.send(Ok((index, term)));
-                    true
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(StartError::Storage(e.to_string())));
-                    false
-                }
-            },
+/// Add one log change to the buffered writes, merging consecutive appends
+/// (one storage append per run of entries).
+fn buffer_op(ops: &mut Vec<LogOp>, op: LogOp) {
+    if let LogOp::Append { entries, .. } = &op {
+        if let Some(LogOp::Append { entries: run, .. }) = ops.last_mut() {
+            run.extend(entries.iter().cloned());
+            return;
         }
     }
-}
-/// Steps taken in one drain of the queue (Real timers), made durable by one
-/// fsync before any of their messages leaves.
-#[derive(Default)]
-struct Batch {
-    readies: Vec<Ready>,
-    /// Proposals accepted in this batch, answered once durable.
-    accepted: Vec<(StartReply, LogIndex, Term)>,
-    /// `deliver_and_wait` callers, answered once their step is done.
-    acks: Vec<Reply<()>>,
-}
-
-/// What the Real-timer loop woke up for.
-enum Wake {
-    Cmd(Cmd),
-    ElectionTimer,
-    HeartbeatTimer,
+    ops.push(op);
 }
 
 /// Leader-side send scheduling (Real timers only). Per peer: whether an

@@ -1,11 +1,12 @@
 //! One `raftkv serve` process: a Raft node on durable storage, the KV
 //! service on top, and one TCP address serving both peers and clients.
 
-use crate::codec::{ClientRequest, ClientResponse};
+use crate::codec::{ClientRequest, ClientResponse, NodeMetrics};
 use crate::kv::{KvConfig, KvService};
-use crate::message::Message;
-use crate::node::{Node, NodeConfig, NodeError};
+use crate::message::{Message, MsgTag};
+use crate::node::{ImplBug, Node, NodeConfig, NodeError};
 use crate::storage::{FileStorage, StorageError};
+use crate::trace::TraceSink;
 use crate::transport::tcp::{self, Inbound, TcpConfig, TcpTransport};
 use crate::types::NodeId;
 use futures::future::BoxFuture;
@@ -30,6 +31,10 @@ pub struct ServerConfig {
     pub max_batch: usize,
     pub kv: KvConfig,
     pub tcp: TcpConfig,
+    /// Record every step of the node here (docs/trace-format.md).
+    pub trace: Option<TraceSink>,
+    /// A seeded protocol bug; honoured only with the `seeded-bugs` feature.
+    pub bug: Option<ImplBug>,
 }
 
 impl ServerConfig {
@@ -45,6 +50,8 @@ impl ServerConfig {
             max_batch: node.max_batch,
             kv: KvConfig::default(),
             tcp: TcpConfig::default(),
+            trace: None,
+            bug: None,
         }
     }
 }
@@ -84,7 +91,7 @@ struct Handler {
 }
 
 impl Inbound for Handler {
-    fn peer_message(&self, msg: Message) {
+    fn peer_message(&self, msg: Message, tag: Option<MsgTag>) {
         if msg.to != self.id || msg.from == self.id || !self.peers.contains_key(&msg.from) {
             warn!(
                 me = self.id,
@@ -97,7 +104,18 @@ impl Inbound for Handler {
         if let crate::message::Body::RequestVote { term, .. } = &msg.body {
             debug!(me = self.id, from = msg.from, term, "vote requested");
         }
-        self.node.deliver(msg);
+        self.node.deliver_tagged(msg, tag);
+    }
+
+    fn metrics(&self) -> NodeMetrics {
+        let h = self.node.fsync_histogram();
+        NodeMetrics {
+            node: self.id,
+            fsync_us: h
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+        }
     }
 
     fn client_request(&self, request: ClientRequest) -> BoxFuture<'static, ClientResponse> {
@@ -140,6 +158,8 @@ impl Server {
         node_cfg.election_timeout = cfg.election_timeout;
         node_cfg.heartbeat_interval = cfg.heartbeat_interval;
         node_cfg.max_batch = cfg.max_batch;
+        node_cfg.trace = cfg.trace.clone();
+        node_cfg.bug = cfg.bug;
         let (node, apply_rx) = Node::spawn(node_cfg, Box::new(storage), transport).await?;
         let service = KvService::start(
             node.clone(),

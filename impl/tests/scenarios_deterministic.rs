@@ -1,6 +1,7 @@
 //! Nodes driven event by event (Manual timers, Held network), as the
-//! conformance harness drives them; restarts from storage; fail-stop on a
-//! storage error; group commit under Real timers.
+//! conformance harness drives them: every call is one step, Persist
+//! included (`fire_persist`); restarts from storage lose what was not
+//! persisted; fail-stop on a storage error; group commit under Real timers.
 
 use raftkv::message::{Body, Message};
 use raftkv::storage::{FileStorage, MemStorage, Storage};
@@ -101,21 +102,43 @@ async fn drive_a_cluster_event_by_event() {
     let mut h = Held::new(3).await;
     let n1 = h.nodes[&1].clone();
 
-    // Timeout(1): RequestVote to both peers, nothing else.
+    // Timeout(1): RequestVote to both peers, waiting in the outbox until
+    // the new term is durable (R-persist-2).
     n1.fire_election_timeout().await;
     let s = n1.status().await;
     assert_eq!((s.term, s.role, s.voted_for), (1, Role::Candidate, Some(1)));
     assert_eq!(s.votes_granted, vec![1]);
+    assert_eq!((s.durable_term, s.outbox.len()), (0, 2));
+    assert!(h.net.in_flight().is_empty());
+    assert_eq!(
+        h.storage[&1].snapshot().hard_state.term,
+        0,
+        "nothing written before Persist"
+    );
+    n1.fire_persist().await;
+    assert_eq!(h.storage[&1].snapshot().hard_state.term, 1);
     assert_eq!(h.net.in_flight().len(), 2);
+    let s = n1.status().await;
+    assert_eq!(
+        (s.durable_term, s.durable_voted_for, s.outbox.len()),
+        (1, Some(1), 0)
+    );
+    // Persist with nothing pending: no step.
+    n1.fire_persist().await;
+    assert_eq!(n1.status().await, s);
 
-    // Deliver RV 1->2, then the grant 2->1: node 1 leads and sends AE at once.
+    // Deliver RV 1->2: the grant waits for node 2's Persist.
     h.deliver(is(1, 2, "rv")).await;
     assert_eq!(h.nodes[&2].status().await.voted_for, Some(1));
+    assert_eq!(h.storage[&2].snapshot().hard_state.voted_for, None);
+    assert!(h.net.in_flight().iter().all(|(_, m)| m.from == 1));
+    h.nodes[&2].fire_persist().await;
     assert_eq!(
         h.storage[&2].snapshot().hard_state.voted_for,
         Some(1),
         "vote persisted before the reply"
     );
+    // Then the grant 2->1: node 1 leads and sends AE at once.
     h.deliver(is(2, 1, "rvr")).await;
     let s = n1.status().await;
     assert_eq!(s.role, Role::Leader);
@@ -130,10 +153,12 @@ async fn drive_a_cluster_event_by_event() {
         2
     );
 
-    // ClientRequest: appended and persisted, nothing sent (Manual timers).
+    // ClientRequest: appended, nothing sent, nothing written until Persist.
     let before = h.net.in_flight().len();
     assert_eq!(n1.start(b"x".to_vec()).await, Ok((1, 1)));
     assert_eq!(h.net.in_flight().len(), before);
+    assert!(h.storage[&1].snapshot().log.is_empty());
+    n1.fire_persist().await;
     assert_eq!(
         h.storage[&1].snapshot().log,
         vec![Entry {
@@ -141,6 +166,7 @@ async fn drive_a_cluster_event_by_event() {
             command: b"x".to_vec()
         }]
     );
+    assert_eq!(n1.status().await.commit_index, 0, "alone it is no majority");
     assert!(matches!(
         h.nodes[&2].start(b"y".to_vec()).await,
         Err(StartError::NotLeader { .. })
@@ -155,6 +181,11 @@ async fn drive_a_cluster_event_by_event() {
     n1.fire_heartbeat().await;
     let ae = h.deliver(is(1, 2, "ae")).await;
     assert!(matches!(ae.body, Body::AppendEntries { ref entries, .. } if entries.len() == 1));
+    // The acknowledgement waits for node 2's Persist (R-persist-2).
+    assert!(!h.net.in_flight().iter().any(|(_, m)| is(2, 1, "aer")(m)));
+    assert_eq!(h.nodes[&2].status().await.outbox.len(), 1);
+    h.nodes[&2].fire_persist().await;
+    assert_eq!(h.storage[&2].snapshot().log.len(), 1);
     // A duplicate of the response: the second copy changes nothing.
     let (rid, _) = h
         .net
@@ -232,6 +263,12 @@ async fn storage_failure_stops_the_node_without_sending() {
         .unwrap();
     st.set_fail_writes(true);
     node.fire_election_timeout().await;
+    assert!(
+        net.in_flight().is_empty(),
+        "the RequestVotes wait for Persist"
+    );
+    assert!(node.is_running());
+    node.fire_persist().await;
     // The term could not be persisted: no RequestVote may leave.
     assert!(net.in_flight().is_empty());
     assert!(!node.is_running());
@@ -252,6 +289,11 @@ async fn restart_from_disk_reapplies_in_order() {
     for v in ["a", "b", "c"] {
         node.start(v.into()).await.unwrap();
     }
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing commits before it is durable"
+    );
+    node.fire_persist().await;
     for i in 1..=3 {
         assert_eq!(rx.recv().await.unwrap().index, i);
     }
@@ -266,6 +308,7 @@ async fn restart_from_disk_reapplies_in_order() {
     );
     node.fire_election_timeout().await;
     assert_eq!(node.start(b"d".to_vec()).await, Ok((4, 2)));
+    node.fire_persist().await;
     let got: Vec<_> = (0..4).map(|_| rx.try_recv().unwrap()).collect();
     assert_eq!(
         got.iter().map(|a| a.index).collect::<Vec<_>>(),
@@ -414,9 +457,11 @@ async fn vote_survives_restart_unless_seeded_bug() {
         };
         let node = spawn().await;
         node.deliver_and_wait(rv(2)).await;
+        node.fire_persist().await;
         node.shutdown().await;
         let node = spawn().await;
         node.deliver_and_wait(rv(3)).await;
+        node.fire_persist().await;
         let grants: Vec<bool> = net
             .in_flight()
             .iter()
@@ -471,6 +516,12 @@ async fn auto_network_faults() {
             net.partition([1]);
         }
         nodes[0].fire_election_timeout().await;
+        nodes[0].fire_persist().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The peers' grants leave at their Persist.
+        for n in &nodes[1..] {
+            n.fire_persist().await;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let st = net.stats();
         let terms: Vec<u64> = futures_terms(&nodes).await;
@@ -498,4 +549,47 @@ async fn futures_terms(nodes: &[Node]) -> Vec<u64> {
         v.push(n.status().await.term);
     }
     v
+}
+
+/// R-persist-5 on a node: a crash before Persist loses every write of the
+/// steps since the last one, and nothing that depended on them left.
+#[tokio::test]
+async fn crash_before_persist_loses_the_pending_writes_and_their_acks() {
+    let mut h = Held::new(3).await;
+    let n1 = h.nodes[&1].clone();
+    n1.fire_election_timeout().await;
+    n1.fire_persist().await;
+    for to in [2, 3] {
+        h.deliver(is(1, to, "rv")).await;
+        h.nodes[&to].fire_persist().await;
+    }
+    h.deliver(is(2, 1, "rvr")).await;
+    h.deliver(is(3, 1, "rvr")).await;
+    for (id, m) in h.net.in_flight() {
+        h.net
+            .drop_message(id)
+            .unwrap_or_else(|e| panic!("{m:?}: {e}"));
+    }
+    n1.start(b"x".to_vec()).await.unwrap();
+    n1.fire_heartbeat().await;
+    h.deliver(is(1, 2, "ae")).await;
+    let s = h.nodes[&2].status().await;
+    assert_eq!(
+        (s.log.len(), s.durable_log.len(), s.outbox.len()),
+        (1, 0, 1)
+    );
+    // Node 2 crashes before its Persist: the entry and its ack are gone.
+    h.restart(2, 3).await;
+    let s = h.nodes[&2].status().await;
+    assert_eq!(
+        (s.term, s.voted_for),
+        (1, Some(1)),
+        "the durable vote survives"
+    );
+    assert!(s.log.is_empty() && s.outbox.is_empty());
+    assert!(!h.net.in_flight().iter().any(|(_, m)| m.from == 2));
+    // The leader, too, loses its unpersisted entry on a crash.
+    h.restart(1, 3).await;
+    let s = h.nodes[&1].status().await;
+    assert_eq!((s.term, s.role, s.log.len()), (1, Role::Follower, 0));
 }

@@ -299,6 +299,18 @@ impl RaftCore {
     pub fn term_at(&self, index: LogIndex) -> Term {
         self.entry(index).map_or(0, |e| e.term)
     }
+    /// Candidate only: the servers that granted a vote (empty otherwise).
+    pub fn votes_granted(&self) -> &BTreeSet<NodeId> {
+        &self.votes_granted
+    }
+    /// Leader only: `next_index` per peer (empty otherwise).
+    pub fn next_index(&self) -> &BTreeMap<NodeId, LogIndex> {
+        &self.next_index
+    }
+    /// Leader only: `match_index` per peer (empty otherwise).
+    pub fn match_index(&self) -> &BTreeMap<NodeId, LogIndex> {
+        &self.match_index
+    }
     /// The hard state on disk.
     pub fn durable_hard_state(&self) -> HardState {
         self.durable_hard_state

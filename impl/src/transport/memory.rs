@@ -11,7 +11,7 @@
 //! Links follow docs/protocol.md §4: a message sent across a cut link is lost
 //! at once; one already in flight across a cut can only be dropped.
 
-use crate::message::Message;
+use crate::message::{Message, MsgTag};
 use crate::node::Node;
 use crate::transport::Transport;
 use crate::types::NodeId;
@@ -88,6 +88,8 @@ struct Inner {
     partition: Option<BTreeSet<NodeId>>,
     isolated: BTreeSet<NodeId>,
     held: BTreeMap<MsgId, Message>,
+    /// Trace ids of held messages whose sender records its steps.
+    tags: HashMap<MsgId, MsgTag>,
     next_id: MsgId,
     rng: StdRng,
     stats: NetStats,
@@ -117,11 +119,19 @@ impl Inner {
         Ok(m)
     }
 
-    fn hold(&mut self, m: Message) -> MsgId {
+    fn hold(&mut self, m: Message, tag: Option<MsgTag>) -> MsgId {
         let id = self.next_id;
         self.next_id += 1;
         self.held.insert(id, m);
+        if let Some(t) = tag {
+            self.tags.insert(id, t);
+        }
         id
+    }
+
+    fn unhold(&mut self, id: MsgId) -> Option<(Message, Option<MsgTag>)> {
+        let m = self.held.remove(&id)?;
+        Some((m, self.tags.remove(&id)))
     }
 }
 
@@ -141,6 +151,7 @@ impl MemNetwork {
                 partition: None,
                 isolated: BTreeSet::new(),
                 held: BTreeMap::new(),
+                tags: HashMap::new(),
                 next_id: 0,
                 rng: StdRng::seed_from_u64(seed),
                 stats: NetStats::default(),
@@ -229,7 +240,7 @@ impl MemNetwork {
     /// Drop(m): remove a held message.
     pub fn drop_message(&self, id: MsgId) -> Result<Message, NetError> {
         let mut g = self.lock();
-        let m = g.held.remove(&id).ok_or(NetError::NoSuchMessage(id))?;
+        let (m, _) = g.unhold(id).ok_or(NetError::NoSuchMessage(id))?;
         g.stats.dropped += 1;
         Ok(m)
     }
@@ -239,13 +250,14 @@ impl MemNetwork {
         let mut g = self.lock();
         let m = g.deliverable(id)?;
         g.stats.duplicated += 1;
-        Ok(g.hold(m))
+        let tag = g.tags.get(&id).copied();
+        Ok(g.hold(m, tag))
     }
 
     /// Deliver(m): remove a held message and run its Deliver step on the
     /// destination; returns once the step is done (its replies are held).
     pub async fn deliver(&self, id: MsgId) -> Result<(), NetError> {
-        let (node, m) = {
+        let (node, m, tag) = {
             let mut g = self.lock();
             let m = g.deliverable(id)?;
             let node = g
@@ -253,11 +265,11 @@ impl MemNetwork {
                 .get(&m.to)
                 .cloned()
                 .ok_or(NetError::NodeDown(m.to))?;
-            g.held.remove(&id);
+            let (_, tag) = g.unhold(id).ok_or(NetError::NoSuchMessage(id))?;
             g.stats.delivered += 1;
-            (node, m)
+            (node, m, tag)
         };
-        node.deliver_and_wait(m).await;
+        node.deliver_tagged_and_wait(m, tag).await;
         Ok(())
     }
 
@@ -279,7 +291,7 @@ impl MemNetwork {
         n
     }
 
-    fn send(&self, from: NodeId, m: Message) {
+    fn send(&self, from: NodeId, m: Message, tag: Option<MsgTag>) {
         let mut g = self.lock();
         g.stats.sent += 1;
         // The envelope's sender is the endpoint, whatever the message claims.
@@ -290,7 +302,7 @@ impl MemNetwork {
         }
         match g.mode {
             NetMode::Held => {
-                g.hold(m);
+                g.hold(m, tag);
             }
             NetMode::Auto => {
                 let f = g.faults.clone();
@@ -330,7 +342,7 @@ impl MemNetwork {
                             Some(node) => {
                                 g.stats.delivered += 1;
                                 drop(g);
-                                node.deliver(m);
+                                node.deliver_tagged(m, tag);
                             }
                             None => g.stats.dropped += 1,
                         }
@@ -348,6 +360,10 @@ struct MemEndpoint {
 
 impl Transport for MemEndpoint {
     fn send(&self, msg: Message) {
-        self.net.send(self.id, msg);
+        self.net.send(self.id, msg, None);
+    }
+
+    fn send_tagged(&self, msg: Message, tag: Option<MsgTag>) {
+        self.net.send(self.id, msg, tag);
     }
 }

@@ -7,7 +7,7 @@ pub mod memory;
 #[cfg(not(loom))]
 pub mod tcp;
 
-use crate::message::Message;
+use crate::message::{Message, MsgTag};
 
 /// Outbound half of a transport.
 ///
@@ -16,4 +16,10 @@ use crate::message::Message;
 /// retries on its next heartbeat or election timeout.
 pub trait Transport: Send + Sync + 'static {
     fn send(&self, msg: Message);
+    /// `send` with the message's trace id (docs/trace-format.md), for
+    /// transports that carry it to the receiver; the default drops the tag.
+    fn send_tagged(&self, msg: Message, tag: Option<MsgTag>) {
+        let _ = tag;
+        self.send(msg);
+    }
 }

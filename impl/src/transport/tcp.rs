@@ -12,8 +12,8 @@
 //! requests to the KV service (answered on the same connection). A malformed
 //! or oversized frame closes that connection with a logged error.
 
-use crate::codec::{ClientRequest, ClientResponse, CodecError, Frame, FrameCodec};
-use crate::message::Message;
+use crate::codec::{ClientRequest, ClientResponse, CodecError, Frame, FrameCodec, NodeMetrics};
+use crate::message::{Message, MsgTag};
 use crate::transport::Transport;
 use crate::types::NodeId;
 use futures::future::BoxFuture;
@@ -50,10 +50,13 @@ impl Default for TcpConfig {
     }
 }
 
+/// A queued message and its trace id.
+type Outbound = (Message, Option<MsgTag>);
+
 /// Outbound half: a bounded queue and a connection task per peer.
 pub struct TcpTransport {
     id: NodeId,
-    queues: HashMap<NodeId, mpsc::Sender<Message>>,
+    queues: HashMap<NodeId, mpsc::Sender<Outbound>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -88,9 +91,13 @@ impl Drop for TcpTransport {
 
 impl Transport for TcpTransport {
     fn send(&self, msg: Message) {
+        self.send_tagged(msg, None);
+    }
+
+    fn send_tagged(&self, msg: Message, tag: Option<MsgTag>) {
         match self.queues.get(&msg.to) {
             Some(q) => {
-                if let Err(e) = q.try_send(msg) {
+                if let Err(e) = q.try_send((msg, tag)) {
                     debug!(from = self.id, "dropping outbound message: {e}");
                 }
             }
@@ -111,7 +118,7 @@ async fn peer_loop(
     me: NodeId,
     peer: NodeId,
     addr: String,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Outbound>,
     cfg: TcpConfig,
 ) {
     let mut backoff = cfg.backoff_min;
@@ -163,8 +170,12 @@ async fn peer_loop(
             };
             let mut next = Some(first);
             let mut n = 0;
-            while let Some(msg) = next.take() {
-                match sink.feed(Frame::Peer(msg)).await {
+            while let Some((msg, tag)) = next.take() {
+                let frame = match tag {
+                    Some(tag) => Frame::PeerTagged { msg, tag },
+                    None => Frame::Peer(msg),
+                };
+                match sink.feed(frame).await {
                     Ok(()) => {}
                     Err(CodecError::Io(e)) => {
                         warn!(me, peer, %addr, "connection to peer lost: {e}");
@@ -188,7 +199,7 @@ async fn peer_loop(
 
 /// Sleeps for `d`, discarding whatever is queued meanwhile. Returns false if
 /// the transport was dropped.
-async fn wait_discarding(rx: &mut mpsc::Receiver<Message>, d: Duration) -> bool {
+async fn wait_discarding(rx: &mut mpsc::Receiver<Outbound>, d: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + d;
     loop {
         tokio::select! {
@@ -200,8 +211,11 @@ async fn wait_discarding(rx: &mut mpsc::Receiver<Message>, d: Duration) -> bool 
 
 /// What the server does with inbound traffic.
 pub trait Inbound: Send + Sync + 'static {
-    /// A Raft message from a peer (must not block).
-    fn peer_message(&self, msg: Message);
+    /// A Raft message from a peer, with its trace id if the sender records
+    /// (must not block).
+    fn peer_message(&self, msg: Message, tag: Option<MsgTag>);
+    /// The node's metrics, for a [`Frame::MetricsRequest`].
+    fn metrics(&self) -> NodeMetrics;
     /// A client request; the response is written back on its connection.
     fn client_request(&self, request: ClientRequest) -> BoxFuture<'static, ClientResponse>;
 }
@@ -255,7 +269,18 @@ async fn handle_connection(stream: TcpStream, handler: Arc<dyn Inbound>) -> Resu
         match frames.next().await {
             None => break Ok(()),
             Some(Err(e)) => break Err(e),
-            Some(Ok(Frame::Peer(msg))) => handler.peer_message(msg),
+            Some(Ok(Frame::Peer(msg))) => handler.peer_message(msg, None),
+            Some(Ok(Frame::PeerTagged { msg, tag })) => handler.peer_message(msg, Some(tag)),
+            Some(Ok(Frame::MetricsRequest { id })) => {
+                let metrics = handler.metrics();
+                if resp_tx
+                    .send(Frame::MetricsResponse { id, metrics })
+                    .await
+                    .is_err()
+                {
+                    break Ok(());
+                }
+            }
             Some(Ok(Frame::Request { id, request })) => {
                 let fut = handler.client_request(request);
                 let tx = resp_tx.clone();
@@ -264,7 +289,7 @@ async fn handle_connection(stream: TcpStream, handler: Arc<dyn Inbound>) -> Resu
                     let _ = tx.send(Frame::Response { id, response }).await;
                 });
             }
-            Some(Ok(Frame::Response { .. })) => {
+            Some(Ok(Frame::Response { .. } | Frame::MetricsResponse { .. })) => {
                 break Err(CodecError::Unexpected("a response sent to a server"))
             }
         }
