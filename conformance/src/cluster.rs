@@ -32,9 +32,6 @@ pub enum StepError {
     Restart { node: u64, reason: String },
     #[error("node {0} is not running")]
     Down(u64),
-    // TODO(conformance team): drive the node's fsync for Persist (trace v2).
-    #[error("Persist of server {0} is not supported by this harness yet (trace format v2)")]
-    PersistUnsupported(ServerId),
 }
 
 /// Failures of the harness itself (not of the implementation under test).
@@ -53,10 +50,9 @@ pub enum ClusterError {
     Size(usize),
 }
 
-/// Whether the harness can drive a node's Persist from outside (trace
-/// format v2 in `--persist async`); until it can, traces with Persist steps
-/// are refused.
-pub const SUPPORTS_PERSIST: bool = false;
+/// Whether the harness drives a node's Persist from outside (trace format
+/// v2 in `--persist async`): `Persist(i)` is `fire_persist()`.
+pub const SUPPORTS_PERSIST: bool = true;
 
 /// Environment variable that overrides [`data_root`] (e.g. to measure the
 /// harness on a disk-backed directory).
@@ -89,6 +85,8 @@ pub struct Cluster {
     applies: Vec<UnboundedReceiver<ApplyMsg>>,
     dirs: Vec<PathBuf>,
     bug: Option<ImplBug>,
+    /// `--persist sync`: every step is followed by the node's Persist.
+    sync_persist: bool,
     // Removed (with every node's data) when the cluster is dropped.
     _tmp: tempfile::TempDir,
 }
@@ -118,6 +116,7 @@ impl Cluster {
             applies: Vec::with_capacity(n),
             dirs: Vec::with_capacity(n),
             bug,
+            sync_persist: true,
             _tmp: tmp,
         };
         for i in 0..n {
@@ -130,6 +129,12 @@ impl Cluster {
             cluster.applies.push(rx);
         }
         Ok(cluster)
+    }
+
+    /// Drives the nodes in `mode`: sync (the default) fires each node's
+    /// Persist right after its step; async only on `Persist` actions.
+    pub fn set_persist(&mut self, mode: raft_model::PersistMode) {
+        self.sync_persist = mode == raft_model::PersistMode::Sync;
     }
 
     pub fn len(&self) -> usize {
@@ -182,17 +187,22 @@ impl Cluster {
     /// Applies one event (a model action) to the implementation.
     pub async fn apply(&mut self, action: &Action) -> Result<(), StepError> {
         match action {
-            // Sync mode (docs/protocol.md §7): each step is followed at once
-            // by the Persist of the server it changed.
+            // In sync mode (docs/protocol.md §7) each step is followed at
+            // once by the Persist of the server it changed; in async mode
+            // Persist is a step of its own.
             Action::Timeout { server } => {
                 let node = self.node(*server)?;
                 node.fire_election_timeout().await;
-                node.fire_persist().await;
+                if self.sync_persist {
+                    node.fire_persist().await;
+                }
             }
             Action::Heartbeat { server } => {
                 let node = self.node(*server)?;
                 node.fire_heartbeat().await;
-                node.fire_persist().await;
+                if self.sync_persist {
+                    node.fire_persist().await;
+                }
             }
             Action::ClientRequest { server, value } => {
                 let node = self.node(*server)?;
@@ -202,7 +212,9 @@ impl Cluster {
                         node: node.id(),
                         reason: e.to_string(),
                     })?;
-                node.fire_persist().await;
+                if self.sync_persist {
+                    node.fire_persist().await;
+                }
             }
             Action::Deliver { message } => {
                 let msg = mapping::message_to_impl(message);
@@ -217,7 +229,9 @@ impl Cluster {
                 }
                 let node = self.node(message.to)?;
                 node.deliver_and_wait(msg).await;
-                node.fire_persist().await;
+                if self.sync_persist {
+                    node.fire_persist().await;
+                }
             }
             Action::Drop { message } => {
                 if !self.net.take(&mapping::message_to_impl(message)) {
@@ -233,7 +247,7 @@ impl Cluster {
                     return Err(StepError::NotInFlight(format!("{message:?}")));
                 }
             }
-            Action::Persist { server } => return Err(StepError::PersistUnsupported(*server)),
+            Action::Persist { server } => self.node(*server)?.fire_persist().await,
             Action::Restart { server } => self.restart(*server).await?,
             Action::Partition { group } => {
                 if let Some(&bad) = group.iter().find(|&&s| usize::from(s) >= self.len()) {

@@ -198,8 +198,18 @@ pub fn message_to_model(msg: &k::Message, servers: usize) -> Result<m::Message, 
     })
 }
 
+/// An outbox in the order that matters (docs/trace-format.md): a release
+/// puts each message on its own link, so only the order per destination is
+/// compared; the model lists an outbox sorted stably by `to`.
+pub fn normalize_outbox(outbox: &mut [m::Message]) {
+    outbox.sort_by_key(|msg| msg.to);
+}
+
 /// A partition group of node ids → model ids.
-pub fn group_to_model(group: &[kt::NodeId], servers: usize) -> Result<Vec<m::ServerId>, MappingError> {
+pub fn group_to_model(
+    group: &[kt::NodeId],
+    servers: usize,
+) -> Result<Vec<m::ServerId>, MappingError> {
     group.iter().map(|&id| server_id(id, servers)).collect()
 }
 
@@ -268,11 +278,12 @@ pub fn status_to_model(s: &kt::Status, servers: usize) -> Result<AbstractServer,
         .iter()
         .map(entry_to_model)
         .collect::<Result<Vec<_>, _>>()?;
-    let outbox = s
+    let mut outbox = s
         .outbox
         .iter()
         .map(|msg| message_to_model(msg, servers))
         .collect::<Result<Vec<_>, _>>()?;
+    normalize_outbox(&mut outbox);
     Ok(AbstractServer {
         term: narrow("term", s.term)?,
         voted_for,
@@ -728,7 +739,11 @@ pub fn model_view(
         durable_term: u64::from(dt),
         durable_voted_for: dv,
         durable_log: model_log_summary(dl, table),
-        outbox: model_outbox(s).to_vec(),
+        outbox: {
+            let mut o = model_outbox(s).to_vec();
+            normalize_outbox(&mut o);
+            o
+        },
     }
 }
 
@@ -738,8 +753,9 @@ pub fn record_view(
     node: u64,
     st: &crate::steps::RecState,
     n: usize,
-    outbox: Vec<m::Message>,
+    mut outbox: Vec<m::Message>,
 ) -> Result<ServerView, RecordError> {
+    normalize_outbox(&mut outbox);
     use crate::steps::RecRole;
     let role = match st.role {
         RecRole::Follower => m::Role::Follower,

@@ -532,7 +532,8 @@ pub struct RecordWriter {
     /// Model message → ids of its copies in flight.
     in_flight: HashMap<Message, Vec<String>>,
     /// Per server: the ids of its outbox, in order.
-    outbox_ids: Vec<Vec<String>>,
+    /// Per server: its outbox as (id, message), in send order.
+    outbox_ids: Vec<Vec<(String, Message)>>,
     pub records: Vec<crate::steps::Record>,
 }
 
@@ -633,28 +634,37 @@ impl RecordWriter {
                 added.remove(p);
             }
         }
-        let old_outbox = mapping::model_outbox(&before.servers[i]).to_vec();
         let new_outbox = mapping::model_outbox(&self.state.servers[i]).to_vec();
         let mut sent = Vec::new();
         let mut k = 0;
-        let kept = if matches!(action, Action::Persist { .. }) {
+        let mut fresh: Vec<Message> = Vec::new();
+        if matches!(action, Action::Persist { .. }) {
             // The outbox enters the network: its messages keep their ids.
-            let released = std::mem::take(&mut self.outbox_ids[i]);
-            for (id, m) in released.into_iter().zip(old_outbox) {
+            for (id, m) in std::mem::take(&mut self.outbox_ids[i]) {
                 if let Some(p) = added.iter().position(|x| *x == m) {
                     added.remove(p);
                     self.in_flight.entry(m).or_default().push(id);
                 }
             }
-            0
-        } else if new_outbox.starts_with(&old_outbox) {
-            old_outbox.len()
         } else {
-            // Emptied by the term rule or a restart: those messages are lost.
-            self.outbox_ids[i].clear();
-            0
-        };
-        for m in &new_outbox[kept..] {
+            // The outbox kept what it had (as a multiset; the model lists
+            // it by destination) and gained the rest, or was emptied by the
+            // term rule or a restart and refilled.
+            let mut rest = new_outbox.clone();
+            let kept = self.outbox_ids[i].iter().all(|(_, m)| {
+                rest.iter()
+                    .position(|x| x == m)
+                    .map(|p| rest.remove(p))
+                    .is_some()
+            });
+            if kept {
+                fresh = rest;
+            } else {
+                self.outbox_ids[i].clear();
+                fresh = new_outbox.clone();
+            }
+        }
+        for m in fresh {
             let id = format!("{node}.{seq}.{k}");
             k += 1;
             sent.push(crate::steps::RecSent {
@@ -663,7 +673,7 @@ impl RecordWriter {
                 outbox: true,
                 body: mapping::model_body_to_rec(&m.body, &self.table),
             });
-            self.outbox_ids[i].push(id);
+            self.outbox_ids[i].push((id, m));
         }
         for m in added {
             let id = format!("{node}.{seq}.{k}");
@@ -678,7 +688,11 @@ impl RecordWriter {
         }
         let n = self.state.n();
         let view = mapping::model_view(server, &self.state.servers[i], n, &self.table);
-        let state = mapping::view_to_record_state(&view, node, self.outbox_ids[i].clone());
+        let ids = self.outbox_ids[i]
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        let state = mapping::view_to_record_state(&view, node, ids);
         self.records.push(crate::steps::Record {
             format: crate::steps::FORMAT.into(),
             version: crate::steps::VERSION,

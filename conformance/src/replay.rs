@@ -98,6 +98,7 @@ pub async fn replay(
                 trace: label.to_string(),
                 source,
             })?;
+    cluster.set_persist(trace.bounds.persist);
     let total = trace.steps.len();
     let mut out = ReplayOutcome {
         label: label.to_string(),

@@ -34,9 +34,8 @@ pub fn ci_bounds() -> Config {
 }
 
 /// The persist mode `run` generates traces in unless `--persist` says
-/// otherwise: sync while the node persists within every step (its Persist
-/// is not yet fired from outside).
-pub const RUN_PERSIST: raft_model::PersistMode = raft_model::PersistMode::Sync;
+/// otherwise: async, as `raft-model check` (Persist is `fire_persist()`).
+pub const RUN_PERSIST: raft_model::PersistMode = raft_model::PersistMode::Async;
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
