@@ -87,6 +87,8 @@ pub struct Cluster {
     bug: Option<ImplBug>,
     /// `--persist sync`: every step is followed by the node's Persist.
     sync_persist: bool,
+    /// Where the nodes record their steps (NDJSON), if anywhere.
+    trace: Option<raftkv::trace::TraceSink>,
     // Removed (with every node's data) when the cluster is dropped.
     _tmp: tempfile::TempDir,
 }
@@ -98,6 +100,17 @@ impl Cluster {
         n: usize,
         bug: Option<ImplBug>,
         root: &Path,
+    ) -> Result<Cluster, ClusterError> {
+        Cluster::start_traced(n, bug, root, None).await
+    }
+
+    /// [`Cluster::start`] with every node (and every restarted node)
+    /// recording its steps into `trace`.
+    pub async fn start_traced(
+        n: usize,
+        bug: Option<ImplBug>,
+        root: &Path,
+        trace: Option<raftkv::trace::TraceSink>,
     ) -> Result<Cluster, ClusterError> {
         if n == 0 || n > 7 {
             return Err(ClusterError::Size(n));
@@ -117,6 +130,7 @@ impl Cluster {
             dirs: Vec::with_capacity(n),
             bug,
             sync_persist: true,
+            trace,
             _tmp: tmp,
         };
         for i in 0..n {
@@ -160,6 +174,7 @@ impl Cluster {
         cfg.timers = TimerMode::Manual;
         cfg.bug = self.bug;
         cfg.seed = Some(id);
+        cfg.trace = self.trace.clone();
         let storage = FileStorage::open(&self.dirs[i]).map_err(|e| ClusterError::Storage {
             node: id,
             reason: e.to_string(),
@@ -224,11 +239,11 @@ impl Cluster {
                 if self.net.is_cut(msg.from, msg.to) {
                     return Err(StepError::LinkCut(format!("{message:?}")));
                 }
-                if !self.net.take(&msg) {
+                let Some(tag) = self.net.take_tagged(&msg) else {
                     return Err(StepError::NotInFlight(format!("{message:?}")));
-                }
+                };
                 let node = self.node(message.to)?;
-                node.deliver_and_wait(msg).await;
+                node.deliver_tagged_and_wait(msg, tag).await;
                 if self.sync_persist {
                     node.fire_persist().await;
                 }

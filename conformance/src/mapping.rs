@@ -656,7 +656,7 @@ pub fn model_log_summary(log: &[m::Entry], table: &CommandTable) -> crate::steps
 pub fn model_durable(
     s: &raft_model::state::ServerState,
 ) -> (m::Term, Option<m::ServerId>, &[m::Entry]) {
-    (s.term, s.voted_for, &s.log)
+    (s.durable_term, s.durable_voted_for, &s.durable_log)
 }
 
 /// The outbox of a model server, in send order.

@@ -6,7 +6,7 @@
 //! across it is lost at once (it never enters the network); a message that
 //! was already in flight stays there and can only be dropped.
 
-use raftkv::message::Message;
+use raftkv::message::{Message, MsgTag};
 use raftkv::transport::Transport;
 use raftkv::types::NodeId;
 use std::sync::Mutex;
@@ -14,6 +14,9 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 struct NetState {
     in_flight: Vec<Message>,
+    /// The trace id of each message in flight (same positions), when its
+    /// sender records its steps.
+    tags: Vec<Option<MsgTag>>,
     /// The group `S` of the active partition, in node ids.
     partition: Option<Vec<NodeId>>,
     /// Messages lost at send time because their link was cut.
@@ -62,21 +65,24 @@ impl SimNetwork {
     /// Removes one copy of `msg` (for Deliver and Drop). False if it is not
     /// in flight.
     pub fn take(&self, msg: &Message) -> bool {
+        self.take_tagged(msg).is_some()
+    }
+
+    /// [`take`](Self::take) that also returns the copy's trace id.
+    pub fn take_tagged(&self, msg: &Message) -> Option<Option<MsgTag>> {
         let mut st = self.lock();
-        match st.in_flight.iter().position(|m| m == msg) {
-            Some(pos) => {
-                st.in_flight.remove(pos);
-                true
-            }
-            None => false,
-        }
+        let pos = st.in_flight.iter().position(|m| m == msg)?;
+        st.in_flight.remove(pos);
+        Some(st.tags.remove(pos))
     }
 
     /// Adds a second copy of `msg` (Duplicate). False if it is not in flight.
     pub fn duplicate(&self, msg: &Message) -> bool {
         let mut st = self.lock();
-        if st.in_flight.contains(msg) {
+        if let Some(pos) = st.in_flight.iter().position(|m| m == msg) {
+            let tag = st.tags[pos];
             st.in_flight.push(msg.clone());
+            st.tags.push(tag);
             true
         } else {
             false
@@ -113,12 +119,17 @@ impl SimNetwork {
 
 impl Transport for SimNetwork {
     fn send(&self, msg: Message) {
+        self.send_tagged(msg, None);
+    }
+
+    fn send_tagged(&self, msg: Message, tag: Option<MsgTag>) {
         let mut st = self.lock();
         if crosses(&st.partition, msg.from, msg.to) {
             st.lost_to_partition += 1;
             return;
         }
         st.in_flight.push(msg);
+        st.tags.push(tag);
     }
 }
 

@@ -89,15 +89,26 @@ pub async fn replay(
     bug: Option<ImplBug>,
     root: &Path,
 ) -> Result<ReplayOutcome, ReplayError> {
+    replay_recording(trace, label, bug, root, None).await
+}
+
+/// [`replay`] with the nodes recording their steps into `sink` (the
+/// recorded-steps NDJSON that `validate --trace` reads).
+pub async fn replay_recording(
+    trace: &Trace,
+    label: &str,
+    bug: Option<ImplBug>,
+    root: &Path,
+    sink: Option<raftkv::trace::TraceSink>,
+) -> Result<ReplayOutcome, ReplayError> {
     check_trace(trace, label)?;
     let n = usize::from(trace.bounds.servers);
-    let mut cluster =
-        Cluster::start(n, bug, root)
-            .await
-            .map_err(|source| ReplayError::Cluster {
-                trace: label.to_string(),
-                source,
-            })?;
+    let mut cluster = Cluster::start_traced(n, bug, root, sink)
+        .await
+        .map_err(|source| ReplayError::Cluster {
+            trace: label.to_string(),
+            source,
+        })?;
     cluster.set_persist(trace.bounds.persist);
     let total = trace.steps.len();
     let mut out = ReplayOutcome {

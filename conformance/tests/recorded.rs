@@ -364,3 +364,70 @@ fn write_a_long_walk_for_benchmarks() {
     std::fs::write(&path, w.ndjson()).unwrap();
     println!("{} records", w.records.len());
 }
+
+/// Real nodes record their steps (the node's in-memory trace sink) while a
+/// model walk is replayed on them; the recorded NDJSON, read with
+/// conformance's own parser, validates against the carried model state.
+/// With a seeded durability bug the records show the violation.
+#[test]
+fn steps_recorded_by_real_nodes_validate_and_a_bug_is_a_violation() {
+    use raft_conformance::cluster::data_root;
+    use raft_conformance::generate::{random_walks, trace_from_actions};
+    use raft_conformance::replay::replay_recording;
+    use raft_model::trace::TraceKind;
+    use raftkv::node::ImplBug;
+    use raftkv::trace::TraceSink;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = walk_config();
+    let model = RaftModel::new(cfg);
+    let walks = random_walks(&model, 60, 40, 5);
+    let root = data_root();
+    let record = |actions: &[Action], bug: Option<ImplBug>| {
+        let trace = trace_from_actions(&model, TraceKind::Walk, None, actions).unwrap();
+        let sink = TraceSink::memory();
+        let out = rt
+            .block_on(replay_recording(
+                &trace,
+                "w",
+                bug,
+                &root,
+                Some(sink.clone()),
+            ))
+            .unwrap();
+        let text = sink.lines().unwrap().join("\n");
+        (out, steps::parse_text(&text, "recorded").unwrap())
+    };
+    let mut records = 0;
+    for (k, w) in walks.walks.iter().enumerate() {
+        let (out, recs) = record(w, None);
+        assert!(
+            out.divergence.is_none(),
+            "walk {k}: {}",
+            out.divergence.unwrap()
+        );
+        records += recs.len();
+        let v = validate_records(vec![recs.clone()]).unwrap();
+        if let Some(v) = v.violation {
+            let head: Vec<String> = recs
+                .iter()
+                .take(v.step + 1)
+                .map(|r| serde_json::to_string(&r.record).unwrap())
+                .collect();
+            panic!(
+                "walk {k}: the records of a conformant run do not validate:\n{v}\nactions: {:?}\nrecords:\n{}",
+                &w[..v.step.min(w.len())],
+                head.join("\n")
+            );
+        }
+    }
+    assert!(records > 1000, "{records} records");
+    // vote-before-persist: a granted vote leaves before its Persist.
+    let caught = walks.walks.iter().any(|w| {
+        let (_, recs) = record(w, Some(ImplBug::VoteBeforePersist));
+        validate_records(vec![recs]).unwrap().violation.is_some()
+    });
+    assert!(caught, "vote-before-persist not seen in the recorded steps");
+}
