@@ -166,7 +166,12 @@ pub async fn validate(
     let cfg = validation_config(servers);
     cfg.validate().map_err(anyhow::Error::msg)?;
     let model = RaftModel::new(cfg.clone());
-    let mut cluster = Cluster::start(usize::from(servers), bug, root).await?;
+    // The nodes also record their steps (NDJSON, docs/trace-format.md):
+    // the records are validated afterwards with one model state carried
+    // forward (ghost properties, durable part), as `validate --trace` does.
+    let sink = raftkv::trace::TraceSink::memory();
+    let mut cluster =
+        Cluster::start_traced(usize::from(servers), bug, root, Some(sink.clone())).await?;
     let label = format!("validate seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let initial = cluster.abstract_state().await?;
@@ -232,6 +237,9 @@ pub async fn validate(
         prev = next;
     }
     cluster.shutdown().await;
+    if violation.is_none() {
+        violation = check_records(&sink, &label)?;
+    }
     let steps_done = recorded.len();
     let trace = Trace::new(TraceKind::Recorded, None, cfg, initial, recorded);
     Ok(ValidateOutcome {
@@ -240,6 +248,41 @@ pub async fn validate(
         violation,
         trace,
     })
+}
+
+/// The nodes' recorded steps validated against the carried model state; a
+/// violation is reported in the recorded steps' numbering.
+fn check_records(
+    sink: &raftkv::trace::TraceSink,
+    label: &str,
+) -> anyhow::Result<Option<Divergence>> {
+    let lines = sink
+        .lines()
+        .map_err(|e| anyhow::anyhow!("cannot read the recorded steps: {e}"))?;
+    let name = format!("{label} (recorded steps)");
+    let recs = crate::steps::parse_text(&lines.join("\n"), &name)?;
+    let total = recs.len();
+    let out = crate::recorded::validate_records(vec![recs])?;
+    Ok(out.violation.map(|v| {
+        let mut error = format!(
+            "recorded step of node {} seq {} ({}): {}",
+            v.node,
+            v.seq,
+            v.event.name(),
+            v.error
+        );
+        if let Some(p) = &v.property {
+            error.push_str(&format!("; property violated: {p}"));
+        }
+        Divergence {
+            trace: name,
+            step: v.step,
+            steps_total: total,
+            event: v.action,
+            error: Some(error),
+            fields: v.fields,
+        }
+    }))
 }
 
 /// Totals of `raft-conform validate`.

@@ -237,3 +237,34 @@ fn transitions_at_ci_bounds_pass_unbugged_and_catch_every_core_bug() {
         "transitions missed seeded bugs: {missed:?}"
     );
 }
+
+/// `validate --seeds` also checks the nodes' recorded steps against one
+/// carried model state: a dependent message that leaves before its Persist
+/// is caught there even though the harness persists after every step.
+#[test]
+fn validate_catches_messages_that_leave_before_persist_in_the_recorded_steps() {
+    let rt = rt();
+    for name in ["ack-before-persist", "vote-before-persist"] {
+        let bug: ImplBug = name.parse().unwrap();
+        let s = rt
+            .block_on(validate_many(
+                3,
+                VALIDATE_STEPS,
+                0..VALIDATE_SEEDS,
+                Some(bug),
+                8,
+                &data_root(),
+            ))
+            .unwrap();
+        let o = s
+            .first()
+            .unwrap_or_else(|| panic!("validate missed {name}"));
+        let v = o.violation.as_ref().unwrap();
+        let error = v.error.as_deref().unwrap_or("");
+        assert!(error.starts_with("recorded step of node "), "{name}: {v}");
+        assert!(
+            v.fields.iter().any(|f| f.field.ends_with(".outbox")),
+            "{name}: {v}"
+        );
+    }
+}
