@@ -224,7 +224,10 @@ fn check_recorded_steps(path: &Path, restarts_expected: std::ops::RangeInclusive
         }
     }
     assert!(delivers > 100, "{delivers} deliveries recorded");
-    assert!(restarts_expected.contains(&restarts), "{restarts} Restart records");
+    assert!(
+        restarts_expected.contains(&restarts),
+        "{restarts} Restart records"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
