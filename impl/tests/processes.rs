@@ -56,6 +56,9 @@ impl Procs {
             .args(["serve", "--id", &id.to_string(), "--peers", &peers])
             .arg("--data-dir")
             .arg(self.dir.join(format!("node-{id}")))
+            // Every node records its steps into one shared file.
+            .arg("--trace")
+            .arg(self.dir.join("steps.ndjson"))
             .env("RUST_LOG", "raftkv=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -179,6 +182,52 @@ async fn processes_survive_kill9_of_leader_and_of_all() {
     if result.is_err() {
         panic!("timed out; node logs:\n{}", procs.logs());
     }
+    for id in 1..=3 {
+        procs.kill(id);
+    }
+    // Restarts: the old leader, then all three (the follower restarted just
+    // before the kill of all may die before it records anything).
+    check_recorded_steps(&tmp.path().join("steps.ndjson"), 4..=5);
+}
+
+/// The shared step file of processes killed with SIGKILL: every line is a
+/// record, each node's seq counts on across its restarts, every delivery
+/// names a message whose send record came earlier in the file.
+fn check_recorded_steps(path: &Path, restarts_expected: std::ops::RangeInclusive<usize>) {
+    use std::collections::HashSet;
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut sent = HashSet::new();
+    let mut next: BTreeMap<u64, u64> = BTreeMap::new();
+    let (mut delivers, mut restarts) = (0, 0);
+    for line in text.lines() {
+        let r: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(
+            (r["format"].as_str(), r["version"].as_u64()),
+            (Some("raftkv-steps"), Some(1))
+        );
+        let (node, seq) = (r["node"].as_u64().unwrap(), r["seq"].as_u64().unwrap());
+        let want = next.entry(node).or_insert(0);
+        assert_eq!(seq, *want, "node {node}");
+        *want += 1;
+        for m in r["sent"].as_array().unwrap() {
+            sent.insert(m["id"].as_str().unwrap().to_string());
+        }
+        match r["event"]["type"].as_str().unwrap() {
+            "Deliver" => {
+                delivers += 1;
+                let id = r["event"]["id"].as_str().unwrap();
+                assert!(sent.contains(id), "{id} delivered before its send record");
+            }
+            "Restart" => restarts += 1,
+            _ => {}
+        }
+    }
+    assert!(delivers > 100, "{delivers} deliveries recorded");
+    assert!(
+        restarts_expected.contains(&restarts),
+        "{restarts} Restart records"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,6 +267,69 @@ fn cli(args: &[&str]) -> std::process::Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run raftkv")
+}
+
+#[test]
+fn processes_serve_refuses_bad_trace_and_bug_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_ports(1)[0];
+    let peers = format!("1=127.0.0.1:{port}");
+    let data = tmp.path().join("d");
+    let data = data.to_str().unwrap();
+    let bad = tmp.path().join("no-such-dir").join("steps.ndjson");
+    let out = cli(&[
+        "serve",
+        "--id",
+        "1",
+        "--peers",
+        &peers,
+        "--data-dir",
+        data,
+        "--trace",
+        bad.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--trace") && err.contains("cannot open trace file"),
+        "{err}"
+    );
+    let out = cli(&[
+        "serve",
+        "--id",
+        "1",
+        "--peers",
+        &peers,
+        "--data-dir",
+        data,
+        "--impl-bug",
+        "no-such-bug",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("unknown seeded bug") && err.contains("ack-before-persist"),
+        "{err}"
+    );
+    if !cfg!(feature = "seeded-bugs") {
+        let out = cli(&[
+            "serve",
+            "--id",
+            "1",
+            "--peers",
+            &peers,
+            "--data-dir",
+            data,
+            "--impl-bug",
+            "ack-before-persist",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("built without the `seeded-bugs` feature"),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
