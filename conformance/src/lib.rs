@@ -17,6 +17,7 @@ pub mod divergence;
 pub mod generate;
 pub mod mapping;
 pub mod network;
+pub mod real_timers;
 pub mod recorded;
 pub mod replay;
 pub mod runner;

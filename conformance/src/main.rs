@@ -142,8 +142,18 @@ struct ValidateArgs {
     /// Cluster size.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
     servers: u8,
+    /// Timers of the seeded runs. manual: the harness picks every event
+    /// (one step per event, a Persist after each, every step checked from
+    /// the state before it, then the recorded steps validated). real: the
+    /// production node loop on its own timers under paused time, on the
+    /// unreliable in-memory network, with proposals, partitions and crashes
+    /// that lose unsynced writes; the recorded steps are validated with one
+    /// carried model state (--steps = schedule events per run).
+    #[arg(long, default_value = "manual", value_parser = ["manual", "real"])]
+    timers: String,
     /// Where to write the trace of the first run the model does not allow
-    /// (kind "recorded"). Default: the current directory.
+    /// (manual: kind "recorded"; real: the recorded steps as NDJSON, which
+    /// `validate --trace` reads). Default: the current directory.
     #[arg(long, value_name = "DIR", default_value = ".")]
     out: PathBuf,
     #[command(flatten)]
@@ -208,8 +218,12 @@ fn transitions_config(a: &TransitionsArgs) -> Result<Config> {
         }
     };
     set(&mut cfg.servers, a.servers);
-    set(&mut cfg.max_term, a.max_term);
-    set(&mut cfg.max_requests, a.max_requests);
+    if let Some(v) = a.max_term {
+        cfg.max_term = v.into();
+    }
+    if let Some(v) = a.max_requests {
+        cfg.max_requests = v.into();
+    }
     set(&mut cfg.max_inflight, a.max_inflight);
     set(&mut cfg.max_restarts, a.max_restarts);
     set(&mut cfg.max_partitions, a.max_partitions);
@@ -408,8 +422,12 @@ fn run_config(a: &RunArgs) -> Result<Config> {
         }
     };
     set(&mut cfg.servers, a.servers);
-    set(&mut cfg.max_term, a.max_term);
-    set(&mut cfg.max_requests, a.max_requests);
+    if let Some(v) = a.max_term {
+        cfg.max_term = v.into();
+    }
+    if let Some(v) = a.max_requests {
+        cfg.max_requests = v.into();
+    }
     set(&mut cfg.max_inflight, a.max_inflight);
     set(&mut cfg.max_restarts, a.max_restarts);
     set(&mut cfg.max_partitions, a.max_partitions);
@@ -494,6 +512,7 @@ fn cmd_validate_trace(a: &ValidateArgs) -> Result<bool> {
             "files": a.trace.len(),
             "steps": out.steps,
             "model_steps": out.model_steps,
+            "inferred_persists": out.inferred_persists,
             "servers": out.servers,
             "values": out.values,
             "violations": violations,
@@ -521,6 +540,67 @@ fn cmd_validate_trace(a: &ValidateArgs) -> Result<bool> {
     Ok(violations == 0)
 }
 
+/// `validate --seeds N --timers real`.
+fn cmd_validate_real(a: &ValidateArgs) -> Result<bool> {
+    let bug = a.common.impl_bug;
+    let seeds = a.first_seed..a.first_seed.saturating_add(a.seeds);
+    let s = raft_conformance::real_timers::run_many(a.servers, a.steps, seeds, bug, a.common.jobs)?;
+    let first = s.first();
+    let written = match first.and_then(|o| o.ndjson.as_ref().map(|t| (o.seed, t))) {
+        Some((seed, text)) => {
+            std::fs::create_dir_all(&a.out)
+                .with_context(|| format!("creating {}", a.out.display()))?;
+            let p = a.out.join(format!("real-timers-seed-{seed}.ndjson"));
+            match std::fs::write(&p, text) {
+                Ok(()) => Some(p),
+                Err(e) => {
+                    eprintln!("error: cannot write {}: {e}", p.display());
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let records = s.records();
+    let rate = records as f64 / s.seconds.max(1e-9);
+    if a.common.json {
+        let v = serde_json::json!({
+            "timers": "real",
+            "runs": s.outcomes.len(),
+            "steps": records,
+            "restarts": s.outcomes.iter().map(|o| o.restarts).sum::<usize>(),
+            "proposals": s.outcomes.iter().map(|o| o.proposals).sum::<usize>(),
+            "violations": s.violations(),
+            "divergences": s.violations(),
+            "seconds": s.seconds,
+            "steps_per_second": rate,
+            "impl_bug": bug.map(|b| b.name()),
+            "first_violation": first.and_then(|o| o.violation.as_ref()),
+            "recorded_trace_file": written,
+        });
+        println!("{v}");
+    } else {
+        if let Some(o) = first {
+            if let Some(v) = &o.violation {
+                println!("seed {}:", o.seed);
+                print!("{v}");
+            }
+            if let Some(p) = &written {
+                println!("recorded steps written to {}", p.display());
+            }
+        }
+        println!(
+            "{} runs (real timers), {} recorded steps, {} violations, {:.2} s ({:.0} steps/s)",
+            s.outcomes.len(),
+            records,
+            s.violations(),
+            s.seconds,
+            rate
+        );
+    }
+    Ok(first.is_none())
+}
+
 fn cmd_validate(a: ValidateArgs) -> Result<bool> {
     if !a.trace.is_empty() {
         return cmd_validate_trace(&a);
@@ -533,6 +613,9 @@ fn cmd_validate(a: ValidateArgs) -> Result<bool> {
     }
     if a.common.threads == Some(0) {
         anyhow::bail!("--threads must be at least 1");
+    }
+    if a.timers == "real" {
+        return cmd_validate_real(&a);
     }
     let rt = runtime(a.common.threads)?;
     let bug = a.common.impl_bug;

@@ -52,8 +52,8 @@ pub fn server_id(node: kt::NodeId, servers: usize) -> Result<m::ServerId, Mappin
     Ok((node - 1) as m::ServerId)
 }
 
-fn narrow(what: &'static str, value: u64) -> Result<u8, MappingError> {
-    u8::try_from(value).map_err(|_| MappingError::Narrow { what, value })
+fn narrow(what: &'static str, value: u64) -> Result<u32, MappingError> {
+    u32::try_from(value).map_err(|_| MappingError::Narrow { what, value })
 }
 
 /// Model value → command bytes (its decimal form).
@@ -61,7 +61,7 @@ pub fn command(value: m::Value) -> Vec<u8> {
     value.to_string().into_bytes()
 }
 
-/// Command bytes → model value. Only the canonical decimal form of 1..=255
+/// Command bytes → model value. Only the canonical decimal form of 1..=u32::MAX
 /// is accepted, so the mapping is a bijection (no `b"07"`, no `b"+7"`).
 pub fn value(command: &[u8]) -> Result<m::Value, MappingError> {
     let bad = || MappingError::Command(command.to_vec());
@@ -417,12 +417,12 @@ pub fn check_state_shape(state: &AbstractState, servers: usize) -> Result<(), St
 // ----- recorded steps (docs/trace-format.md, "Recorded steps") ---------
 
 /// What a recorded trace may need that the model cannot represent: these
-/// are limitations of the model's small types, reported as such (exit 2),
-/// never wrapped. The model's value types are `u8` and its client values
-/// are tracked in `u8` bit masks: this is the one place that narrows.
+/// are limitations of the model's types, reported as such (exit 2), never
+/// wrapped. The model's terms, indexes and values are `u32` (value sets
+/// grow): this is the one place that narrows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Limitation {
-    #[error("the trace has {found} distinct commands; the model represents at most {max} client values (raft_model::config::MAX_REQUESTS, u8 value sets)")]
+    #[error("the trace has {found} distinct commands; the model represents at most {max} client values (u32 values)")]
     Values { found: usize, max: usize },
     #[error("command {hex} is proposed twice; the model's client values are unique (each ClientRequest carries a fresh value)")]
     RepeatedCommand { hex: String },
@@ -436,15 +436,36 @@ pub enum Limitation {
     },
 }
 
-/// The most client values the model can represent.
-pub const MAX_MODEL_VALUES: usize = raft_model::config::MAX_REQUESTS as usize;
+/// The most client values the model can represent (`u32` values).
+pub const MAX_MODEL_VALUES: usize = u32::MAX as usize;
 
-/// Commands (bytes) ↔ model values, a fresh value per distinct command in
-/// order of first appearance (1, 2, 3, ...).
+/// Commands (bytes) ↔ model values. Model traces: a fresh value per distinct
+/// command in order of first appearance (1, 2, 3, ...). Recorded traces: a
+/// fresh value per proposal, keyed by where the leader put it (its term and
+/// index: one leader per term appends one entry per index, and an entry is
+/// only ever copied to the same index), so a command that a client retried
+/// and a leader proposed again is a value of its own, as the model needs.
 #[derive(Debug, Default, Clone)]
 pub struct CommandTable {
     by_bytes: std::collections::HashMap<Vec<u8>, m::Value>,
+    by_position: std::collections::HashMap<(m::Term, m::Index), m::Value>,
     bytes: Vec<Vec<u8>>,
+    /// Chained hashes of recently summarised model logs.
+    hashes: std::cell::RefCell<LogHashCache>,
+}
+
+/// The most logs [`LogHashCache`] keeps.
+const HASH_CACHE_SLOTS: usize = 8;
+
+/// Chained log hashes of the model logs summarised lately, with the hash of
+/// every prefix: a log that shares a prefix with one of them is hashed from
+/// the end of the shared prefix on. Exact: the shared prefix is compared
+/// entry by entry, never assumed (the validator checks Log Matching, it
+/// must not rely on it).
+#[derive(Debug, Default, Clone)]
+struct LogHashCache {
+    /// `(log, prefix)` where `prefix[k]` is the hash of `log[..k]`.
+    slots: Vec<(Vec<m::Entry>, Vec<u64>)>,
 }
 
 impl CommandTable {
@@ -471,6 +492,43 @@ impl CommandTable {
                 hex: crate::steps::hex(command),
             });
         }
+        let v = self.new_value(command)?;
+        self.by_bytes.insert(command.to_vec(), v);
+        Ok(v)
+    }
+
+    /// A fresh value for a command a leader of `term` appends at `index`.
+    pub fn propose(
+        &mut self,
+        term: m::Term,
+        index: m::Index,
+        command: &[u8],
+    ) -> Result<m::Value, Limitation> {
+        let v = self.new_value(command)?;
+        self.by_position.insert((term, index), v);
+        self.by_bytes.entry(command.to_vec()).or_insert(v);
+        Ok(v)
+    }
+
+    /// The value of the entry of `term` at `index` carrying `command`: the
+    /// proposal made there when the bytes agree; otherwise (an entry no
+    /// recorded proposal made, or different bytes at a proposal's place) a
+    /// fresh value, so the model sees the difference instead of a mapping
+    /// hiding it.
+    pub fn entry(
+        &mut self,
+        term: m::Term,
+        index: m::Index,
+        command: &[u8],
+    ) -> Result<m::Value, Limitation> {
+        match self.by_position.get(&(term, index)) {
+            Some(&v) if self.bytes[v as usize - 1] == command => Ok(v),
+            Some(_) => self.new_value(command),
+            None => self.value(command),
+        }
+    }
+
+    fn new_value(&mut self, command: &[u8]) -> Result<m::Value, Limitation> {
         if self.bytes.len() >= MAX_MODEL_VALUES {
             return Err(Limitation::Values {
                 found: self.bytes.len() + 1,
@@ -478,29 +536,80 @@ impl CommandTable {
             });
         }
         self.bytes.push(command.to_vec());
-        let v = self.bytes.len() as m::Value;
-        self.by_bytes.insert(command.to_vec(), v);
-        Ok(v)
+        Ok(self.bytes.len() as m::Value)
+    }
+
+    /// The summary of a model log (length, last term, chained hash of the
+    /// entries' terms and command bytes).
+    pub fn log_summary(&self, log: &[m::Entry]) -> crate::steps::LogSummary {
+        use crate::steps::LogHasher;
+        let mut cache = self.hashes.borrow_mut();
+        let common = |l: &[m::Entry]| l.iter().zip(log).take_while(|(a, b)| a == b).count();
+        let best = cache
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(k, (l, _))| (common(l), k))
+            .max();
+        let slot = match best {
+            // Reuse a slot in place when the new log only extends it or the
+            // cache is full; otherwise start a new slot from the shared prefix.
+            Some((c, k))
+                if c == cache.slots[k].0.len() || cache.slots.len() >= HASH_CACHE_SLOTS =>
+            {
+                let (l, p) = &mut cache.slots[k];
+                l.truncate(c);
+                p.truncate(c + 1);
+                k
+            }
+            Some((c, k)) => {
+                let (l, p) = &cache.slots[k];
+                let slot = (l[..c].to_vec(), p[..=c].to_vec());
+                cache.slots.push(slot);
+                cache.slots.len() - 1
+            }
+            None => {
+                cache
+                    .slots
+                    .push((Vec::new(), vec![LogHasher::default().value()]));
+                0
+            }
+        };
+        let (l, p) = &mut cache.slots[slot];
+        for e in &log[l.len()..] {
+            let mut h = LogHasher::from_value(*p.last().expect("the empty prefix is kept"));
+            match (e.value as usize)
+                .checked_sub(1)
+                .and_then(|k| self.bytes.get(k))
+            {
+                Some(b) => h.entry(u64::from(e.term), b),
+                None => h.entry(u64::from(e.term), &command(e.value)),
+            }
+            l.push(*e);
+            p.push(h.value());
+        }
+        crate::steps::LogSummary {
+            len: log.len() as u64,
+            last_term: log.last().map_or(0, |e| u64::from(e.term)),
+            hash: LogHasher::from_value(p[log.len()]).hex(),
+        }
     }
 
     /// The command bytes of a model value (the decimal form for a value this
     /// table did not assign, as in model traces replayed on nodes).
     pub fn bytes(&self, v: m::Value) -> Vec<u8> {
-        match usize::from(v)
-            .checked_sub(1)
-            .and_then(|k| self.bytes.get(k))
-        {
+        match (v as usize).checked_sub(1).and_then(|k| self.bytes.get(k)) {
             Some(b) => b.clone(),
             None => command(v),
         }
     }
 }
 
-fn narrow_rec(what: &'static str, value: u64) -> Result<u8, Limitation> {
-    u8::try_from(value).map_err(|_| Limitation::Range {
+fn narrow_rec(what: &'static str, value: u64) -> Result<u32, Limitation> {
+    u32::try_from(value).map_err(|_| Limitation::Range {
         what,
         value,
-        max: u64::from(u8::MAX),
+        max: u64::from(u32::MAX),
     })
 }
 
@@ -522,9 +631,15 @@ fn rec_command(hex: &str) -> Result<Vec<u8>, RecordError> {
     crate::steps::unhex(hex).ok_or_else(|| RecordError::Bad(format!("command {hex:?} is not hex")))
 }
 
-/// A ClientRequest's command → a fresh model value.
-pub fn rec_client_value(hex: &str, table: &mut CommandTable) -> Result<m::Value, RecordError> {
-    Ok(table.fresh(&rec_command(hex)?)?)
+/// A ClientRequest's command, appended by a leader of `term` at `index` →
+/// a fresh model value.
+pub fn rec_client_value(
+    hex: &str,
+    term: m::Term,
+    index: m::Index,
+    table: &mut CommandTable,
+) -> Result<m::Value, RecordError> {
+    Ok(table.propose(term, index, &rec_command(hex)?)?)
 }
 
 /// A recorded message (sender `from`, node ids) → the model's message.
@@ -559,10 +674,13 @@ pub fn rec_message_to_model(
             leader_commit,
         } => {
             let mut es = Vec::with_capacity(entries.len());
-            for e in entries {
+            let prev = narrow_rec("prev_log_index", *prev_log_index)?;
+            for (k, e) in entries.iter().enumerate() {
+                let term = narrow_rec("entry term", e.term)?;
+                let index = narrow_rec("entry index", u64::from(prev) + k as u64 + 1)?;
                 es.push(m::Entry {
-                    term: narrow_rec("entry term", e.term)?,
-                    value: table.value(&rec_command(&e.command)?)?,
+                    term,
+                    value: table.entry(term, index, &rec_command(&e.command)?)?,
                 });
             }
             m::Body::AppendEntries {
@@ -644,11 +762,7 @@ pub fn model_body_to_rec(b: &m::Body, table: &CommandTable) -> crate::steps::Rec
 
 /// The summary (len, last term, hash) of a model log, commands through `table`.
 pub fn model_log_summary(log: &[m::Entry], table: &CommandTable) -> crate::steps::LogSummary {
-    let bytes: Vec<(u64, Vec<u8>)> = log
-        .iter()
-        .map(|e| (u64::from(e.term), table.bytes(e.value)))
-        .collect();
-    crate::steps::summarize(bytes.iter().map(|(t, b)| (*t, b.as_slice())))
+    table.log_summary(log)
 }
 
 /// The durable part of a model server: `(durable_term, durable_voted_for,
@@ -889,13 +1003,39 @@ mod tests {
     }
 
     #[test]
+    fn a_retried_command_proposed_again_is_a_value_of_its_own() {
+        let mut t = CommandTable::default();
+        let a = t.propose(1, 1, b"put x 1").unwrap();
+        let b = t.propose(2, 2, b"put x 1").unwrap();
+        assert_ne!(a, b);
+        // Entries are found by where they were proposed.
+        assert_eq!(t.entry(1, 1, b"put x 1"), Ok(a));
+        assert_eq!(t.entry(2, 2, b"put x 1"), Ok(b));
+        // Other bytes at a proposal's place are not that proposal.
+        let c = t.entry(2, 2, b"put x 2").unwrap();
+        assert!(c != a && c != b);
+        assert_eq!(t.bytes(b), b"put x 1".to_vec());
+        assert_eq!(t.bytes(c), b"put x 2".to_vec());
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
     fn values_are_canonical_decimal() {
         assert_eq!(command(7), b"7".to_vec());
         assert_eq!(command(255), b"255".to_vec());
-        for v in 1..=255u8 {
+        for v in (1..=300u32).chain([65_536, u32::MAX]) {
             assert_eq!(value(&command(v)), Ok(v));
         }
-        for bad in [&b"0"[..], b"07", b"+7", b"256", b"", b"x", b" 7", &[0xff]] {
+        for bad in [
+            &b"0"[..],
+            b"07",
+            b"+7",
+            b"4294967296",
+            b"",
+            b"x",
+            b" 7",
+            &[0xff],
+        ] {
             assert!(value(bad).is_err(), "{bad:?} must be rejected");
         }
     }

@@ -95,6 +95,12 @@ pub struct RecordedOutcome {
     pub steps: usize,
     /// Model actions applied (records plus the inferred Drops/Duplicates).
     pub model_steps: usize,
+    /// Restarts that recovered what a Persist of the pending writes makes
+    /// durable, although no Persist was recorded: the process died after its
+    /// writes reached the disk and before it recorded the Persist. Each is
+    /// taken as the model path Persist, its released messages dropped (they
+    /// never left), Restart.
+    pub inferred_persists: usize,
     pub servers: u8,
     /// Distinct commands (model values) in the trace.
     pub values: usize,
@@ -107,8 +113,8 @@ pub struct RecordedOutcome {
 pub fn recorded_config(servers: u8) -> Config {
     Config {
         servers,
-        max_term: u8::MAX - 1,
-        max_requests: raft_model::config::MAX_REQUESTS,
+        max_term: raft_model::types::Term::MAX - 1,
+        max_requests: raft_model::types::Value::MAX,
         max_inflight: u8::MAX,
         max_restarts: u8::MAX,
         max_partitions: 0,
@@ -122,23 +128,28 @@ pub fn recorded_config(servers: u8) -> Config {
 /// The bound of `cfg` that disables `action` in `s`, if one does.
 fn bound_hit(model: &RaftModel, s: &State, action: &Action, sends: usize) -> Option<Limitation> {
     let cfg = &model.cfg;
-    let range = |what, value: usize, max: u8| Limitation::Range {
+    let range = |what, value: usize, max: u64| Limitation::Range {
         what,
         value: value as u64,
-        max: u64::from(max),
+        max,
     };
     match action {
         Action::Timeout { server } => {
             let t = s.servers[usize::from(*server)].term;
-            (t >= cfg.max_term).then(|| range("term", usize::from(t) + 1, cfg.max_term))
+            (t >= cfg.max_term).then(|| range("term", t as usize + 1, u64::from(cfg.max_term)))
         }
-        Action::Restart { .. } => (s.restarts >= cfg.max_restarts)
-            .then(|| range("restarts", usize::from(s.restarts) + 1, cfg.max_restarts)),
+        Action::Restart { .. } => (s.restarts >= cfg.max_restarts).then(|| {
+            range(
+                "restarts",
+                usize::from(s.restarts) + 1,
+                u64::from(cfg.max_restarts),
+            )
+        }),
         Action::Duplicate { .. } => (s.duplicates >= cfg.max_duplicates).then(|| {
             range(
                 "duplicated deliveries",
                 usize::from(s.duplicates) + 1,
-                cfg.max_duplicates,
+                u64::from(cfg.max_duplicates),
             )
         }),
         _ => None,
@@ -146,7 +157,7 @@ fn bound_hit(model: &RaftModel, s: &State, action: &Action, sends: usize) -> Opt
     .or_else(|| {
         let total = model.inflight(s) + sends;
         (total > usize::from(cfg.max_inflight))
-            .then(|| range("messages in flight", total, cfg.max_inflight))
+            .then(|| range("messages in flight", total, u64::from(cfg.max_inflight)))
     })
 }
 
@@ -164,6 +175,7 @@ struct Validator {
     /// Per node: the outbox ids of its latest record.
     outbox: Vec<Vec<String>>,
     model_steps: usize,
+    inferred_persists: usize,
 }
 
 enum Failure {
@@ -180,6 +192,9 @@ fn at(r: &Located) -> String {
     format!("{}:{}", r.file, r.line)
 }
 
+// A `Failure` ends the validation, so its size is paid once per run, not per
+// step: not worth boxing.
+#[allow(clippy::result_large_err)]
 impl Validator {
     fn violation(action: Option<Action>, error: impl Into<String>) -> Failure {
         Failure::Violation {
@@ -225,11 +240,82 @@ impl Validator {
         }
     }
 
+    /// Before a Restart record: when the plain model Restart does not
+    /// recover the recorded state but a Persist of the pending writes
+    /// followed by the Restart does, the process died after its writes
+    /// reached the disk (kill -9 keeps what the kernel has; the Persist
+    /// record is written after the fsync) and before it recorded the
+    /// Persist. Take that path: Persist, drop what it released (it never
+    /// left: messages leave after their record), then the Restart follows.
+    fn persist_before_restart(&mut self, r: &Located, i: ServerId) -> Result<(), Failure> {
+        let node = usize::from(i);
+        if !self.state.servers[node].has_pending_writes() {
+            return Ok(());
+        }
+        let actual = mapping::record_view(r.record.node, &r.record.state, self.n, Vec::new())
+            .map_err(|e| Self::input(r, e))?;
+        let recovers = |s: &State| {
+            self.model
+                .next_state(s, Action::Restart { server: i })
+                .is_some_and(|next| {
+                    let expected = mapping::model_view(i, &next.servers[node], self.n, &self.table);
+                    diff_view(node, &expected, &actual).is_empty()
+                })
+        };
+        if recovers(&self.state) {
+            return Ok(());
+        }
+        let Some(persist) = mapping::persist_action(i) else {
+            return Ok(());
+        };
+        let Some(mut s) = self.model.next_state(&self.state, persist) else {
+            return Ok(());
+        };
+        let mut steps = 1;
+        for m in self.state.servers[node].outbox.clone() {
+            match self.model.next_state(&s, Action::Drop { message: m }) {
+                Some(next) => s = next,
+                None => return Ok(()),
+            }
+            steps += 1;
+        }
+        if recovers(&s) {
+            self.state = s;
+            self.model_steps += steps;
+            self.inferred_persists += 1;
+            if let Some(p) = self.safety() {
+                return Err(Failure::Violation {
+                    action: mapping::persist_action(i),
+                    error: "a safety property of the model fails after the Persist this restart implies".into(),
+                    property: Some(p.to_string()),
+                    fields: Vec::new(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn step(&mut self, r: &Located) -> Result<(), Failure> {
         let rec = &r.record;
         let i: ServerId = mapping::server_id(rec.node, self.n)
             .map_err(|e| Self::input(r, RecordError::Bad(e.to_string())))?;
         let node = usize::from(i);
+        // A proposal's value first: the step's AppendEntries may carry it.
+        let proposed = match &rec.event {
+            RecEvent::ClientRequest { command } => {
+                let srv = &self.state.servers[node];
+                Some(
+                    mapping::rec_client_value(
+                        command,
+                        srv.term,
+                        srv.last_index() + 1,
+                        &mut self.table,
+                    )
+                    .map_err(|e| Self::input(r, e))?,
+                )
+            }
+            _ => None,
+        };
         // The messages this step creates, in the model's vocabulary.
         let mut sent = Vec::with_capacity(rec.sent.len());
         for s in &rec.sent {
@@ -246,10 +332,9 @@ impl Validator {
         let action = match &rec.event {
             RecEvent::Timeout => Action::Timeout { server: i },
             RecEvent::Heartbeat => Action::Heartbeat { server: i },
-            RecEvent::ClientRequest { command } => Action::ClientRequest {
+            RecEvent::ClientRequest { .. } => Action::ClientRequest {
                 server: i,
-                value: mapping::rec_client_value(command, &mut self.table)
-                    .map_err(|e| Self::input(r, e))?,
+                value: proposed.expect("set above for a ClientRequest"),
             },
             RecEvent::Deliver { id } => {
                 let Some(m) = self.msgs.get(id) else {
@@ -287,6 +372,9 @@ impl Validator {
             entering.extend(self.outbox[node].iter().cloned());
         }
         entering.extend(sent.iter().filter(|s| !s.1).map(|s| s.0.clone()));
+        if matches!(rec.event, RecEvent::Restart) {
+            self.persist_before_restart(r, i)?;
+        }
         let before = self.state.network.clone();
         self.apply(r, action.clone(), sent.len())?;
         let mut delivered_id = None;
@@ -449,6 +537,7 @@ pub fn validate_records_with(
         in_network: HashMap::new(),
         outbox: vec![Vec::new(); usize::from(servers)],
         model_steps: 0,
+        inferred_persists: 0,
     };
     let mut queues: Vec<VecDeque<Located>> = files.into_iter().map(VecDeque::from).collect();
     let mut steps = 0;
@@ -501,6 +590,7 @@ pub fn validate_records_with(
     Ok(RecordedOutcome {
         steps,
         model_steps: v.model_steps,
+        inferred_persists: v.inferred_persists,
         servers,
         values: v.table.len(),
         violation,

@@ -258,6 +258,7 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// The log hash of docs/trace-format.md: 64-bit FNV-1a chained over the
 /// entries (term as 8 bytes LE, command length as 8 bytes LE, the bytes).
+#[derive(Clone, Copy, Debug)]
 pub struct LogHasher(u64);
 
 impl Default for LogHasher {
@@ -282,6 +283,14 @@ impl LogHasher {
 
     pub fn hex(&self) -> String {
         format!("{:016x}", self.0)
+    }
+
+    pub fn value(&self) -> u64 {
+        self.0
+    }
+
+    pub fn from_value(h: u64) -> LogHasher {
+        LogHasher(h)
     }
 }
 

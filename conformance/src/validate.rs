@@ -7,7 +7,7 @@
 use crate::cluster::Cluster;
 use crate::divergence::{diff, Divergence};
 use raft_model::trace::{AbstractState, Trace, TraceKind, TraceStep};
-use raft_model::types::{Action, Message, Role, ServerId};
+use raft_model::types::{Action, Message, Role, ServerId, Term, Value};
 use raft_model::{Config, NetworkKind, RaftModel, State};
 use raftkv::node::ImplBug;
 use rand::rngs::StdRng;
@@ -15,11 +15,12 @@ use rand::{Rng, SeedableRng};
 use stateright::Model;
 use std::path::Path;
 
-/// Most client requests per run: the model tracks values in an 8-bit set.
-pub const MAX_VALUES: u8 = raft_model::config::MAX_REQUESTS;
-/// The harness stops issuing Timeouts at this term so terms stay within the
-/// model's u8 range with room to spare.
-const TERM_CAP: u8 = 200;
+/// Most client requests per run (a choice of run length: the model's values
+/// are `u32`).
+pub const MAX_VALUES: Value = 8;
+/// The harness stops issuing Timeouts at this term (a choice of run shape:
+/// runs stay short enough to read).
+const TERM_CAP: Term = 200;
 /// Above this many messages in flight the harness only delivers or drops,
 /// so the network stays small and deliveries stay likely.
 const INFLIGHT_CAP: usize = 24;
@@ -55,7 +56,7 @@ pub struct ValidateOutcome {
 }
 
 /// Picks the next event from what the implementation's state allows.
-fn choose(rng: &mut StdRng, st: &AbstractState, requests: u8) -> Option<Action> {
+fn choose(rng: &mut StdRng, st: &AbstractState, requests: Value) -> Option<Action> {
     let n = st.servers.len() as ServerId;
     let cut = |m: &Message| {
         st.partition
@@ -177,7 +178,7 @@ pub async fn validate(
     let initial = cluster.abstract_state().await?;
     let mut prev = initial.clone();
     let mut recorded = Vec::with_capacity(steps);
-    let mut requests: u8 = 0;
+    let mut requests: Value = 0;
     let mut violation = None;
     for k in 0..steps {
         let Some(action) = choose(&mut rng, &prev, requests) else {
@@ -214,7 +215,7 @@ pub async fn validate(
         });
         let mut from = State::from_abstract(&prev);
         // Values are fed 1, 2, 3, ...: the counter is the number fed so far.
-        from.requests = requests - u8::from(matches!(action, Action::ClientRequest { .. }));
+        from.requests = requests - Value::from(matches!(action, Action::ClientRequest { .. }));
         match model.next_state(&from, action.clone()) {
             None => {
                 violation = Some(fail(

@@ -363,3 +363,44 @@ fn transitions_divergence_exits_1_and_writes_a_replayable_path() {
     let out = conform(&["transitions", "--timeout", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn validate_with_real_timers_json_and_a_replayable_ndjson_on_a_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = conform(&[
+        "validate", "--seeds", "3", "--steps", "100", "--timers", "real", "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["timers"], "real");
+    assert_eq!(v["runs"], 3);
+    assert_eq!(v["violations"], 0);
+    assert!(v["steps"].as_u64().unwrap() > 100, "{v}");
+
+    let out = conform(&[
+        "validate",
+        "--seeds",
+        "8",
+        "--steps",
+        "200",
+        "--timers",
+        "real",
+        "--impl-bug",
+        "ack-before-persist",
+        "--json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["first_violation"].is_object(), "{v}");
+    let written = v["recorded_trace_file"].as_str().unwrap().to_string();
+    // The written records are what `validate --trace` reads: the same finding.
+    let again = conform(&["validate", "--trace", &written]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("VIOLATION"),
+        "{}",
+        text(&again.stdout)
+    );
+}

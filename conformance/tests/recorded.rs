@@ -301,16 +301,17 @@ fn safety_properties_are_evaluated_on_every_state() {
 }
 
 #[test]
-fn more_commands_than_model_values_is_a_limitation_error() {
+fn many_commands_validate_and_out_of_range_numbers_are_a_limitation_error() {
+    // Far more values than the 8 an 8-bit value set held before.
     let cfg = Config {
         servers: 1,
-        max_requests: 8,
+        max_requests: 200,
         ..walk_config()
     };
     let model = RaftModel::new(cfg);
     let mut w = RecordWriter::new(model);
     w.step(&Action::Timeout { server: 0 }).unwrap();
-    for v in 1..=8 {
+    for v in 1..=200 {
         w.step(&Action::ClientRequest {
             server: 0,
             value: v,
@@ -319,27 +320,30 @@ fn more_commands_than_model_values_is_a_limitation_error() {
     }
     let out = validate_records(vec![located(&w.records, "m")]).unwrap();
     assert!(out.violation.is_none(), "{}", out.violation.unwrap());
-    assert_eq!(out.values, 8);
-    let mut recs = w.records.clone();
-    let mut ninth = recs.last().unwrap().clone();
-    ninth.seq += 1;
-    ninth.event = RecEvent::ClientRequest {
-        command: steps::hex(b"9"),
+    assert_eq!(out.values, 200);
+    assert_eq!(out.steps, 201);
+
+    // A term beyond the model's u32 is reported as a limitation, not wrapped.
+    let cfg = Config {
+        servers: 3,
+        ..walk_config()
     };
-    recs.push(ninth.clone());
+    let mut w = RecordWriter::new(RaftModel::new(cfg));
+    w.step(&Action::Timeout { server: 0 }).unwrap();
+    let mut recs = w.records.clone();
+    let sent = recs[0]
+        .sent
+        .first_mut()
+        .expect("a Timeout sends RequestVotes");
+    let steps::RecBody::RequestVote { term, .. } = &mut sent.body else {
+        panic!("{:?}", sent.body);
+    };
+    *term = u64::from(u32::MAX) + 1;
     let e = validate_records(vec![located(&recs, "m")]).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "m:10: model limitation: the trace has 9 distinct commands; the model represents at most 8 client values (raft_model::config::MAX_REQUESTS, u8 value sets)"
+        "m:1: model limitation: term = 4294967296 does not fit the model's range (at most 4294967295)"
     );
-    // The same command proposed twice.
-    let mut recs = w.records.clone();
-    ninth.event = RecEvent::ClientRequest {
-        command: steps::hex(b"3"),
-    };
-    recs.push(ninth);
-    let e = validate_records(vec![located(&recs, "m")]).unwrap_err();
-    assert!(e.to_string().contains("proposed twice"), "{e}");
 }
 
 /// Writes a long recorded walk for measuring `validate --trace` (run with

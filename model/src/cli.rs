@@ -65,10 +65,10 @@ pub struct BoundArgs {
     pub servers: u8,
     /// Highest term: a server at this term cannot time out again.
     #[arg(long, default_value_t = Config::default().max_term)]
-    pub max_term: u8,
+    pub max_term: raft_model::types::Term,
     /// Client requests over the whole run (values 1..=N).
     #[arg(long, default_value_t = Config::default().max_requests)]
-    pub max_requests: u8,
+    pub max_requests: raft_model::types::Value,
     /// Messages in flight at once: a step that would exceed it is not enabled.
     #[arg(long, default_value_t = Config::default().max_inflight)]
     pub max_inflight: u8,

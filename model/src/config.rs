@@ -1,5 +1,6 @@
 //! Bounds of a check and the seeded bugs.
 
+use crate::types::{Term, Value};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -122,9 +123,9 @@ impl FromStr for Bug {
 pub struct Config {
     pub servers: u8,
     /// Timeout is disabled once a server's term reaches this.
-    pub max_term: u8,
+    pub max_term: Term,
     /// Total client requests over the whole run (values 1..=max_requests).
-    pub max_requests: u8,
+    pub max_requests: Value,
     /// An action whose sends would put more messages than this in flight is not enabled.
     pub max_inflight: u8,
     pub max_restarts: u8,
@@ -140,8 +141,9 @@ pub struct Config {
 
 /// Largest cluster the model supports: server sets are `u8` bit masks.
 pub const MAX_SERVERS: u8 = 7;
-/// Client values are tracked as `u8` bit masks in the ghost state.
-pub const MAX_REQUESTS: u8 = 8;
+/// Most client requests a check may bound (values are `u32`, and value sets
+/// grow; beyond a handful the state space is out of reach anyway).
+pub const MAX_REQUESTS: Value = 255;
 
 impl Default for Config {
     fn default() -> Config {
@@ -226,8 +228,8 @@ impl Config {
         if self.max_term == 0 {
             return Err("max_term must be at least 1 (no election can happen at 0)".into());
         }
-        if self.max_term == u8::MAX {
-            return Err(format!("max_term must be below {}", u8::MAX));
+        if self.max_term == Term::MAX {
+            return Err(format!("max_term must be below {}", Term::MAX));
         }
         if self.max_requests > MAX_REQUESTS {
             return Err(format!(

@@ -264,7 +264,7 @@ impl RaftModel {
         let l = &s.servers[usize::from(i)];
         let next = l.next_index[usize::from(j)].max(1);
         let prev_log_index = next - 1;
-        let start = usize::from(prev_log_index).min(l.log.len());
+        let start = (prev_log_index as usize).min(l.log.len());
         Message {
             from: i,
             to: j,
@@ -332,7 +332,8 @@ impl RaftModel {
         // wins before its first Persist).
         self.record_vote(s, term, i, i);
         let voters = s.servers[usize::from(i)].votes_granted;
-        let mut held = [0; crate::config::MAX_SERVERS as usize];
+        let mut held: [crate::state::ValueSet; crate::config::MAX_SERVERS as usize] =
+            Default::default();
         for v in members(voters) {
             if let Some(r) = s
                 .ghost
@@ -340,7 +341,7 @@ impl RaftModel {
                 .iter()
                 .find(|r| r.term == term && r.voter == v && r.candidate == i)
             {
-                held[usize::from(v)] = r.held;
+                held[usize::from(v)] = r.held.clone();
             }
         }
         if !s
@@ -598,7 +599,7 @@ impl RaftModel {
             return;
         }
         // Conflict rule: never truncate on a match.
-        let prev = usize::from(prev_log_index);
+        let prev = prev_log_index as usize;
         let mut overwritten = false;
         if self.has_bug(Bug::TruncateOnMatch) {
             srv.log.truncate(prev);

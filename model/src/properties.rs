@@ -135,7 +135,7 @@ pub fn state_machine_safety(_: &RaftModel, s: &State) -> bool {
         return false;
     }
     for srv in &s.servers {
-        if usize::from(srv.commit_index) > srv.log.len() {
+        if srv.commit_index as usize > srv.log.len() {
             return false;
         }
         for c in commits.iter().filter(|c| c.index <= srv.commit_index) {
@@ -146,7 +146,7 @@ pub fn state_machine_safety(_: &RaftModel, s: &State) -> bool {
     }
     for (k, a) in s.servers.iter().enumerate() {
         for b in &s.servers[k + 1..] {
-            let upto = usize::from(a.commit_index.min(b.commit_index));
+            let upto = a.commit_index.min(b.commit_index) as usize;
             if a.log[..upto] != b.log[..upto] {
                 return false;
             }
@@ -167,12 +167,9 @@ pub fn majority_overlap(_: &RaftModel, s: &State) -> bool {
 /// The record-level check of MajorityOverlap.
 pub fn quorums_overlap(s: &State) -> bool {
     s.ghost.commits.iter().all(|c| {
-        let held_bit = crate::state::value_bit(c.entry.value);
-        s.ghost
-            .quorums
-            .iter()
-            .filter(|q| q.term > c.term)
-            .all(|q| members(c.quorum & q.voters).any(|v| q.held[usize::from(v)] & held_bit != 0))
+        s.ghost.quorums.iter().filter(|q| q.term > c.term).all(|q| {
+            members(c.quorum & q.voters).any(|v| q.held[usize::from(v)].contains(c.entry.value))
+        })
     })
 }
 
@@ -201,7 +198,7 @@ pub fn committed_is_durable(m: &RaftModel, s: &State) -> bool {
     s.ghost.commits.iter().all(|c| {
         s.servers
             .iter()
-            .filter(|srv| srv.durable_log.get(usize::from(c.index) - 1) == Some(&c.entry))
+            .filter(|srv| srv.durable_log.get(c.index as usize - 1) == Some(&c.entry))
             .count()
             >= majority
     })

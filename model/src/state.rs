@@ -2,8 +2,9 @@
 //! so far, and the ghost variables that the properties read.
 //!
 //! Server sets (votes granted, partition group, quorums) are `u8` bit masks
-//! and client values in ghost records are `u8` bit masks (`bit v - 1`):
-//! states are cloned and hashed millions of times per second.
+//! and client values in ghost records are growable bit sets with one word
+//! inline (`bit v - 1`): states are cloned and hashed millions of times per
+//! second, and a recorded trace may carry any number of values.
 
 use crate::config::{NetworkKind, MAX_SERVERS};
 use crate::trace::{AbstractServer, AbstractState};
@@ -21,18 +22,55 @@ pub type Network = SmallVec<[Message; 4]>;
 
 /// Bit mask of a set of servers.
 pub type ServerSet = u8;
-/// Bit mask of a set of client values (`bit v - 1` for value `v`).
-pub type ValueSet = u8;
+/// A set of client values: bit `v - 1` for value `v`, in 64-bit words, the
+/// first inline (the checker's bounds never need a second). Canonical: no
+/// trailing zero word, so equal sets are equal, hash and order alike.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueSet(SmallVec<[u64; 1]>);
+
+impl ValueSet {
+    pub fn new() -> ValueSet {
+        ValueSet::default()
+    }
+
+    /// Adds `v`; value 0 (no value) is ignored.
+    pub fn insert(&mut self, v: Value) {
+        if v == 0 {
+            return;
+        }
+        let (word, bit) = (((v - 1) / 64) as usize, (v - 1) % 64);
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << bit;
+    }
+
+    pub fn contains(&self, v: Value) -> bool {
+        if v == 0 {
+            return false;
+        }
+        let (word, bit) = (((v - 1) / 64) as usize, (v - 1) % 64);
+        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    /// An id-free 64-bit summary for symmetry signatures.
+    pub fn signature(&self) -> u64 {
+        self.0.iter().fold(self.0.len() as u64, |h, &w| mix(h ^ w))
+    }
+}
+
+impl FromIterator<Value> for ValueSet {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> ValueSet {
+        let mut set = ValueSet::new();
+        for v in iter {
+            set.insert(v);
+        }
+        set
+    }
+}
 
 pub fn bit(id: ServerId) -> ServerSet {
     1u8.checked_shl(u32::from(id)).unwrap_or(0)
-}
-
-pub fn value_bit(v: Value) -> ValueSet {
-    if v == 0 {
-        return 0;
-    }
-    1u8.checked_shl(u32::from(v - 1)).unwrap_or(0)
 }
 
 pub fn members(set: ServerSet) -> impl Iterator<Item = ServerId> {
@@ -102,7 +140,7 @@ impl ServerState {
     /// Whether the log is durable up to `index`: `durable_log[..index] ==
     /// log[..index]` (R-persist-4).
     pub fn durable_upto(&self, index: Index) -> bool {
-        let k = usize::from(index);
+        let k = index as usize;
         self.log.len() >= k && self.durable_log.len() >= k && self.log[..k] == self.durable_log[..k]
     }
 
@@ -120,7 +158,7 @@ impl ServerState {
         if index == 0 {
             Some(0)
         } else {
-            self.log.get(usize::from(index) - 1).map(|e| e.term)
+            self.log.get(index as usize - 1).map(|e| e.term)
         }
     }
 
@@ -128,7 +166,7 @@ impl ServerState {
         if index == 0 {
             None
         } else {
-            self.log.get(usize::from(index) - 1)
+            self.log.get(index as usize - 1)
         }
     }
 
@@ -136,7 +174,7 @@ impl ServerState {
     /// one index, and only ever copied to the same index, so a value
     /// identifies its entry's position.
     pub fn held_values(&self) -> ValueSet {
-        self.log.iter().fold(0, |acc, e| acc | value_bit(e.value))
+        self.log.iter().map(|e| e.value).collect()
     }
 
     /// Role becomes follower and the role-specific volatile state is cleared.
@@ -151,7 +189,7 @@ impl ServerState {
 /// Ghost: a vote granted (`held` = values in the voter's log when it voted).
 /// Kept while it can still matter: while the voter is in that term
 /// (VoteOncePerTerm) or the candidate may still win with it (MajorityOverlap).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VoteRecord {
     pub term: Term,
     pub voter: ServerId,
@@ -171,7 +209,7 @@ pub struct ElectionRecord {
 /// commit of an earlier term is still possible (a leader or candidate of an
 /// earlier term exists); MajorityOverlap is also checked at every step, and
 /// a failure is kept in `flags::VIOLATED_MAJORITY_OVERLAP`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QuorumRecord {
     pub term: Term,
     pub leader: ServerId,
@@ -233,7 +271,7 @@ pub struct State {
     /// The group `S` of the active `Partition(S)`, 0 when none.
     pub partition: ServerSet,
     /// Client requests so far (the next value is `requests + 1`).
-    pub requests: u8,
+    pub requests: Value,
     pub restarts: u8,
     pub partitions: u8,
     pub duplicates: u8,
@@ -456,7 +494,7 @@ impl State {
             .map(|v| VoteRecord {
                 voter: p(v.voter),
                 candidate: p(v.candidate),
-                ..*v
+                ..v.clone()
             })
             .collect();
         votes.sort();
@@ -475,9 +513,9 @@ impl State {
             .quorums
             .iter()
             .map(|e| {
-                let mut held = [0; MAX_SERVERS as usize];
-                for (s, &h) in e.held.iter().enumerate().take(n) {
-                    held[usize::from(p(s as ServerId))] = h;
+                let mut held: [ValueSet; MAX_SERVERS as usize] = Default::default();
+                for (s, h) in e.held.iter().enumerate().take(n) {
+                    held[usize::from(p(s as ServerId))] = h.clone();
                 }
                 QuorumRecord {
                     term: e.term,
@@ -525,32 +563,24 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// Packs up to four small fields into one word for [`mix`]: each is taken
+/// modulo 2^16 (a signature only needs to separate most states; equal states
+/// always get equal signatures).
+fn pack(tag: u64, a: impl Into<u64>, b: impl Into<u64>, c: impl Into<u64>) -> u64 {
+    let f = |x: u64| x & 0xffff;
+    tag | f(a.into()) << 8 | f(b.into()) << 24 | f(c.into()) << 40
+}
+
 fn body_signature(b: &Body) -> u64 {
     match b {
         Body::RequestVote {
             term,
             last_log_index,
             last_log_term,
-        } => mix(u64::from_le_bytes([
-            1,
-            *term,
-            *last_log_index,
-            *last_log_term,
-            0,
-            0,
-            0,
-            0,
-        ])),
-        Body::RequestVoteResponse { term, granted } => mix(u64::from_le_bytes([
-            2,
-            *term,
-            u8::from(*granted),
-            0,
-            0,
-            0,
-            0,
-            0,
-        ])),
+        } => mix(pack(1, *term, *last_log_index, *last_log_term)),
+        Body::RequestVoteResponse { term, granted } => {
+            mix(pack(2, *term, u64::from(*granted), 0u64))
+        }
         Body::AppendEntries {
             term,
             prev_log_index,
@@ -558,18 +588,10 @@ fn body_signature(b: &Body) -> u64 {
             entries,
             leader_commit,
         } => {
-            let mut h = mix(u64::from_le_bytes([
-                3,
-                *term,
-                *prev_log_index,
-                *prev_log_term,
-                *leader_commit,
-                entries.len() as u8,
-                0,
-                0,
-            ]));
+            let mut h = mix(pack(3, *term, *prev_log_index, *prev_log_term));
+            h = mix(h ^ pack(0, *leader_commit, entries.len() as u64, 0u64));
             for e in entries {
-                h = mix(h ^ u64::from(e.term) << 8 ^ u64::from(e.value));
+                h = mix(h ^ u64::from(e.term) << 32 ^ u64::from(e.value));
             }
             h
         }
@@ -578,16 +600,7 @@ fn body_signature(b: &Body) -> u64 {
             success,
             index,
             conflict_index,
-        } => mix(u64::from_le_bytes([
-            4,
-            *term,
-            u8::from(*success),
-            *index,
-            *conflict_index,
-            0,
-            0,
-            0,
-        ])),
+        } => mix(pack(4, *term, *index, *conflict_index) ^ u64::from(*success) << 56),
     }
 }
 
@@ -613,7 +626,7 @@ impl State {
             }
         }
         for v in &self.ghost.votes {
-            let base = u64::from(v.term) << 8 | u64::from(v.held) << 16;
+            let base = u64::from(v.term) << 8 ^ v.held.signature() << 16;
             let own = u64::from(v.voter == v.candidate) << 24;
             sig[usize::from(v.voter)] =
                 sig[usize::from(v.voter)].wrapping_add(mix(base | own | 0x61));
@@ -628,18 +641,15 @@ impl State {
             for (v, sv) in sig.iter_mut().enumerate().take(n) {
                 let role = u64::from(q.voters & bit(v as ServerId) != 0)
                     | u64::from(q.leader as usize == v) << 1;
-                *sv = sv.wrapping_add(mix(u64::from(q.term) << 8
-                    | u64::from(q.held[v]) << 16
-                    | role << 24
-                    | 0x72));
+                *sv = sv.wrapping_add(mix(
+                    (u64::from(q.term) << 8 | role << 40 | 0x72) ^ q.held[v].signature() << 48
+                ));
             }
         }
         for c in &self.ghost.commits {
             for v in members(c.quorum) {
-                sig[usize::from(v)] = sig[usize::from(v)]
-                    .wrapping_add(mix(u64::from(c.index) << 8
-                        | u64::from(c.term) << 16
-                        | 0x81));
+                sig[usize::from(v)] =
+                    sig[usize::from(v)].wrapping_add(mix(pack(0x81, c.index, c.term, 0u64)));
             }
         }
         sig

@@ -511,7 +511,7 @@ pub fn describe_action(action: &Action) -> String {
 mod tests {
     use super::*;
 
-    fn server(term: u8, role: Role, log: Vec<Entry>) -> AbstractServer {
+    fn server(term: u32, role: Role, log: Vec<Entry>) -> AbstractServer {
         AbstractServer {
             term,
             voted_for: Some(0),

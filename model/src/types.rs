@@ -2,17 +2,19 @@
 //! docs/trace-format.md). These types are both the model's internal state
 //! and its serialised trace form, so a trace needs no conversion layer.
 //!
-//! Small integers keep states cheap to clone and hash: the checker does both
-//! millions of times per second.
+//! Terms, indexes and values are `u32`: wide enough for traces recorded from
+//! real clusters (`raft-conform validate --trace`), where thousands of
+//! client commands and log entries occur. Measured against `u8` on the
+//! checker's hot path in docs/checking.md ("Widths of the model's integers").
 
 use serde::{Deserialize, Serialize};
 
 pub type ServerId = u8;
-pub type Term = u8;
+pub type Term = u32;
 /// A log index: 1-based, 0 is the empty sentinel.
-pub type Index = u8;
+pub type Index = u32;
 /// A client value; the n-th client request carries value n.
-pub type Value = u8;
+pub type Value = u32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Entry {

@@ -277,7 +277,7 @@ fn configs_validate() {
             ..Config::ci()
         },
         Config {
-            max_requests: 9,
+            max_requests: raft_model::config::MAX_REQUESTS + 1,
             ..Config::ci()
         },
         Config {

@@ -6,7 +6,8 @@ use raft_model::config::{Bug, Config, NetworkKind, PersistMode};
 use raft_model::model::RaftModel;
 use raft_model::properties::{self, ALWAYS, REACHABILITY, SAFETY, SOMETIMES};
 use raft_model::state::{
-    bit, flags, CommitRecord, ElectionRecord, QuorumRecord, ServerState, State, VoteRecord,
+    bit, flags, CommitRecord, ElectionRecord, QuorumRecord, ServerState, State, ValueSet,
+    VoteRecord,
 };
 use raft_model::types::{Action, Body, Entry, Message, Role, ServerId};
 use stateright::{Checker, Model, Representative};
@@ -47,7 +48,7 @@ fn bugged(servers: u8, bug: Bug) -> RaftModel {
     })
 }
 
-fn e(term: u8, value: u8) -> Entry {
+fn e(term: u32, value: u32) -> Entry {
     Entry { term, value }
 }
 
@@ -55,7 +56,7 @@ fn msg(from: ServerId, to: ServerId, body: Body) -> Message {
     Message { from, to, body }
 }
 
-fn rv(term: u8, last_log_index: u8, last_log_term: u8) -> Body {
+fn rv(term: u32, last_log_index: u32, last_log_term: u32) -> Body {
     Body::RequestVote {
         term,
         last_log_index,
@@ -63,11 +64,11 @@ fn rv(term: u8, last_log_index: u8, last_log_term: u8) -> Body {
     }
 }
 
-fn rvr(term: u8, granted: bool) -> Body {
+fn rvr(term: u32, granted: bool) -> Body {
     Body::RequestVoteResponse { term, granted }
 }
 
-fn ae(term: u8, prev: u8, prev_term: u8, entries: &[Entry], commit: u8) -> Body {
+fn ae(term: u32, prev: u32, prev_term: u32, entries: &[Entry], commit: u32) -> Body {
     Body::AppendEntries {
         term,
         prev_log_index: prev,
@@ -77,7 +78,7 @@ fn ae(term: u8, prev: u8, prev_term: u8, entries: &[Entry], commit: u8) -> Body 
     }
 }
 
-fn aer(term: u8, success: bool, index: u8, conflict_index: u8) -> Body {
+fn aer(term: u32, success: bool, index: u32, conflict_index: u32) -> Body {
     Body::AppendEntriesResponse {
         term,
         success,
@@ -87,7 +88,7 @@ fn aer(term: u8, success: bool, index: u8, conflict_index: u8) -> Body {
 }
 
 /// A follower at `term` with `log`.
-fn follower(term: u8, log: &[Entry]) -> ServerState {
+fn follower(term: u32, log: &[Entry]) -> ServerState {
     ServerState {
         term,
         log: log.iter().copied().collect(),
@@ -96,7 +97,7 @@ fn follower(term: u8, log: &[Entry]) -> ServerState {
 }
 
 /// A leader of `term` with `log` and the given next/match arrays.
-fn leader(term: u8, log: &[Entry], next: &[u8], matched: &[u8]) -> ServerState {
+fn leader(term: u32, log: &[Entry], next: &[u32], matched: &[u32]) -> ServerState {
     let mut s = follower(term, log);
     s.role = Role::Leader;
     s.next_index[..next.len()].copy_from_slice(next);
@@ -547,7 +548,7 @@ fn follower_adopts_commit_only_up_to_the_vouched_index() {
 
 // ----- AppendEntriesResponse -----------------------------------------------
 
-fn aer_state(log: &[Entry], next: &[u8], matched: &[u8], body: Body) -> State {
+fn aer_state(log: &[Entry], next: &[u32], matched: &[u32], body: Body) -> State {
     let mut s = state_with(vec![
         leader(3, log, next, matched),
         follower(3, &[]),
@@ -800,7 +801,7 @@ fn abstract_state_round_trips() {
     let a = s.to_abstract();
     assert_eq!(a.servers[1].role, Role::Leader);
     assert_eq!(a.servers[1].next_index, vec![1, 0, 1]);
-    assert_eq!(a.servers[0].next_index, Vec::<u8>::new());
+    assert_eq!(a.servers[0].next_index, Vec::<u32>::new());
     let back = State::from_abstract(&a);
     assert_eq!(back.to_abstract(), a);
     assert_eq!(back.requests, 1);
@@ -940,8 +941,8 @@ fn majority_overlap() {
         term: 1,
         quorum: bit(0) | bit(1),
     });
-    let mut held = [0u8; 7];
-    held[1] = 0b1; // voter 1 held value 1 when it voted
+    let mut held: [ValueSet; 7] = Default::default();
+    held[1] = [1].into_iter().collect(); // voter 1 held value 1 when it voted
     s.ghost.quorums.push(QuorumRecord {
         term: 2,
         leader: 2,
@@ -951,7 +952,7 @@ fn majority_overlap() {
     assert!(properties::majority_overlap(&m, &s));
     // The overlap server did not hold the entry when it voted.
     let mut bad = s.clone();
-    bad.ghost.quorums[0].held = [0; 7];
+    bad.ghost.quorums[0].held = Default::default();
     assert!(!properties::majority_overlap(&m, &bad));
     // The quorums do not intersect at all.
     let mut bad = s.clone();
@@ -998,7 +999,7 @@ fn vote_once_per_term() {
         term: 1,
         voter,
         candidate,
-        held: 0,
+        held: ValueSet::new(),
     };
     s.ghost.votes.push(v(0, 0));
     s.ghost.votes.push(v(1, 0));
@@ -1326,7 +1327,7 @@ fn timeout_puts_request_votes_in_the_outbox_until_persist() {
             term: 3,
             voter: 0,
             candidate: 0,
-            held: 1
+            held: [1].into_iter().collect()
         }]
     );
     assert!(
@@ -1357,7 +1358,7 @@ fn a_granted_vote_leaves_only_at_persist_and_is_recorded_then() {
             term: 2,
             voter: 1,
             candidate: 0,
-            held: 1
+            held: [1].into_iter().collect()
         }]
     );
     // With vote-before-persist the granted response goes straight out
