@@ -31,6 +31,11 @@ pub struct Report {
     pub shrink_seconds: f64,
     pub properties: Vec<PropertyReport>,
     pub notes: Vec<String>,
+    /// Shared by every trace file of this run (`<kind>-<Property>-<run_id>.json`).
+    pub run_id: String,
+    /// What went wrong that is not a property's status: no leader was ever
+    /// elected, a trace file could not be written. Printed on stderr too.
+    pub errors: Vec<String>,
     pub exit_code: i32,
 }
 
@@ -60,6 +65,40 @@ pub struct ReportInput<'a> {
     pub trace_dir: &'a FsPath,
     pub addr: &'a str,
     pub allow_missing_examples: bool,
+    /// Names this run's trace files (see [`run_id`]).
+    pub run_id: &'a str,
+}
+
+/// An id for the trace files of one run: its UTC start time and process id,
+/// e.g. `20261202T054010Z-p4242`. Two runs never share one, so a trace
+/// directory can hold several runs without mixing them up or overwriting.
+pub fn run_id(now: std::time::SystemTime, pid: u32) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-p{pid}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Builds the report, writing one trace file per discovery.
@@ -89,13 +128,23 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
     }
 
     let mut properties = Vec::new();
-    if !outcome.discoveries.is_empty() {
-        std::fs::create_dir_all(input.trace_dir).with_context(|| {
-            format!(
-                "cannot create trace directory {}",
-                input.trace_dir.display()
-            )
-        })?;
+    let mut errors = Vec::new();
+    // A trace file that cannot be written is reported, and the finding is
+    // still printed in full (the listing goes to stdout either way).
+    let dir_error = if outcome.discoveries.is_empty() {
+        None
+    } else {
+        std::fs::create_dir_all(input.trace_dir)
+            .with_context(|| {
+                format!(
+                    "cannot create trace directory {}",
+                    input.trace_dir.display()
+                )
+            })
+            .err()
+    };
+    if let Some(e) = &dir_error {
+        errors.push(format!("{e:#}"));
     }
     for p in model.properties() {
         let always = p.expectation == Expectation::Always;
@@ -123,13 +172,25 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
                 TraceKind::Example
             };
             let trace = to_trace(model, kind, p.name, &d.actions)?;
-            let file = trace_path(input.trace_dir, kind, p.name);
-            trace
-                .write(&file)
-                .with_context(|| format!("cannot write trace file {}", file.display()))?;
+            let file = trace_path(input.trace_dir, kind, p.name, input.run_id);
+            let written = if dir_error.is_some() {
+                Err("its directory could not be created".to_string())
+            } else {
+                write_new(&trace, &file)
+                    .with_context(|| format!("cannot write trace file {}", file.display()))
+                    .map_err(|e| {
+                        let e = format!("{e:#}");
+                        errors.push(e.clone());
+                        e
+                    })
+            };
             let link = explorer_link(model, input.addr, &d.actions);
-            pr.listing = Some(listing(model, p.name, kind, &trace, d, &file, &link));
-            pr.trace = Some(file.display().to_string());
+            let shown = match &written {
+                Ok(()) => file.display().to_string(),
+                Err(e) => format!("NOT WRITTEN ({}: {e})", file.display()),
+            };
+            pr.listing = Some(listing(model, p.name, kind, &trace, d, &shown, &link));
+            pr.trace = written.ok().map(|()| file.display().to_string());
             pr.steps = Some(d.actions.len());
             pr.original_steps = Some(d.original_len);
             pr.shortest_proven = Some(d.proven_shortest);
@@ -139,9 +200,22 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
     }
 
     let violated = properties.iter().any(|p| p.status == "violated");
+    // A check in which no leader is ever elected cannot be meaningful:
+    // nothing is committed, replicated or overwritten. It fails whatever
+    // --allow-missing-examples says (unless a violation already fails it).
+    let no_leader = !violated
+        && properties
+            .iter()
+            .any(|p| p.name == "LeaderElected" && p.status == "not_found");
+    if no_leader {
+        errors.push(no_leader_message(&model.cfg, input.strategy, outcome));
+    }
+    let write_failed = properties
+        .iter()
+        .any(|p| p.steps.is_some() && p.trace.is_none());
     let missing =
         !input.allow_missing_examples && properties.iter().any(|p| p.status == "not_found");
-    let exit_code = if violated {
+    let exit_code = if violated || no_leader || write_failed {
         1
     } else if input.strategy == Strategy::Simulate {
         // A walk budget ran out, as intended: no violation met.
@@ -172,22 +246,64 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
         shrink_seconds: round3(outcome.shrink_elapsed.as_secs_f64()),
         properties,
         notes,
+        run_id: input.run_id.to_string(),
+        errors,
         exit_code,
     })
+}
+
+/// Why the run elected no leader, naming the bound to raise.
+fn no_leader_message(cfg: &Config, strategy: Strategy, outcome: &Outcome) -> String {
+    let what = match (strategy, outcome.stop) {
+        (Strategy::Simulate, _) => format!(
+            "no random walk elected a leader within {:.2} s",
+            outcome.elapsed.as_secs_f64()
+        ),
+        (_, StopReason::Timeout) => format!(
+            "the search stopped at --timeout after {:.2} s before any leader was elected \
+             ({} unique states visited): nothing was checked beyond that",
+            outcome.elapsed.as_secs_f64(),
+            outcome.unique_states
+        ),
+        _ => "no leader is ever elected at these bounds, so the check is vacuous".to_string(),
+    };
+    let hint = match cfg.election_blocker() {
+        Some(b) => b,
+        None if strategy == Strategy::Simulate || outcome.stop == StopReason::Timeout => {
+            "raise --timeout, or lower the bounds (--servers, --max-requests, --max-restarts, \
+             --max-partitions) so that the search reaches an election sooner"
+                .to_string()
+        }
+        None => "raise --max-inflight or --max-term".to_string(),
+    };
+    format!("no leader elected: {what}; {hint}")
+}
+
+/// Writes `trace` to `file`, refusing to replace an existing file (a run id
+/// never repeats, so this only guards against a clash).
+fn write_new(trace: &Trace, file: &FsPath) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(trace).map_err(std::io::Error::other)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
 }
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-pub fn trace_path(dir: &FsPath, kind: TraceKind, property: &str) -> PathBuf {
+pub fn trace_path(dir: &FsPath, kind: TraceKind, property: &str, run_id: &str) -> PathBuf {
     let kind = match kind {
         TraceKind::Counterexample => "counterexample",
         TraceKind::Example => "example",
         TraceKind::Walk => "walk",
         TraceKind::Recorded => "recorded",
     };
-    dir.join(format!("{kind}-{property}.json"))
+    dir.join(format!("{kind}-{property}-{run_id}.json"))
 }
 
 /// The trace of `actions` from the initial state, with every abstract state.
@@ -235,7 +351,7 @@ fn listing(
     kind: TraceKind,
     trace: &Trace,
     d: &Discovery,
-    file: &FsPath,
+    file: &str,
     link: &str,
 ) -> String {
     let mut out = String::new();
@@ -259,7 +375,7 @@ fn listing(
         "{what} for {name}: {} steps{shrunk}{proven}",
         d.actions.len()
     );
-    let _ = writeln!(out, "  trace file: {}", file.display());
+    let _ = writeln!(out, "  trace file: {file}");
     let _ = writeln!(
         out,
         "  explorer:   {link}\n              (serve it with: raft-model explore {})",
@@ -349,6 +465,12 @@ pub fn render_text(r: &Report) -> String {
     }
     for n in &r.notes {
         let _ = writeln!(out, "note: {n}");
+    }
+    for e in &r.errors {
+        let _ = writeln!(out, "error: {e}");
+    }
+    if r.properties.iter().any(|p| p.trace.is_some()) {
+        let _ = writeln!(out, "run id: {} (in every trace file name)", r.run_id);
     }
     let verdict = match r.exit_code {
         0 => "OK",
