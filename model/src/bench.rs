@@ -172,14 +172,15 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
             .output()
             .with_context(|| format!("cannot run {}", exe.display()))
             .map_err(crate::failed)?;
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-            format!(
-                "run '{}' printed no JSON report; stderr:\n{}",
-                case.name,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-        .map_err(crate::failed)?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| {
+                format!(
+                    "run '{}' printed no JSON report; stderr:\n{}",
+                    case.name,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .map_err(crate::failed)?;
         let num = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
         let seconds = num("seconds");
         let complete = report["complete"].as_bool().unwrap_or(false);

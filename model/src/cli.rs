@@ -366,9 +366,7 @@ impl BoundArgs {
         } else {
             // Not given: large enough for an election at this cluster size
             // (unchanged at 3 servers, where the default already fits).
-            cfg.max_inflight = cfg
-                .max_inflight
-                .max(Config::election_inflight(cfg.servers));
+            cfg.max_inflight = cfg.max_inflight.max(Config::election_inflight(cfg.servers));
         }
         if given("max_restarts") {
             cfg.max_restarts = self.max_restarts;
@@ -512,6 +510,50 @@ mod tests {
         assert!(err.contains("known bugs"), "{err}");
         let err = config_of(&["raft-model", "check", "--max-term", "0"]).unwrap_err();
         assert!(err.contains("max_term"), "{err}");
+    }
+
+    #[test]
+    fn max_inflight_defaults_to_what_an_election_at_that_size_needs() {
+        for (servers, inflight) in [("2", 2), ("3", 2), ("4", 3), ("5", 4), ("7", 6)] {
+            let cfg = config_of(&["raft-model", "check", "--servers", servers]).unwrap();
+            assert_eq!(cfg.max_inflight, inflight, "--servers {servers}");
+            assert_eq!(cfg.election_blocker(), None, "--servers {servers}");
+        }
+        let cfg = config_of(&[
+            "raft-model",
+            "check",
+            "--servers",
+            "7",
+            "--max-inflight",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(cfg.max_inflight, 2);
+        assert!(cfg.election_blocker().unwrap().contains("--max-inflight"));
+        let cfg = config_of(&[
+            "raft-model",
+            "check",
+            "--bug",
+            "vote-twice",
+            "--servers",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(cfg.max_inflight, 4);
+    }
+
+    #[test]
+    fn old_bug_names_are_aliases() {
+        let cfg = config_of(&["raft-model", "check", "--bug", "no-log-check-on-vote"]).unwrap();
+        assert_eq!(cfg.bug, Some(Bug::NoLogCheckOnVote));
+        assert_eq!(Bug::NoLogCheckOnVote.name(), "vote-without-log-check");
+        // Old trace files name the bug by its old name.
+        let b: Bug = serde_json::from_str("\"no-log-check-on-vote\"").unwrap();
+        assert_eq!(b, Bug::NoLogCheckOnVote);
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            "\"vote-without-log-check\""
+        );
     }
 
     #[test]

@@ -135,9 +135,13 @@ impl Bug {
         match self {
             Bug::VoteTwice => "a server grants a second vote in a term it already voted in",
             Bug::NoLogCheckOnVote => "votes are granted without the up-to-date log check",
-            Bug::CommitOldTerm => "a leader commits an entry of an earlier term by counting replicas (Figure 8)",
+            Bug::CommitOldTerm => {
+                "a leader commits an entry of an earlier term by counting replicas (Figure 8)"
+            }
             Bug::NoPersistVote => "Persist does not write voted_for: a restart forgets the vote",
-            Bug::TruncateOnMatch => "a follower truncates its log after prev_log_index even when entries match",
+            Bug::TruncateOnMatch => {
+                "a follower truncates its log after prev_log_index even when entries match"
+            }
             Bug::QuorumMinority => "the leader counts a quorum without a majority (n/2)",
             Bug::AckBeforePersist => "a follower acknowledges entries before they are durable",
             Bug::VoteBeforePersist => "a granted vote leaves before it is durable",
@@ -159,9 +163,9 @@ impl FromStr for Bug {
             .into_iter()
             .find(|b| b.name() == s || b.aliases().contains(&s))
             .ok_or_else(|| {
-            let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
-            format!("unknown bug '{s}'; known bugs: {}", names.join(", "))
-        })
+                let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
+                format!("unknown bug '{s}'; known bugs: {}", names.join(", "))
+            })
     }
 }
 

@@ -137,7 +137,7 @@ fn check(
     } else {
         None
     };
-    let run_id = report::run_id(std::time::SystemTime::now(), std::process::id());
+    let run_id = raft_model::trace::run_id(std::time::SystemTime::now(), std::process::id());
     let model = RaftModel::new(cfg);
     let opts = run::RunOptions {
         strategy,
@@ -165,9 +165,11 @@ fn check(
     } else {
         print!("{}", report::render_text(&report));
     }
-    // Errors go to stderr as well, so they are seen next to a JSON report.
-    for e in &report.errors {
-        eprintln!("error: {e}");
+    if run_args.json {
+        // The text report lists its errors; next to JSON they go to stderr.
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
     }
     Ok(report.exit_code as u8)
 }

@@ -65,40 +65,8 @@ pub struct ReportInput<'a> {
     pub trace_dir: &'a FsPath,
     pub addr: &'a str,
     pub allow_missing_examples: bool,
-    /// Names this run's trace files (see [`run_id`]).
+    /// Names this run's trace files (`raft_model::trace::run_id`).
     pub run_id: &'a str,
-}
-
-/// An id for the trace files of one run: its UTC start time and process id,
-/// e.g. `20261202T054010Z-p4242`. Two runs never share one, so a trace
-/// directory can hold several runs without mixing them up or overwriting.
-pub fn run_id(now: std::time::SystemTime, pid: u32) -> String {
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-p{pid}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Builds the report, writing one trace file per discovery.
@@ -134,14 +102,22 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
     let dir_error = if outcome.discoveries.is_empty() {
         None
     } else {
-        std::fs::create_dir_all(input.trace_dir)
-            .with_context(|| {
-                format!(
-                    "cannot create trace directory {}",
-                    input.trace_dir.display()
-                )
-            })
-            .err()
+        let dir = input.trace_dir;
+        if dir.exists() && !dir.is_dir() {
+            Some(anyhow::anyhow!(
+                "--trace-dir {} is not a directory",
+                dir.display()
+            ))
+        } else {
+            std::fs::create_dir_all(dir)
+                .with_context(|| {
+                    format!(
+                        "cannot create trace directory {}",
+                        input.trace_dir.display()
+                    )
+                })
+                .err()
+        }
     };
     if let Some(e) = &dir_error {
         errors.push(format!("{e:#}"));
@@ -479,4 +455,79 @@ pub fn render_text(r: &Report) -> String {
     };
     let _ = writeln!(out, "result: {verdict} (exit {})", r.exit_code);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn outcome(stop: StopReason) -> Outcome {
+        Outcome {
+            complete: stop == StopReason::Exhausted,
+            stop,
+            states: 10,
+            unique_states: 7,
+            max_depth: 3,
+            elapsed: Duration::from_millis(1500),
+            peak_rss_bytes: None,
+            discoveries: HashMap::new(),
+            shrink_elapsed: Duration::ZERO,
+        }
+    }
+
+    fn report(cfg: Config, strategy: Strategy, stop: StopReason, allow: bool) -> Report {
+        let dir = tempfile::tempdir().unwrap();
+        let input = ReportInput {
+            command: "check",
+            strategy,
+            symmetry: true,
+            threads: 1,
+            trace_dir: dir.path(),
+            addr: "127.0.0.1:3000",
+            allow_missing_examples: allow,
+            run_id: "test",
+        };
+        build(&RaftModel::new(cfg), &input, &outcome(stop)).unwrap()
+    }
+
+    #[test]
+    fn a_timeout_before_any_leader_is_a_failure_that_says_so() {
+        // Before, a timeout was always "incomplete" (exit 2), even when
+        // nothing at all had been shown.
+        let r = report(Config::default(), Strategy::Dfs, StopReason::Timeout, true);
+        assert_eq!(r.exit_code, 1);
+        let e = &r.errors[0];
+        assert!(e.contains("stopped at --timeout after 1.50 s"), "{e}");
+        assert!(e.contains("before any leader was elected"), "{e}");
+        assert!(e.contains("raise --timeout"), "{e}");
+    }
+
+    #[test]
+    fn no_leader_fails_whatever_allow_missing_examples_says() {
+        let cfg = Config {
+            servers: 7,
+            ..Config::default()
+        };
+        for allow in [false, true] {
+            let r = report(cfg.clone(), Strategy::Dfs, StopReason::Exhausted, allow);
+            assert_eq!(r.exit_code, 1);
+            assert!(
+                r.errors[0].contains("--max-inflight to at least 6"),
+                "{r:?}"
+            );
+        }
+        let r = report(cfg, Strategy::Simulate, StopReason::Timeout, true);
+        assert_eq!(r.exit_code, 1);
+        assert!(r.errors[0].contains("no random walk"), "{:?}", r.errors);
+    }
+
+    #[test]
+    fn run_ids_are_utc_times_and_process_ids() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_796_190_010);
+        assert_eq!(raft_model::trace::run_id(t, 42), "20261202T054010Z-p42");
+        let leap = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(raft_model::trace::run_id(leap, 1), "20000229T000000Z-p1");
+    }
 }
