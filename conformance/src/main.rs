@@ -803,3 +803,47 @@ fn cmd_validate(a: ValidateArgs) -> Result<bool> {
     }
     Ok(first.is_none() && write_error.is_none())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_of_every_subcommand_is_described() {
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cmd.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{}", sub.get_name());
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{} --{id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "flags without a description: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn harness_failures_are_exit_1_and_bad_input_exit_2() {
+        assert_eq!(error_code(&failed(anyhow::anyhow!("cannot start"))), 1);
+        let wrapped = failed(anyhow::anyhow!("x")).context("while replaying");
+        assert_eq!(error_code(&wrapped), 1);
+        assert_eq!(
+            error_code(&anyhow::anyhow!("--seeds must be at least 1")),
+            2
+        );
+    }
+}
