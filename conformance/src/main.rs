@@ -404,18 +404,24 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let result = match cli.cmd {
+    // A panic is an internal failure: exit 1 like any failed operation
+    // (the panic message has been printed already), not Rust's 101.
+    let result = std::panic::catch_unwind(|| match cli.cmd {
         Cmd::Replay(a) => cmd_replay(a),
         Cmd::Run(a) => cmd_run(a),
         Cmd::Validate(a) => cmd_validate(a),
         Cmd::Transitions(a) => cmd_transitions(a),
-    };
+    });
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => ExitCode::from(1),
+        Ok(Err(e)) => {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::from(error_code(&e))
+        }
+        Err(_) => {
+            eprintln!("error: internal failure (the panic above)");
+            ExitCode::from(1)
         }
     }
 }

@@ -62,11 +62,19 @@ fn main() -> ExitCode {
         .subcommand()
         .map(|(_, m)| m.clone())
         .expect("a subcommand is required");
-    match dispatch(cli.command, &sub) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
+    // A panic is an internal failure: exit 1 like any failed operation
+    // (the panic message has been printed already), not Rust's 101.
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli.command, &sub)));
+    match result {
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(error_code(&e))
+        }
+        Err(_) => {
+            eprintln!("error: internal failure (the panic above)");
+            ExitCode::from(1)
         }
     }
 }
