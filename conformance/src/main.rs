@@ -842,6 +842,42 @@ mod tests {
         );
     }
 
+    fn parse(args: &[&str]) -> Cmd {
+        Cli::try_parse_from(args).unwrap().cmd
+    }
+
+    #[test]
+    fn servers_raise_the_default_max_inflight_so_an_election_is_possible() {
+        let Cmd::Run(a) = parse(&["raft-conform", "run", "--servers", "5"]) else {
+            unreachable!()
+        };
+        assert_eq!(run_config(&a).unwrap().max_inflight, 4);
+        let Cmd::Run(a) = parse(&["raft-conform", "run"]) else {
+            unreachable!()
+        };
+        assert_eq!(run_config(&a).unwrap(), runner::ci_bounds());
+        let Cmd::Transitions(a) = parse(&["raft-conform", "transitions", "--servers", "7"]) else {
+            unreachable!()
+        };
+        assert_eq!(transitions_config(&a).unwrap().max_inflight, 6);
+        let Cmd::Transitions(a) = parse(&[
+            "raft-conform",
+            "transitions",
+            "--servers",
+            "7",
+            "--max-inflight",
+            "2",
+        ]) else {
+            unreachable!()
+        };
+        assert_eq!(transitions_config(&a).unwrap().max_inflight, 2);
+        // The CI bounds have no partitions: one server is a valid run.
+        let Cmd::Transitions(a) = parse(&["raft-conform", "transitions", "--servers", "1"]) else {
+            unreachable!()
+        };
+        assert_eq!(transitions_config(&a).unwrap().servers, 1);
+    }
+
     #[test]
     fn harness_failures_are_exit_1_and_bad_input_exit_2() {
         assert_eq!(error_code(&failed(anyhow::anyhow!("cannot start"))), 1);
