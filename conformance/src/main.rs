@@ -61,6 +61,43 @@ Exit codes (the same scheme as raft-model):
 Trace files written with --out are named <stem>-<run id>.json (the run id is
 the UTC start time and the process id), so runs never overwrite or mix.";
 
+const REPLAY_HELP: &str = "\
+Examples:
+  raft-conform replay traces/*-<run id>.json         the traces of one `raft-model check` run
+  raft-conform replay --impl-bug truncate-on-match t/divergence-*.json
+Exit codes: 0 every trace conforms; 1 a divergence, or nodes that cannot start;
+2 bad flags, or a trace that is unreadable, malformed, of an unknown version or
+inconsistent with its bounds (nothing is replayed then). A trace made by the
+model with a seeded bug (bounds.bug) is named in a note: a correct
+implementation is expected to diverge from it.";
+
+const RUN_HELP: &str = "\
+Examples:
+  raft-conform run                                    the CI bounds
+  raft-conform run --bounds default --depth 6         the bounds of `raft-model check`
+  raft-conform run --impl-bug truncate-on-match --out t
+Exit codes: 0 no divergence; 1 a divergence (printed even when --out cannot be
+written), a harness failure, or a trace file not written; 2 bad flags or bounds.";
+
+const VALIDATE_HELP: &str = "\
+Examples:
+  raft-conform validate --seeds 200 --steps 300
+  raft-conform validate --impl-bug vote-before-persist --out t
+  raft-conform validate --trace node1.ndjson node2.ndjson node3.ndjson
+Exit codes: 0 every step is one the model allows; 1 a violation (printed even
+when --out cannot be written), a harness failure, or a trace file not written;
+2 bad flags (--seeds, --jobs, --threads 0), unreadable or unknown records, or
+records the model cannot represent.";
+
+const TRANSITIONS_HELP: &str = "\
+Examples:
+  raft-conform transitions                            the CI bounds, about a second
+  raft-conform transitions --bounds default --json    the bounds of `raft-model check`
+  raft-conform transitions --impl-bug no-persist-vote --out t
+Exit codes: 0 complete and no divergence; 1 a divergence (printed even when
+--out cannot be written), or a trace file not written; 2 bad flags or bounds,
+or --timeout stopped the search before it was complete (nothing proven).";
+
 /// An operation that failed (exit 1), as opposed to bad input or usage
 /// (exit 2, every other error).
 #[derive(Debug)]
@@ -107,16 +144,20 @@ fn impl_bug_help() -> String {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Replay trace files on real nodes; report the first divergent step of each.
+    #[command(after_help = REPLAY_HELP)]
     Replay(ReplayArgs),
     /// Generate traces from the model (BFS to a depth, random walks, reachability
     /// examples) and replay them all. With no flags: the CI bounds.
+    #[command(after_help = RUN_HELP)]
     Run(RunArgs),
     /// Run real nodes under seeded random events and check every step against
     /// the model, or (--trace) validate recorded steps.
+    #[command(after_help = VALIDATE_HELP)]
     Validate(ValidateArgs),
     /// Enumerate the model's reachable states (the search of `raft-model
     /// check`) and execute every single-server transition on the
     /// implementation's core. With no flags: the CI bounds.
+    #[command(after_help = TRANSITIONS_HELP)]
     Transitions(TransitionsArgs),
 }
 

@@ -400,6 +400,11 @@ fn help_has_examples_the_exit_codes_and_every_flag_described() {
     for sub in ["replay", "run", "validate", "transitions"] {
         let out = conform(&[sub, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{sub}");
+        let help = text(&out.stdout);
+        assert!(
+            help.contains("Examples:") && help.contains("Exit codes: 0 "),
+            "{sub}: {help}"
+        );
     }
     // The bug names, with the old model name as an alias.
     let help = text(&conform(&["run", "--help"]).stdout);

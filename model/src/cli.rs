@@ -97,7 +97,7 @@ fn bug_long_help() -> String {
         "Seed a protocol bug, so the checker must find a counterexample. Without explicit \
          bound flags this uses the bug's own bounds. The names are those of raft-conform \
          --impl-bug where both sides have the bug; earlier names are still accepted.\n{}",
-        Bug::help_list()
+        Bug::help_list().trim_end()
     )
 }
 

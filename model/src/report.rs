@@ -34,7 +34,8 @@ pub struct Report {
     /// Shared by every trace file of this run (`<kind>-<Property>-<run_id>.json`).
     pub run_id: String,
     /// What went wrong that is not a property's status: no leader was ever
-    /// elected, a trace file could not be written. Printed on stderr too.
+    /// elected, a trace file could not be written. Listed by the text
+    /// report; next to a JSON report they also go to stderr.
     pub errors: Vec<String>,
     pub exit_code: i32,
 }
