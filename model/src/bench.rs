@@ -129,6 +129,16 @@ struct Row {
 }
 
 pub fn run(args: &BenchArgs) -> Result<u8> {
+    // Bad values are bad input (exit 2) here, not a failed child run.
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        bail!(
+            "--timeout must be a positive number of seconds, got {}",
+            args.timeout
+        );
+    }
     let exe = std::env::current_exe()
         .context("cannot locate the raft-model executable")
         .map_err(crate::failed)?;

@@ -77,8 +77,8 @@ const BENCH_HELP: &str = "\
 Exit codes:
   0  every run completed
   1  a run failed (its child process printed no report)
-  2  bad flags (e.g. --only matches no run), or a run stopped at --timeout
-     before it was complete";
+  2  bad flags (e.g. --only matches no run, --threads 0), or a run stopped at
+     --timeout before it was complete";
 
 const DIAGRAM_HELP: &str = "\
 Exit codes:
@@ -274,7 +274,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_shrink: bool,
     /// Do not fail when a reachability (sometimes) property has no example: for bounds
-    /// too small to reach every scenario. Its status stays `not_found`.
+    /// too small to reach every scenario. Its status stays `not_found`. A run in which
+    /// no leader is ever elected fails anyway (exit 1): it would check nothing.
     #[arg(long)]
     pub allow_missing_examples: bool,
     /// Print progress to stderr every this many seconds (0: never).

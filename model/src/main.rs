@@ -140,6 +140,12 @@ fn check(
     if strategy == Strategy::Simulate && timeout.is_none() {
         timeout = Some(Duration::from_secs(10));
     }
+    if !(run_args.progress_every.is_finite() && run_args.progress_every >= 0.0) {
+        anyhow::bail!(
+            "--progress-every must be 0 (never) or a positive number of seconds, got {}",
+            run_args.progress_every
+        );
+    }
     let progress_every = if run_args.progress_every > 0.0 {
         Some(seconds("--progress-every", run_args.progress_every)?)
     } else {

@@ -508,6 +508,20 @@ fn bound_combinations_are_refused_naming_the_flags() {
             assert!(err.contains(n), "{args:?}: {n}: {err}");
         }
     }
+    // bench checks its own flags instead of failing in a child run (exit 1).
+    for args in [
+        &["bench", "--threads", "0"][..],
+        &["bench", "--timeout=-1"],
+        &["check", "--progress-every=-1"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("must be"),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+    }
     // One server without partitions is a valid (tiny) check.
     let out = run(
         &["check", "--servers", "1", "--max-partitions", "0", "--json"],
