@@ -9,6 +9,7 @@ use raft_conformance::validate;
 use raft_model::trace::Trace;
 use raft_model::Config;
 use raftkv::node::ImplBug;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,50 +17,158 @@ use std::time::Duration;
 /// Model-based conformance for raftkv.
 ///
 /// `replay` runs trace files (from `raft-model check --trace-dir`, or
-/// recorded by `validate`) on a cluster of real raftkv nodes and compares the
-/// abstract state after every step. `run` generates the traces from the model
-/// itself and replays them. `validate` goes the other way: real nodes under
-/// random events, every step checked against the model.
-///
-/// Exit status: 0 = everything conforms, 1 = a divergence was found,
-/// 2 = bad arguments, unreadable or malformed input, or a harness failure.
+/// written by `run`, `validate` and `transitions`) on a cluster of real
+/// raftkv nodes and compares the abstract state after every step. `run`
+/// generates the traces from the model itself and replays them.
+/// `transitions` executes every single-server transition of the model's
+/// state graph on the implementation's core. `validate` goes the other way:
+/// real nodes under random events (or recorded steps), every step checked
+/// against the model.
 ///
 /// Node data directories (real FileStorage) go under /dev/shm when it is
 /// writable, else the system temp dir; RAFT_CONFORM_DATA_DIR overrides.
+/// Logs (RUST_LOG, default warn) go to stderr.
 #[derive(Parser, Debug)]
-#[command(name = "raft-conform", version, about, long_about)]
+#[command(name = "raft-conform", version, about, long_about, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
+const AFTER_HELP: &str = "\
+Examples:
+  raft-conform run                                  CI bounds: model traces replayed on real nodes
+  raft-conform run --impl-bug truncate-on-match --out t
+                                                    a seeded implementation bug: exit 1, the first
+                                                    divergent trace written to t/
+  raft-conform replay traces/*-<run id>.json        the traces of one `raft-model check` run
+  raft-conform replay --impl-bug truncate-on-match t/divergence-*.json
+  raft-conform transitions                          every single-server transition at the CI bounds
+  raft-conform transitions --bounds default --json  ... at the bounds of `raft-model check`
+  raft-conform validate --seeds 200 --steps 300     real nodes under random events vs the model
+  raft-conform validate --trace steps.ndjson        steps recorded by `raftkv serve --trace`
+`raft-conform help <command>` shows every flag of a command.
+
+Exit codes (the same scheme as raft-model):
+  0  everything conforms
+  1  a finding (a divergence or a violation: it is printed even when its trace
+     file cannot be written) or a failed operation (nodes that cannot start, a
+     trace file that cannot be written, an internal failure)
+  2  bad input or usage: flags, bounds, unreadable, malformed or inconsistent
+     trace files, records the model cannot represent; also `transitions`
+     stopped by --timeout before it was complete (nothing proven)
+
+Trace files written with --out are named <stem>-<run id>.json (the run id is
+the UTC start time and the process id), so runs never overwrite or mix.";
+
+const REPLAY_HELP: &str = "\
+Examples:
+  raft-conform replay traces/*-<run id>.json         the traces of one `raft-model check` run
+  raft-conform replay --impl-bug truncate-on-match t/divergence-*.json
+Exit codes: 0 every trace conforms; 1 a divergence, or nodes that cannot start;
+2 bad flags, or a trace that is unreadable, malformed, of an unknown version or
+inconsistent with its bounds (nothing is replayed then). A trace made by the
+model with a seeded bug (bounds.bug) is named in a note: a correct
+implementation is expected to diverge from it.";
+
+const RUN_HELP: &str = "\
+Examples:
+  raft-conform run                                    the CI bounds
+  raft-conform run --bounds default --depth 6         the bounds of `raft-model check`
+  raft-conform run --impl-bug truncate-on-match --out t
+Exit codes: 0 no divergence; 1 a divergence (printed even when --out cannot be
+written), a harness failure, or a trace file not written; 2 bad flags or bounds.";
+
+const VALIDATE_HELP: &str = "\
+Examples:
+  raft-conform validate --seeds 200 --steps 300
+  raft-conform validate --impl-bug vote-before-persist --out t
+  raft-conform validate --trace node1.ndjson node2.ndjson node3.ndjson
+Exit codes: 0 every step is one the model allows; 1 a violation (printed even
+when --out cannot be written), a harness failure, or a trace file not written;
+2 bad flags (--seeds, --jobs, --threads 0), unreadable or unknown records, or
+records the model cannot represent.";
+
+const TRANSITIONS_HELP: &str = "\
+Examples:
+  raft-conform transitions                            the CI bounds, about a second
+  raft-conform transitions --bounds default --json    the bounds of `raft-model check`
+  raft-conform transitions --impl-bug no-persist-vote --out t
+Exit codes: 0 complete and no divergence; 1 a divergence (printed even when
+--out cannot be written), or a trace file not written; 2 bad flags or bounds,
+or --timeout stopped the search before it was complete (nothing proven).";
+
+/// An operation that failed (exit 1), as opposed to bad input or usage
+/// (exit 2, every other error).
+#[derive(Debug)]
+struct Failed(anyhow::Error);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&error_chain(&self.0))
+    }
+}
+
+impl std::error::Error for Failed {}
+
+/// Marks `e` as a failed operation (exit 1).
+fn failed(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    anyhow::Error::new(Failed(e.into()))
+}
+
+/// The exit code of an error: 1 for a failed operation, 2 for bad input.
+fn error_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<Failed>()) {
+        1
+    } else {
+        2
+    }
+}
+
+/// The `--impl-bug` help: every name, with the earlier names it accepts.
+fn impl_bug_help() -> String {
+    let names: Vec<String> = ImplBug::ALL
+        .iter()
+        .map(|b| match b.aliases() {
+            [] => b.name().to_string(),
+            a => format!("{} (also: {})", b.name(), a.join(", ")),
+        })
+        .collect();
+    format!(
+        "Run the implementation with a seeded protocol bug, to prove the harness catches it. \
+         Names (shared with raft-model --bug where both have the bug): {}",
+        names.join(", ")
+    )
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Replay trace files on real nodes; report the first divergent step of each.
+    #[command(after_help = REPLAY_HELP)]
     Replay(ReplayArgs),
     /// Generate traces from the model (BFS to a depth, random walks, reachability
     /// examples) and replay them all. With no flags: the CI bounds.
+    #[command(after_help = RUN_HELP)]
     Run(RunArgs),
     /// Run real nodes under seeded random events and check every step against
     /// the model, or (--trace) validate recorded steps.
+    #[command(after_help = VALIDATE_HELP)]
     Validate(ValidateArgs),
     /// Enumerate the model's reachable states (the search of `raft-model
     /// check`) and execute every single-server transition on the
     /// implementation's core. With no flags: the CI bounds.
+    #[command(after_help = TRANSITIONS_HELP)]
     Transitions(TransitionsArgs),
 }
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Run the implementation with a seeded protocol bug (to prove the harness
-    /// catches it): commit-old-term, no-persist-vote, truncate-on-match,
-    /// accept-stale-response, vote-without-log-check.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help = impl_bug_help())]
     impl_bug: Option<ImplBug>,
     /// Print one JSON object on stdout instead of the text summary.
     #[arg(long)]
     json: bool,
-    /// Traces replayed at once (each on its own cluster).
+    /// Traces replayed (or `validate` seeds run) at once, each on its own cluster.
     #[arg(long, default_value_t = runner::DEFAULT_JOBS)]
     jobs: usize,
     /// Worker threads of the async runtime (default: number of cores).
@@ -95,18 +204,26 @@ struct RunArgs {
     /// `raft-model check`). The flags below override single bounds.
     #[arg(long, default_value = "ci", value_parser = ["ci", "default"])]
     bounds: String,
+    /// Servers in the cluster (1 to 7). Without --max-inflight, the messages in flight
+    /// are then raised to at least servers - 1, so that an election is possible.
     #[arg(long)]
     servers: Option<u8>,
+    /// Highest term: a server at this term cannot time out again.
     #[arg(long)]
     max_term: Option<u8>,
+    /// Client requests over the whole run.
     #[arg(long)]
     max_requests: Option<u8>,
+    /// Messages in flight at once (the network plus every outbox).
     #[arg(long)]
     max_inflight: Option<u8>,
+    /// Crash-restarts over the whole run.
     #[arg(long)]
     max_restarts: Option<u8>,
+    /// Partition events over the whole run (each may be healed).
     #[arg(long)]
     max_partitions: Option<u8>,
+    /// Message duplications over the whole run.
     #[arg(long)]
     max_duplicates: Option<u8>,
     /// sync or async (docs/protocol.md §7).
@@ -116,7 +233,8 @@ struct RunArgs {
     /// that the BFS did not reach.
     #[arg(long, default_value_t = runner::DEFAULT_EXAMPLES_TIMEOUT)]
     examples_timeout: u64,
-    /// Write the first divergent trace here (as a trace file `replay` reads).
+    /// Write the first divergent trace here, as divergence-<run id>.json (a trace
+    /// file `replay` reads). Default: not written.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -152,8 +270,9 @@ struct ValidateArgs {
     #[arg(long, default_value = "manual", value_parser = ["manual", "real"])]
     timers: String,
     /// Where to write the trace of the first run the model does not allow
-    /// (manual: kind "recorded"; real: the recorded steps as NDJSON, which
-    /// `validate --trace` reads). Default: the current directory.
+    /// (manual: kind "recorded", as recorded-seed-<seed>-<run id>.json;
+    /// real: the recorded steps as NDJSON, real-timers-seed-<seed>.ndjson,
+    /// which `validate --trace` reads). Default: the current directory.
     #[arg(long, value_name = "DIR", default_value = ".")]
     out: PathBuf,
     #[command(flatten)]
@@ -167,18 +286,26 @@ struct TransitionsArgs {
     /// single bounds.
     #[arg(long, default_value = "ci", value_parser = ["ci", "default"])]
     bounds: String,
+    /// Servers in the cluster (1 to 7). Without --max-inflight, the messages in flight
+    /// are then raised to at least servers - 1, so that an election is possible.
     #[arg(long)]
     servers: Option<u8>,
+    /// Highest term: a server at this term cannot time out again.
     #[arg(long)]
     max_term: Option<u8>,
+    /// Client requests over the whole run.
     #[arg(long)]
     max_requests: Option<u8>,
+    /// Messages in flight at once (the network plus every outbox).
     #[arg(long)]
     max_inflight: Option<u8>,
+    /// Crash-restarts over the whole run.
     #[arg(long)]
     max_restarts: Option<u8>,
+    /// Partition events over the whole run (each may be healed).
     #[arg(long)]
     max_partitions: Option<u8>,
+    /// Message duplications over the whole run.
     #[arg(long)]
     max_duplicates: Option<u8>,
     /// unordered or ordered (per-link FIFO).
@@ -187,8 +314,7 @@ struct TransitionsArgs {
     /// sync or async (docs/protocol.md §7; default async, as `raft-model check`).
     #[arg(long, value_parser = ["sync", "async"])]
     persist: Option<String>,
-    /// Run the core with a seeded protocol bug (see `run --help`).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help = impl_bug_help())]
     impl_bug: Option<ImplBug>,
     /// Stop after this many seconds (the result is then incomplete, exit 2).
     #[arg(long, value_name = "SECONDS")]
@@ -197,7 +323,7 @@ struct TransitionsArgs {
     #[arg(long, default_value_t = raft_conformance::transitions::default_threads())]
     threads: usize,
     /// Write the path to the first divergent transition here, as a trace
-    /// file (`transitions-divergence.json`) that `replay` and
+    /// file (transitions-divergence-<run id>.json) that `replay` and
     /// `raft-model diagram` read.
     #[arg(long, value_name = "DIR", default_value = ".")]
     out: PathBuf,
@@ -228,6 +354,9 @@ fn transitions_config(a: &TransitionsArgs) -> Result<Config> {
     set(&mut cfg.max_restarts, a.max_restarts);
     set(&mut cfg.max_partitions, a.max_partitions);
     set(&mut cfg.max_duplicates, a.max_duplicates);
+    if a.max_inflight.is_none() {
+        cfg.max_inflight = cfg.max_inflight.max(Config::election_inflight(cfg.servers));
+    }
     if let Some(p) = &a.persist {
         cfg.persist = persist_mode(p);
     }
@@ -261,14 +390,19 @@ fn cmd_transitions(a: TransitionsArgs) -> Result<bool> {
         threads: a.threads,
         timeout,
     };
-    let s = check_transitions(&opts).map_err(anyhow::Error::msg)?;
-    let written = match &s.divergent_trace {
-        Some(t) => Some(write_trace(&a.out, "transitions-divergence", t)?),
-        None => None,
+    // The bounds and threads were checked above: what fails now is internal.
+    let s = check_transitions(&opts)
+        .map_err(anyhow::Error::msg)
+        .map_err(failed)?;
+    let run_id = run_id();
+    let (written, write_error) = match &s.divergent_trace {
+        Some(t) => write_finding(&a.out, "transitions-divergence", &run_id, t),
+        None => (None, None),
     };
     if a.json {
         let mut v = serde_json::to_value(&s).context("cannot serialise the summary")?;
         v["divergent_trace_file"] = serde_json::json!(written);
+        v["trace_write_error"] = serde_json::json!(write_error);
         println!("{v}");
     } else {
         if let Some(d) = &s.first_divergence {
@@ -294,11 +428,14 @@ fn cmd_transitions(a: TransitionsArgs) -> Result<bool> {
             s.divergences, s.seconds, s.transitions_per_second
         );
     }
-    if s.divergences == 0 && !s.complete {
+    if let Some(e) = &write_error {
+        eprintln!("error: {e}");
+    }
+    if s.divergences == 0 && write_error.is_none() && !s.complete {
         eprintln!("error: the search stopped at --timeout before it was complete");
         return Err(anyhow::anyhow!("incomplete: timed out"));
     }
-    Ok(s.divergences == 0)
+    Ok(s.divergences == 0 && write_error.is_none())
 }
 
 fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
@@ -307,23 +444,40 @@ fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
     if let Some(t) = threads {
         b.worker_threads(t.max(1));
     }
-    b.build().context("cannot start the async runtime")
+    b.build()
+        .context("cannot start the async runtime")
+        .map_err(failed)
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        // No colour codes in logs that go to a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let cli = Cli::parse();
-    let result = match cli.cmd {
+    // A panic is an internal failure: exit 1 like any failed operation
+    // (the panic message has been printed already), not Rust's 101.
+    let result = std::panic::catch_unwind(|| match cli.cmd {
         Cmd::Replay(a) => cmd_replay(a),
         Cmd::Run(a) => cmd_run(a),
         Cmd::Validate(a) => cmd_validate(a),
         Cmd::Transitions(a) => cmd_transitions(a),
-    };
+    });
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => ExitCode::from(1),
+        Ok(Err(e)) => {
             eprintln!("error: {}", error_chain(&e));
-            ExitCode::from(2)
+            ExitCode::from(error_code(&e))
+        }
+        Err(_) => {
+            eprintln!("error: internal failure (the panic above)");
+            ExitCode::from(1)
         }
     }
 }
@@ -357,23 +511,75 @@ fn print_divergences(batch: &BatchResult, max: usize) {
     }
 }
 
+/// A trace made by the model with a seeded bug (`bounds.bug`): the correct
+/// implementation is expected to diverge from it.
+#[derive(serde::Serialize)]
+struct ModelBugTrace {
+    trace: String,
+    /// The model's bug (`raft-model check --bug`).
+    bug: String,
+    /// The implementation's bug of the same name, if raftkv has one.
+    impl_bug: Option<&'static str>,
+}
+
+impl ModelBugTrace {
+    fn of(label: &str, trace: &Trace) -> Option<ModelBugTrace> {
+        let bug = trace.bounds.bug?;
+        Some(ModelBugTrace {
+            trace: label.to_string(),
+            bug: bug.name().to_string(),
+            impl_bug: bug.name().parse::<ImplBug>().ok().map(|b| b.name()),
+        })
+    }
+
+    fn note(&self, replayed_with: Option<ImplBug>) -> String {
+        let what = format!(
+            "note: {} was made by the model with the seeded bug {} (bounds.bug): ",
+            self.trace, self.bug
+        );
+        match (self.impl_bug, replayed_with) {
+            (Some(b), Some(r)) if r.name() == b => {
+                format!("{what}replayed on nodes with the same bug (--impl-bug {b})")
+            }
+            (Some(b), _) => format!(
+                "{what}a correct implementation is expected to diverge from it; \
+                 `replay --impl-bug {b}` runs the implementation's version of the bug"
+            ),
+            (None, _) => format!(
+                "{what}a correct implementation is expected to diverge from it \
+                 (raftkv has no seeded counterpart of this bug)"
+            ),
+        }
+    }
+}
+
 fn cmd_replay(a: ReplayArgs) -> Result<bool> {
     // Read and check every file before running anything: a malformed file
     // is an input error (exit 2), not a divergence.
     let mut traces = Vec::new();
+    let mut model_bugs = Vec::new();
     for path in &a.traces {
         let trace = Trace::read(path)?;
         let label = path.display().to_string();
         replay::check_trace(&trace, &label)?;
+        model_bugs.extend(ModelBugTrace::of(&label, &trace));
         traces.push((label, trace));
     }
     let rt = runtime(a.common.threads)?;
-    let batch = rt.block_on(replay_all(
-        traces,
-        a.common.impl_bug,
-        a.common.jobs,
-        data_root(),
-    ))?;
+    // Every trace was checked above: what fails now is the harness.
+    let batch = rt
+        .block_on(replay_all(
+            traces,
+            a.common.impl_bug,
+            a.common.jobs,
+            data_root(),
+        ))
+        .map_err(failed)?;
+    let bugged_divergent = batch
+        .divergences
+        .iter()
+        .filter(|(_, d)| model_bugs.iter().any(|m| m.trace == d.trace))
+        .count();
     if a.common.json {
         let v = serde_json::json!({
             "traces": batch.traces,
@@ -382,12 +588,24 @@ fn cmd_replay(a: ReplayArgs) -> Result<bool> {
             "divergences": batch.divergences.len(),
             "seconds": batch.elapsed.as_secs_f64(),
             "first_divergence": batch.divergences.first().map(|(_, d)| d),
+            "model_bugs": model_bugs,
         });
         println!("{v}");
     } else {
+        for m in &model_bugs {
+            println!("{}", m.note(a.common.impl_bug));
+        }
         print_divergences(&batch, usize::MAX);
+        let bugged = if model_bugs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} made with a seeded model bug ({bugged_divergent} of them divergent)",
+                model_bugs.len()
+            )
+        };
         println!(
-            "{} traces, {} steps replayed, {} divergent",
+            "{} traces, {} steps replayed, {} divergent{bugged}",
             batch.traces,
             batch.steps,
             batch.divergences.len()
@@ -432,6 +650,9 @@ fn run_config(a: &RunArgs) -> Result<Config> {
     set(&mut cfg.max_restarts, a.max_restarts);
     set(&mut cfg.max_partitions, a.max_partitions);
     set(&mut cfg.max_duplicates, a.max_duplicates);
+    if a.max_inflight.is_none() {
+        cfg.max_inflight = cfg.max_inflight.max(Config::election_inflight(cfg.servers));
+    }
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("invalid model bounds: {e}"))?;
     Ok(cfg)
@@ -450,14 +671,16 @@ fn cmd_run(a: RunArgs) -> Result<bool> {
         data_root: data_root(),
     };
     let rt = runtime(a.common.threads)?;
-    let s = rt.block_on(runner::run(&opts))?;
-    let written = match (&a.out, &s.first_divergent_trace) {
-        (Some(dir), Some(t)) => Some(write_trace(dir, "divergence", t)?),
-        _ => None,
+    // The bounds were checked above: what fails now is the harness.
+    let s = rt.block_on(runner::run(&opts)).map_err(failed)?;
+    let (written, write_error) = match (&a.out, &s.first_divergent_trace) {
+        (Some(dir), Some(t)) => write_finding(dir, "divergence", &run_id(), t),
+        _ => (None, None),
     };
     if a.common.json {
         let mut v = serde_json::to_value(&s).context("cannot serialise the summary")?;
         v["divergent_trace_file"] = serde_json::json!(written);
+        v["trace_write_error"] = serde_json::json!(write_error);
         println!("{v}");
     } else {
         if let Some(d) = &s.first_divergence {
@@ -491,16 +714,51 @@ fn cmd_run(a: RunArgs) -> Result<bool> {
             println!("first divergent trace written to {}", p.display());
         }
     }
-    Ok(s.divergences == 0)
+    if let Some(e) = &write_error {
+        eprintln!("error: {e}");
+    }
+    Ok(s.divergences == 0 && write_error.is_none())
 }
 
-fn write_trace(dir: &Path, stem: &str, trace: &Trace) -> Result<PathBuf> {
+/// The id of this run in the names of the trace files it writes.
+fn run_id() -> String {
+    raft_model::trace::run_id(std::time::SystemTime::now(), std::process::id())
+}
+
+/// Writes `trace` as `DIR/<stem>-<run id>.json`, never replacing a file.
+fn write_trace(dir: &Path, stem: &str, run_id: &str, trace: &Trace) -> Result<PathBuf> {
+    use std::io::Write as _;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(format!("{stem}.json"));
-    trace
-        .write(&path)
+    let path = dir.join(format!("{stem}-{run_id}.json"));
+    let text = serde_json::to_string_pretty(trace).context("cannot serialise the trace")?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{text}\n").as_bytes()))
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// [`write_trace`] for the trace of a finding: a failure to write it is
+/// returned as a message (printed after the finding, exit 1), so the
+/// finding itself is never lost.
+fn write_finding(
+    dir: &Path,
+    stem: &str,
+    run_id: &str,
+    trace: &Trace,
+) -> (Option<PathBuf>, Option<String>) {
+    match write_trace(dir, stem, run_id, trace) {
+        Ok(p) => (Some(p), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "the trace of the finding was not written: {}",
+                error_chain(&e)
+            )),
+        ),
+    }
 }
 
 fn cmd_validate_trace(a: &ValidateArgs) -> Result<bool> {
@@ -620,22 +878,25 @@ fn cmd_validate(a: ValidateArgs) -> Result<bool> {
     let rt = runtime(a.common.threads)?;
     let bug = a.common.impl_bug;
     let seeds = a.first_seed..a.first_seed.saturating_add(a.seeds);
-    let s = rt.block_on(validate::validate_many(
-        a.servers,
-        a.steps,
-        seeds,
-        bug,
-        a.common.jobs,
-        &data_root(),
-    ))?;
+    let s = rt
+        .block_on(validate::validate_many(
+            a.servers,
+            a.steps,
+            seeds,
+            bug,
+            a.common.jobs,
+            &data_root(),
+        ))
+        .map_err(failed)?;
     let first = s.first();
-    let written = match first {
-        Some(o) => Some(write_trace(
+    let (written, write_error) = match first {
+        Some(o) => write_finding(
             &a.out,
             &format!("recorded-seed-{}", o.seed),
+            &run_id(),
             &o.trace,
-        )?),
-        None => None,
+        ),
+        None => (None, None),
     };
     let steps = s.steps();
     if a.common.json {
@@ -649,13 +910,14 @@ fn cmd_validate(a: ValidateArgs) -> Result<bool> {
             "impl_bug": bug.map(|b| b.name()),
             "first_violation": first.and_then(|o| o.violation.as_ref()),
             "recorded_trace_file": written,
+            "trace_write_error": write_error,
         });
         println!("{v}");
     } else {
-        if let (Some(o), Some(p)) = (first, &written) {
-            if let Some(v) = &o.violation {
-                print!("{v}");
-            }
+        if let Some(v) = first.and_then(|o| o.violation.as_ref()) {
+            print!("{v}");
+        }
+        if let Some(p) = &written {
             println!("recorded trace written to {}", p.display());
         }
         println!(
@@ -667,5 +929,88 @@ fn cmd_validate(a: ValidateArgs) -> Result<bool> {
             steps as f64 / s.seconds.max(1e-9)
         );
     }
-    Ok(first.is_none())
+    if let Some(e) = &write_error {
+        eprintln!("error: {e}");
+    }
+    Ok(first.is_none() && write_error.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_of_every_subcommand_is_described() {
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cmd.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{}", sub.get_name());
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{} --{id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "flags without a description: {missing:?}"
+        );
+    }
+
+    fn parse(args: &[&str]) -> Cmd {
+        Cli::try_parse_from(args).unwrap().cmd
+    }
+
+    #[test]
+    fn servers_raise_the_default_max_inflight_so_an_election_is_possible() {
+        let Cmd::Run(a) = parse(&["raft-conform", "run", "--servers", "5"]) else {
+            unreachable!()
+        };
+        assert_eq!(run_config(&a).unwrap().max_inflight, 4);
+        let Cmd::Run(a) = parse(&["raft-conform", "run"]) else {
+            unreachable!()
+        };
+        assert_eq!(run_config(&a).unwrap(), runner::ci_bounds());
+        let Cmd::Transitions(a) = parse(&["raft-conform", "transitions", "--servers", "7"]) else {
+            unreachable!()
+        };
+        assert_eq!(transitions_config(&a).unwrap().max_inflight, 6);
+        let Cmd::Transitions(a) = parse(&[
+            "raft-conform",
+            "transitions",
+            "--servers",
+            "7",
+            "--max-inflight",
+            "2",
+        ]) else {
+            unreachable!()
+        };
+        assert_eq!(transitions_config(&a).unwrap().max_inflight, 2);
+        // The CI bounds have no partitions: one server is a valid run.
+        let Cmd::Transitions(a) = parse(&["raft-conform", "transitions", "--servers", "1"]) else {
+            unreachable!()
+        };
+        assert_eq!(transitions_config(&a).unwrap().servers, 1);
+    }
+
+    #[test]
+    fn harness_failures_are_exit_1_and_bad_input_exit_2() {
+        assert_eq!(error_code(&failed(anyhow::anyhow!("cannot start"))), 1);
+        let wrapped = failed(anyhow::anyhow!("x")).context("while replaying");
+        assert_eq!(error_code(&wrapped), 1);
+        assert_eq!(
+            error_code(&anyhow::anyhow!("--seeds must be at least 1")),
+            2
+        );
+    }
 }

@@ -149,8 +149,17 @@ fn divergent_run_writes_a_trace_that_replay_reports_field_by_field() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["divergences"].as_u64().unwrap() > 0);
     let step = v["first_divergence"]["step"].as_u64().unwrap();
-    let file = Path::new(out_dir).join("divergence.json");
-    assert!(file.exists());
+    let file = Path::new(v["divergent_trace_file"].as_str().unwrap()).to_path_buf();
+    assert!(
+        file.starts_with(out_dir) && file.exists(),
+        "{}",
+        file.display()
+    );
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with("divergence-") && name.ends_with(".json"),
+        "{name}"
+    );
 
     // The correct implementation conforms to the model's trace ...
     let out = conform(&["replay", file.to_str().unwrap()]);
@@ -345,7 +354,14 @@ fn transitions_divergence_exits_1_and_writes_a_replayable_path() {
         report.contains("expected:") && report.contains("actual:"),
         "{report}"
     );
-    let file = dir.path().join("transitions-divergence.json");
+    let written: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let file = &written[0];
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("transitions-divergence-"), "{name}");
     assert!(
         report.contains(&format!("written to {}", file.display())),
         "{report}"
@@ -403,4 +419,223 @@ fn validate_with_real_timers_json_and_a_replayable_ndjson_on_a_violation() {
         "{}",
         text(&again.stdout)
     );
+}
+
+#[test]
+fn help_has_examples_the_exit_codes_and_every_flag_described() {
+    let out = conform(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for needle in [
+        "Examples:",
+        "raft-conform run --impl-bug",
+        "Exit codes",
+        "0  everything conforms",
+        "1  a finding",
+        "2  bad input or usage",
+    ] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+    // (Every flag of every subcommand has a description: the unit test
+    // `every_flag_of_every_subcommand_is_described` in src/main.rs.)
+    for sub in ["replay", "run", "validate", "transitions"] {
+        let out = conform(&[sub, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        let help = text(&out.stdout);
+        assert!(
+            help.contains("Examples:") && help.contains("Exit codes: 0 "),
+            "{sub}: {help}"
+        );
+    }
+    // The bug names, with the old model name as an alias.
+    let help = text(&conform(&["run", "--help"]).stdout);
+    assert!(
+        help.contains("vote-without-log-check (also: no-log-check-on-vote)"),
+        "{help}"
+    );
+    assert!(help.contains("leader-counts-volatile-self"), "{help}");
+}
+
+#[test]
+fn a_divergence_is_printed_even_when_its_trace_file_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let f = file.to_str().unwrap();
+    let out = conform(&["transitions", "--impl-bug", "truncate-on-match", "--out", f]);
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    let report = text(&out.stdout);
+    assert!(report.starts_with("DIVERGENCE in transition"), "{report}");
+    assert!(report.contains("expected:"), "{report}");
+    let err = text(&out.stderr);
+    assert!(err.contains("was not written") && err.contains(f), "{err}");
+    let out = conform(&[
+        "transitions",
+        "--impl-bug",
+        "truncate-on-match",
+        "--out",
+        f,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(v["first_divergence"].is_object(), "{v}");
+    assert!(v["divergent_trace_file"].is_null());
+    assert!(v["trace_write_error"].as_str().unwrap().contains(f));
+    // validate too: its violation used to be printed only once written.
+    let out = conform(&[
+        "validate",
+        "--seeds",
+        "16",
+        "--steps",
+        "200",
+        "--impl-bug",
+        "vote-without-log-check",
+        "--out",
+        f,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    assert!(
+        text(&out.stdout).contains("DIVERGENCE in validate seed"),
+        "{}",
+        text_of(&out)
+    );
+    assert!(text(&out.stderr).contains("was not written"));
+}
+
+#[test]
+fn runs_never_overwrite_or_mix_in_one_out_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let mut files = Vec::new();
+    for _ in 0..2 {
+        let out = conform(&[
+            "transitions",
+            "--impl-bug",
+            "truncate-on-match",
+            "--out",
+            d,
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        files.push(v["divergent_trace_file"].as_str().unwrap().to_string());
+    }
+    assert_ne!(files[0], files[1]);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn replay_says_when_a_trace_was_made_with_a_seeded_model_bug() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bugged.json");
+    // The model's earlier name of the bug: old traces stay readable.
+    let mut v: serde_json::Value = serde_json::from_str(EMPTY_TRACE).unwrap();
+    v["bounds"]["bug"] = serde_json::json!("no-log-check-on-vote");
+    std::fs::write(&p, v.to_string()).unwrap();
+    let out = conform(&["replay", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("made by the model with the seeded bug vote-without-log-check"),
+        "{report}"
+    );
+    assert!(
+        report.contains("--impl-bug vote-without-log-check"),
+        "{report}"
+    );
+    let out = conform(&["replay", "--json", p.to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["model_bugs"][0]["bug"], "vote-without-log-check");
+    assert_eq!(j["model_bugs"][0]["impl_bug"], "vote-without-log-check");
+    // A model-only bug has no counterpart in raftkv.
+    v["bounds"]["bug"] = serde_json::json!("vote-twice");
+    std::fs::write(&p, v.to_string()).unwrap();
+    let report = text(&conform(&["replay", p.to_str().unwrap()]).stdout);
+    assert!(report.contains("no seeded counterpart"), "{report}");
+    // The old impl-side alias works, and an unbugged trace has no note.
+    let e = dir.path().join("empty.json");
+    std::fs::write(&e, EMPTY_TRACE).unwrap();
+    let out = conform(&[
+        "replay",
+        "--impl-bug",
+        "no-log-check-on-vote",
+        e.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert!(!text(&out.stdout).contains("seeded bug"));
+}
+
+#[test]
+fn shared_bug_names_agree_between_model_and_implementation() {
+    use raftkv::node::ImplBug;
+    let model: Vec<&str> = raft_model::Bug::ALL.iter().map(|b| b.name()).collect();
+    for b in ImplBug::ALL {
+        if let Ok(m) = b.name().parse::<raft_model::Bug>() {
+            assert_eq!(m.name(), b.name());
+        }
+        for a in b.aliases() {
+            assert_eq!(a.parse::<ImplBug>().unwrap(), b);
+        }
+    }
+    // The vote bug had two names; both sides now take both.
+    assert!(model.contains(&"vote-without-log-check"));
+    assert_eq!(
+        "no-log-check-on-vote".parse::<ImplBug>().unwrap(),
+        ImplBug::VoteWithoutLogCheck
+    );
+    assert_eq!(
+        "no-log-check-on-vote"
+            .parse::<raft_model::Bug>()
+            .unwrap()
+            .name(),
+        "vote-without-log-check"
+    );
+}
+
+#[test]
+fn a_harness_failure_is_exit_1_and_an_inconsistent_trace_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("empty.json");
+    std::fs::write(&p, EMPTY_TRACE).unwrap();
+    // Node data under a regular file: the nodes cannot start.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_raft-conform"))
+        .args(["replay", p.to_str().unwrap()])
+        .env("RAFT_CONFORM_DATA_DIR", &file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    assert!(text(&out.stderr).contains("cannot"), "{}", text_of(&out));
+    // An outbox message to a server the cluster lacks: refused like
+    // `raft-model diagram` refuses it.
+    let mut v: serde_json::Value = serde_json::from_str(EMPTY_TRACE).unwrap();
+    v["version"] = serde_json::json!(2);
+    v["initial"]["servers"][0]["outbox"] = serde_json::json!([{ "from": 0, "to": 7,
+        "body": { "type": "RequestVote", "term": 1, "last_log_index": 0, "last_log_term": 0 } }]);
+    std::fs::write(&p, v.to_string()).unwrap();
+    let out = conform(&["replay", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text_of(&out));
+    assert!(
+        text(&out.stderr).contains("names no server"),
+        "{}",
+        text_of(&out)
+    );
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_not_written_to_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("empty.json");
+    std::fs::write(&p, EMPTY_TRACE).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_raft-conform"))
+        .args(["replay", p.to_str().unwrap()])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(err.contains("node task stopped"), "no log lines: {err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
 }

@@ -129,7 +129,19 @@ struct Row {
 }
 
 pub fn run(args: &BenchArgs) -> Result<u8> {
-    let exe = std::env::current_exe().context("cannot locate the raft-model executable")?;
+    // Bad values are bad input (exit 2) here, not a failed child run.
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        bail!(
+            "--timeout must be a positive number of seconds, got {}",
+            args.timeout
+        );
+    }
+    let exe = std::env::current_exe()
+        .context("cannot locate the raft-model executable")
+        .map_err(crate::failed)?;
     let traces = std::env::temp_dir().join(format!("raft-model-bench-{}", std::process::id()));
     let mut rows = Vec::new();
     let selected: Vec<Case> = cases(args.quick)
@@ -168,14 +180,17 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
         }
         let out = cmd
             .output()
-            .with_context(|| format!("cannot run {}", exe.display()))?;
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-            format!(
-                "run '{}' printed no JSON report; stderr:\n{}",
-                case.name,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+            .with_context(|| format!("cannot run {}", exe.display()))
+            .map_err(crate::failed)?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| {
+                format!(
+                    "run '{}' printed no JSON report; stderr:\n{}",
+                    case.name,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .map_err(crate::failed)?;
         let num = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
         let seconds = num("seconds");
         let complete = report["complete"].as_bool().unwrap_or(false);

@@ -12,24 +12,97 @@ Model-checks the Raft protocol of docs/protocol.md with stateright.
 symmetry reduction by default) and verifies the safety properties (always)
 and the reachability properties (sometimes) on every state. Every discovery
 is shrunk to a short path, written as a trace file and printed as numbered
-steps with a link into the Explorer (`explore`).
+steps with a link into the Explorer (`explore`).";
 
-Exit codes: 0 every safety property holds, every example was found and the
-search was complete; 1 a safety property was violated (or an example was not
-found by a complete search); 2 incomplete search (timeout) or bad arguments.";
+/// The exit-code scheme shared by every subcommand (and by `raft-conform`).
+pub const EXIT_CODES: &str = "\
+Exit codes (the same scheme in every subcommand and in raft-conform):
+  0  success: the check passed, the command did what was asked
+  1  a finding or a failed operation: a safety property violated, no leader
+     ever elected, a reachability example missing, a trace file or the
+     Explorer's address that could not be used (a finding is printed anyway)
+  2  bad input or usage: flags, bound combinations, unreadable or
+     inconsistent trace files; also a search that --timeout stopped before
+     it was complete (nothing proven either way)
+`raft-model help <command>` gives each command's own list.";
 
 const EXAMPLES: &str = "\
 Examples:
   raft-model check                          exhaustive check at the default bounds
   raft-model check --bug vote-twice         a seeded bug: exit 1 with a shrunk counterexample
   raft-model check --max-term 3 --json      other bounds, JSON report on stdout
+  raft-model check --servers 5 --timeout 600
+                                            5 servers (--max-inflight defaults to 4 there)
   raft-model simulate --timeout 60 --seed 7 random walks for a minute
   raft-model explore --max-requests 1       browse the state space on http://127.0.0.1:3000/
-  raft-model diagram traces/counterexample-VoteOncePerTerm.json > trace.svg
+  raft-model diagram traces/counterexample-VoteOncePerTerm-*.json > trace.svg
 See docs/checking.md for every flag, the JSON schema and measurements.";
 
+const CHECK_HELP: &str = "\
+Exit codes:
+  0  every safety property holds, every reachability property has an example
+     (or --allow-missing-examples) and the search was complete
+  1  a safety property is violated; or no leader was ever elected (whatever
+     --allow-missing-examples says, also when --timeout ended the search
+     first: the report names the bound to raise); or a complete search found
+     no example of a reachability property; or a trace file could not be
+     written (the finding is printed anyway)
+  2  bad flags or bound combination; or --timeout stopped the search before
+     it was complete (nothing proven)
+With --strategy simulate the exit codes of `simulate` apply.
+
+Trace files: each discovery is written to --trace-dir as
+<kind>-<Property>-<run id>.json; the run id (UTC start time and process id)
+is printed, so a directory can hold several runs without mixing them:
+`raft-conform replay traces/*-<run id>.json` replays exactly one run.";
+
+const SIMULATE_HELP: &str = "\
+Exit codes:
+  0  no safety property was violated within the budget (--timeout, 10 s by
+     default) and some walk elected a leader; examples that no walk reached
+     do not fail a simulation
+  1  a safety property was violated, no walk elected a leader (the report
+     names the bound to raise), or a trace file could not be written
+  2  bad flags or bound combination
+A simulation is never complete: running out of its budget is its normal
+end, not an incomplete search.";
+
+const EXPLORE_HELP: &str = "\
+Exit codes:
+  0  the server stopped (it runs until the process is interrupted)
+  1  the address cannot be listened on (e.g. another Explorer uses it)
+  2  bad flags, bound combination or --addr";
+
+const BENCH_HELP: &str = "\
+Exit codes:
+  0  every run completed
+  1  a run failed (its child process printed no report)
+  2  bad flags (e.g. --only matches no run, --threads 0), or a run stopped at
+     --timeout before it was complete";
+
+const DIAGRAM_HELP: &str = "\
+Exit codes:
+  0  the SVG was printed
+  2  the trace file is unreadable, malformed, or inconsistent (a step or
+     state that names a server outside the cluster, states that do not have
+     `bounds.servers` servers, bounds out of range): what `raft-conform
+     replay` refuses, diagram refuses too";
+
+fn after_help() -> String {
+    format!("{EXIT_CODES}\n\n{EXAMPLES}")
+}
+
+fn bug_long_help() -> String {
+    format!(
+        "Seed a protocol bug, so the checker must find a counterexample. Without explicit \
+         bound flags this uses the bug's own bounds. The names are those of raft-conform \
+         --impl-bug where both sides have the bug; earlier names are still accepted.\n{}",
+        Bug::help_list().trim_end()
+    )
+}
+
 #[derive(Parser, Debug)]
-#[command(name = "raft-model", version, about = ABOUT, long_about = ABOUT, after_help = EXAMPLES)]
+#[command(name = "raft-model", version, about = ABOUT, long_about = ABOUT, after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -38,14 +111,19 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Exhaustively check the model within the bounds (or walk it with --strategy simulate).
+    #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
     /// Check by random walks (stateright's simulation): fast, deep, never complete.
+    #[command(after_help = SIMULATE_HELP)]
     Simulate(SimulateArgs),
     /// Serve the stateright Explorer (a web UI) on the model with these bounds.
+    #[command(after_help = EXPLORE_HELP)]
     Explore(ExploreArgs),
     /// Measure states/s, unique states, peak memory and time on reference bounds.
+    #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
     /// Draw a trace file as the Explorer's sequence diagram (SVG on stdout).
+    #[command(after_help = DIAGRAM_HELP)]
     Diagram(DiagramArgs),
 }
 
@@ -69,7 +147,9 @@ pub struct BoundArgs {
     /// Client requests over the whole run (values 1..=N).
     #[arg(long, default_value_t = Config::default().max_requests)]
     pub max_requests: raft_model::types::Value,
-    /// Messages in flight at once: a step that would exceed it is not enabled.
+    /// Messages in flight at once (the network plus every outbox): a step that would
+    /// exceed it is not enabled. When not given, at least --servers minus 1, so that
+    /// a Timeout's RequestVotes fit and an election is possible.
     #[arg(long, default_value_t = Config::default().max_inflight)]
     pub max_inflight: u8,
     /// Crash-restarts over the whole run.
@@ -88,11 +168,8 @@ pub struct BoundArgs {
     /// messages wait in an outbox) or sync (every step is durable at once).
     #[arg(long, value_enum, default_value_t = Persist::from(Config::default().persist))]
     pub persist: Persist,
-    /// Seed a protocol bug, so the checker must find a counterexample. Without explicit
-    /// bound flags this uses the bug's own bounds. One of: vote-twice, no-log-check-on-vote,
-    /// commit-old-term, no-persist-vote, truncate-on-match, quorum-minority, ack-before-persist,
-    /// vote-before-persist, leader-counts-volatile-self.
-    #[arg(long, value_name = "NAME", value_parser = parse_bug)]
+    /// Seed a protocol bug, so the checker must find a counterexample (names: see --help).
+    #[arg(long, value_name = "NAME", value_parser = parse_bug, long_help = bug_long_help())]
     pub bug: Option<Bug>,
 }
 
@@ -174,15 +251,17 @@ pub struct RunArgs {
     /// Checker threads.
     #[arg(long, default_value_t = default_threads())]
     pub threads: usize,
-    /// Stop after this many seconds. A check stopped this way is incomplete (exit 2).
-    /// Default: no limit for `check`, 10 seconds for simulation.
+    /// Stop after this many seconds. `check`: a search stopped this way is incomplete
+    /// (see the exit codes below); default: no limit. `simulate` (and --strategy
+    /// simulate): the walk budget, a normal end; default: 10 seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
     /// Do not reduce states by server-id symmetry (symmetry is honoured by dfs and
     /// simulate only: stateright 0.31's BFS and the Explorer ignore it).
     #[arg(long)]
     pub no_symmetry: bool,
-    /// Directory for the trace files of discoveries (created if missing).
+    /// Directory for the trace files of discoveries (created if missing). Each file is
+    /// named <kind>-<Property>-<run id>.json, so earlier runs are never overwritten.
     #[arg(long, value_name = "DIR", default_value = "traces")]
     pub trace_dir: PathBuf,
     /// Print the report as one JSON object on stdout (progress stays on stderr).
@@ -195,7 +274,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_shrink: bool,
     /// Do not fail when a reachability (sometimes) property has no example: for bounds
-    /// too small to reach every scenario. Its status stays `not_found`.
+    /// too small to reach every scenario. Its status stays `not_found`. A run in which
+    /// no leader is ever elected fails anyway (exit 1): it would check nothing.
     #[arg(long)]
     pub allow_missing_examples: bool,
     /// Print progress to stderr every this many seconds (0: never).
@@ -284,6 +364,10 @@ impl BoundArgs {
         }
         if given("max_inflight") {
             cfg.max_inflight = self.max_inflight;
+        } else {
+            // Not given: large enough for an election at this cluster size
+            // (unchanged at 3 servers, where the default already fits).
+            cfg.max_inflight = cfg.max_inflight.max(Config::election_inflight(cfg.servers));
         }
         if given("max_restarts") {
             cfg.max_restarts = self.max_restarts;
@@ -427,6 +511,50 @@ mod tests {
         assert!(err.contains("known bugs"), "{err}");
         let err = config_of(&["raft-model", "check", "--max-term", "0"]).unwrap_err();
         assert!(err.contains("max_term"), "{err}");
+    }
+
+    #[test]
+    fn max_inflight_defaults_to_what_an_election_at_that_size_needs() {
+        for (servers, inflight) in [("2", 2), ("3", 2), ("4", 3), ("5", 4), ("7", 6)] {
+            let cfg = config_of(&["raft-model", "check", "--servers", servers]).unwrap();
+            assert_eq!(cfg.max_inflight, inflight, "--servers {servers}");
+            assert_eq!(cfg.election_blocker(), None, "--servers {servers}");
+        }
+        let cfg = config_of(&[
+            "raft-model",
+            "check",
+            "--servers",
+            "7",
+            "--max-inflight",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(cfg.max_inflight, 2);
+        assert!(cfg.election_blocker().unwrap().contains("--max-inflight"));
+        let cfg = config_of(&[
+            "raft-model",
+            "check",
+            "--bug",
+            "vote-twice",
+            "--servers",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(cfg.max_inflight, 4);
+    }
+
+    #[test]
+    fn old_bug_names_are_aliases() {
+        let cfg = config_of(&["raft-model", "check", "--bug", "no-log-check-on-vote"]).unwrap();
+        assert_eq!(cfg.bug, Some(Bug::NoLogCheckOnVote));
+        assert_eq!(Bug::NoLogCheckOnVote.name(), "vote-without-log-check");
+        // Old trace files name the bug by its old name.
+        let b: Bug = serde_json::from_str("\"no-log-check-on-vote\"").unwrap();
+        assert_eq!(b, Bug::NoLogCheckOnVote);
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            "\"vote-without-log-check\""
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ impl fmt::Display for PersistMode {
 pub enum Bug {
     /// A server grants a second vote in a term it already voted in.
     VoteTwice,
-    /// Votes are granted without the up-to-date log check.
+    /// Votes are granted without the up-to-date log check. Named
+    /// `vote-without-log-check`, as in raftkv's `ImplBug`; the earlier model
+    /// name `no-log-check-on-vote` is still read (flags and trace files).
+    #[serde(rename = "vote-without-log-check", alias = "no-log-check-on-vote")]
     NoLogCheckOnVote,
     /// A leader commits an entry of an earlier term by counting replicas (Figure 8).
     CommitOldTerm,
@@ -90,7 +93,7 @@ impl Bug {
     pub fn name(self) -> &'static str {
         match self {
             Bug::VoteTwice => "vote-twice",
-            Bug::NoLogCheckOnVote => "no-log-check-on-vote",
+            Bug::NoLogCheckOnVote => "vote-without-log-check",
             Bug::CommitOldTerm => "commit-old-term",
             Bug::NoPersistVote => "no-persist-vote",
             Bug::TruncateOnMatch => "truncate-on-match",
@@ -98,6 +101,52 @@ impl Bug {
             Bug::AckBeforePersist => "ack-before-persist",
             Bug::VoteBeforePersist => "vote-before-persist",
             Bug::LeaderCountsVolatileSelf => "leader-counts-volatile-self",
+        }
+    }
+}
+
+impl Bug {
+    /// Earlier names of the bug, still accepted by `FromStr` (and by the
+    /// trace reader): one name per bug across the tools, old ones as aliases.
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Bug::NoLogCheckOnVote => &["no-log-check-on-vote"],
+            _ => &[],
+        }
+    }
+
+    /// One line per bug: its name, earlier names and what it breaks (for
+    /// `--help`).
+    pub fn help_list() -> String {
+        let mut out = String::new();
+        for b in Bug::ALL {
+            let aliases = b.aliases();
+            let alias = if aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (also: {})", aliases.join(", "))
+            };
+            out.push_str(&format!("  {}{alias}: {}\n", b.name(), b.summary()));
+        }
+        out
+    }
+
+    /// What the bug does, in one line.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Bug::VoteTwice => "a server grants a second vote in a term it already voted in",
+            Bug::NoLogCheckOnVote => "votes are granted without the up-to-date log check",
+            Bug::CommitOldTerm => {
+                "a leader commits an entry of an earlier term by counting replicas (Figure 8)"
+            }
+            Bug::NoPersistVote => "Persist does not write voted_for: a restart forgets the vote",
+            Bug::TruncateOnMatch => {
+                "a follower truncates its log after prev_log_index even when entries match"
+            }
+            Bug::QuorumMinority => "the leader counts a quorum without a majority (n/2)",
+            Bug::AckBeforePersist => "a follower acknowledges entries before they are durable",
+            Bug::VoteBeforePersist => "a granted vote leaves before it is durable",
+            Bug::LeaderCountsVolatileSelf => "the leader counts its non-durable entries for commit",
         }
     }
 }
@@ -111,10 +160,13 @@ impl fmt::Display for Bug {
 impl FromStr for Bug {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
-            format!("unknown bug '{s}'; known bugs: {}", names.join(", "))
-        })
+        Bug::ALL
+            .into_iter()
+            .find(|b| b.name() == s || b.aliases().contains(&s))
+            .ok_or_else(|| {
+                let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
+                format!("unknown bug '{s}'; known bugs: {}", names.join(", "))
+            })
     }
 }
 
@@ -217,34 +269,70 @@ impl Config {
         usize::from(self.servers) / 2 + 1
     }
 
-    /// Checks ranges and combinations, with a message that names the bound.
+    /// The smallest `max_inflight` at which an election is possible with
+    /// `servers` servers: a Timeout is enabled only if its RequestVotes to
+    /// every peer fit (they wait in the outbox, which counts, until the
+    /// candidate's Persist), and a winning vote only if the new leader's
+    /// AppendEntries to every peer fit.
+    pub fn election_inflight(servers: u8) -> u8 {
+        servers.saturating_sub(1)
+    }
+
+    /// Why no leader can ever be elected at these bounds, naming the flag
+    /// to raise; None if an election is possible as far as the bounds go.
+    pub fn election_blocker(&self) -> Option<String> {
+        let need = Config::election_inflight(self.servers);
+        (self.max_inflight < need).then(|| {
+            format!(
+                "with {} servers a Timeout sends {need} RequestVotes and is enabled only if they \
+                 all fit in --max-inflight {} (the network plus every outbox): raise \
+                 --max-inflight to at least {need}",
+                self.servers, self.max_inflight
+            )
+        })
+    }
+
+    /// Checks ranges and combinations, with a message that names the bound
+    /// and its `raft-model check` flag.
     pub fn validate(&self) -> Result<(), String> {
         if self.servers == 0 || self.servers > MAX_SERVERS {
             return Err(format!(
-                "servers must be between 1 and {MAX_SERVERS}, got {}",
+                "servers (--servers) must be between 1 and {MAX_SERVERS}, got {}",
                 self.servers
             ));
         }
         if self.max_term == 0 {
-            return Err("max_term must be at least 1 (no election can happen at 0)".into());
+            return Err(
+                "max_term (--max-term) must be at least 1: no election can happen at 0".into(),
+            );
         }
         if self.max_term == Term::MAX {
-            return Err(format!("max_term must be below {}", Term::MAX));
+            return Err(format!(
+                "max_term (--max-term) must be below {}, got {}",
+                Term::MAX,
+                self.max_term
+            ));
         }
         if self.max_requests > MAX_REQUESTS {
             return Err(format!(
-                "max_requests must be at most {MAX_REQUESTS}, got {}",
+                "max_requests (--max-requests) must be at most {MAX_REQUESTS}, got {}",
                 self.max_requests
             ));
         }
         if self.max_inflight == 0 && self.servers > 1 {
-            return Err(
-                "max_inflight must be at least 1 with more than one server (no message could be sent)"
-                    .into(),
-            );
+            return Err(format!(
+                "max_inflight (--max-inflight) 0 with {} servers: no message could be sent; \
+                 an election needs --max-inflight {} or more",
+                self.servers,
+                Config::election_inflight(self.servers).max(1)
+            ));
         }
         if self.max_partitions > 0 && self.servers < 2 {
-            return Err("partitions need at least 2 servers".into());
+            return Err(format!(
+                "partitions need at least 2 servers: with --servers {} pass --max-partitions 0 \
+                 (max_partitions is {})",
+                self.servers, self.max_partitions
+            ));
         }
         Ok(())
     }

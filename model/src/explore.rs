@@ -15,9 +15,14 @@ pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
         bail!("--addr {addr:?} resolves to no address");
     }
     // stateright's server panics on a busy port: check first for a clear error.
-    drop(TcpListener::bind(&resolved[..]).with_context(|| {
-        format!("cannot listen on {addr}: is another Explorer (or program) using it?")
-    })?);
+    // A busy port is a failed operation (exit 1), not bad input.
+    drop(
+        TcpListener::bind(&resolved[..])
+            .with_context(|| {
+                format!("cannot listen on {addr}: is another Explorer (or program) using it?")
+            })
+            .map_err(crate::failed)?,
+    );
     eprintln!(
         "Explorer for {} servers at http://{addr}/ (Ctrl-C to stop).\n\
          Symmetry reduction does not apply in the Explorer; \"Run to completion\" \

@@ -11,12 +11,42 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command, RunArgs, Strategy};
 use raft_model::RaftModel;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// An operation that failed (exit 1), as opposed to bad input or usage
+/// (exit 2, every other error): see `cli::EXIT_CODES`.
+#[derive(Debug)]
+struct Failed(anyhow::Error);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for Failed {}
+
+/// Marks `e` as a failed operation (exit 1).
+fn failed(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(Failed(e))
+}
+
+/// The exit code of an error: 1 for a failed operation, 2 for bad input.
+fn error_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<Failed>()) {
+        1
+    } else {
+        2
+    }
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // No colour codes in logs that go to a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -32,11 +62,19 @@ fn main() -> ExitCode {
         .subcommand()
         .map(|(_, m)| m.clone())
         .expect("a subcommand is required");
-    match dispatch(cli.command, &sub) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
+    // A panic is an internal failure: exit 1 like any failed operation
+    // (the panic message has been printed already), not Rust's 101.
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli.command, &sub)));
+    match result {
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(e)) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(error_code(&e))
+        }
+        Err(_) => {
+            eprintln!("error: internal failure (the panic above)");
+            ExitCode::from(1)
         }
     }
 }
@@ -59,6 +97,11 @@ fn dispatch(command: Command, sub: &clap::ArgMatches) -> Result<u8> {
         Command::Bench(args) => bench::run(&args),
         Command::Diagram(args) => {
             let trace = raft_model::trace::Trace::read(&args.trace)?;
+            // What raft-conform replay refuses is refused here too, before
+            // drawing could index out of range.
+            trace.check().map_err(|reason| {
+                anyhow::anyhow!("{}: not a drawable trace: {reason}", args.trace.display())
+            })?;
             let steps: Vec<_> = trace
                 .steps
                 .into_iter()
@@ -97,11 +140,18 @@ fn check(
     if strategy == Strategy::Simulate && timeout.is_none() {
         timeout = Some(Duration::from_secs(10));
     }
+    if !(run_args.progress_every.is_finite() && run_args.progress_every >= 0.0) {
+        anyhow::bail!(
+            "--progress-every must be 0 (never) or a positive number of seconds, got {}",
+            run_args.progress_every
+        );
+    }
     let progress_every = if run_args.progress_every > 0.0 {
         Some(seconds("--progress-every", run_args.progress_every)?)
     } else {
         None
     };
+    let run_id = raft_model::trace::run_id(std::time::SystemTime::now(), std::process::id());
     let model = RaftModel::new(cfg);
     let opts = run::RunOptions {
         strategy,
@@ -121,12 +171,19 @@ fn check(
         trace_dir: &run_args.trace_dir,
         addr: &run_args.addr,
         allow_missing_examples: run_args.allow_missing_examples,
+        run_id: &run_id,
     };
-    let report = report::build(&model, &input, &outcome)?;
+    let report = report::build(&model, &input, &outcome).map_err(failed)?;
     if run_args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report::render_text(&report));
+    }
+    if run_args.json {
+        // The text report lists its errors; next to JSON they go to stderr.
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
     }
     Ok(report.exit_code as u8)
 }

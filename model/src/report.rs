@@ -31,6 +31,12 @@ pub struct Report {
     pub shrink_seconds: f64,
     pub properties: Vec<PropertyReport>,
     pub notes: Vec<String>,
+    /// Shared by every trace file of this run (`<kind>-<Property>-<run_id>.json`).
+    pub run_id: String,
+    /// What went wrong that is not a property's status: no leader was ever
+    /// elected, a trace file could not be written. Listed by the text
+    /// report; next to a JSON report they also go to stderr.
+    pub errors: Vec<String>,
     pub exit_code: i32,
 }
 
@@ -60,6 +66,8 @@ pub struct ReportInput<'a> {
     pub trace_dir: &'a FsPath,
     pub addr: &'a str,
     pub allow_missing_examples: bool,
+    /// Names this run's trace files (`raft_model::trace::run_id`).
+    pub run_id: &'a str,
 }
 
 /// Builds the report, writing one trace file per discovery.
@@ -89,13 +97,31 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
     }
 
     let mut properties = Vec::new();
-    if !outcome.discoveries.is_empty() {
-        std::fs::create_dir_all(input.trace_dir).with_context(|| {
-            format!(
-                "cannot create trace directory {}",
-                input.trace_dir.display()
-            )
-        })?;
+    let mut errors = Vec::new();
+    // A trace file that cannot be written is reported, and the finding is
+    // still printed in full (the listing goes to stdout either way).
+    let dir_error = if outcome.discoveries.is_empty() {
+        None
+    } else {
+        let dir = input.trace_dir;
+        if dir.exists() && !dir.is_dir() {
+            Some(anyhow::anyhow!(
+                "--trace-dir {} is not a directory",
+                dir.display()
+            ))
+        } else {
+            std::fs::create_dir_all(dir)
+                .with_context(|| {
+                    format!(
+                        "cannot create trace directory {}",
+                        input.trace_dir.display()
+                    )
+                })
+                .err()
+        }
+    };
+    if let Some(e) = &dir_error {
+        errors.push(format!("{e:#}"));
     }
     for p in model.properties() {
         let always = p.expectation == Expectation::Always;
@@ -123,13 +149,25 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
                 TraceKind::Example
             };
             let trace = to_trace(model, kind, p.name, &d.actions)?;
-            let file = trace_path(input.trace_dir, kind, p.name);
-            trace
-                .write(&file)
-                .with_context(|| format!("cannot write trace file {}", file.display()))?;
+            let file = trace_path(input.trace_dir, kind, p.name, input.run_id);
+            let written = if dir_error.is_some() {
+                Err("its directory could not be created".to_string())
+            } else {
+                write_new(&trace, &file)
+                    .with_context(|| format!("cannot write trace file {}", file.display()))
+                    .map_err(|e| {
+                        let e = format!("{e:#}");
+                        errors.push(e.clone());
+                        e
+                    })
+            };
             let link = explorer_link(model, input.addr, &d.actions);
-            pr.listing = Some(listing(model, p.name, kind, &trace, d, &file, &link));
-            pr.trace = Some(file.display().to_string());
+            let shown = match &written {
+                Ok(()) => file.display().to_string(),
+                Err(e) => format!("NOT WRITTEN ({}: {e})", file.display()),
+            };
+            pr.listing = Some(listing(model, p.name, kind, &trace, d, &shown, &link));
+            pr.trace = written.ok().map(|()| file.display().to_string());
             pr.steps = Some(d.actions.len());
             pr.original_steps = Some(d.original_len);
             pr.shortest_proven = Some(d.proven_shortest);
@@ -139,9 +177,22 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
     }
 
     let violated = properties.iter().any(|p| p.status == "violated");
+    // A check in which no leader is ever elected cannot be meaningful:
+    // nothing is committed, replicated or overwritten. It fails whatever
+    // --allow-missing-examples says (unless a violation already fails it).
+    let no_leader = !violated
+        && properties
+            .iter()
+            .any(|p| p.name == "LeaderElected" && p.status == "not_found");
+    if no_leader {
+        errors.push(no_leader_message(&model.cfg, input.strategy, outcome));
+    }
+    let write_failed = properties
+        .iter()
+        .any(|p| p.steps.is_some() && p.trace.is_none());
     let missing =
         !input.allow_missing_examples && properties.iter().any(|p| p.status == "not_found");
-    let exit_code = if violated {
+    let exit_code = if violated || no_leader || write_failed {
         1
     } else if input.strategy == Strategy::Simulate {
         // A walk budget ran out, as intended: no violation met.
@@ -172,22 +223,64 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
         shrink_seconds: round3(outcome.shrink_elapsed.as_secs_f64()),
         properties,
         notes,
+        run_id: input.run_id.to_string(),
+        errors,
         exit_code,
     })
+}
+
+/// Why the run elected no leader, naming the bound to raise.
+fn no_leader_message(cfg: &Config, strategy: Strategy, outcome: &Outcome) -> String {
+    let what = match (strategy, outcome.stop) {
+        (Strategy::Simulate, _) => format!(
+            "no random walk elected a leader within {:.2} s",
+            outcome.elapsed.as_secs_f64()
+        ),
+        (_, StopReason::Timeout) => format!(
+            "the search stopped at --timeout after {:.2} s before any leader was elected \
+             ({} unique states visited): nothing was checked beyond that",
+            outcome.elapsed.as_secs_f64(),
+            outcome.unique_states
+        ),
+        _ => "no leader is ever elected at these bounds, so the check is vacuous".to_string(),
+    };
+    let hint = match cfg.election_blocker() {
+        Some(b) => b,
+        None if strategy == Strategy::Simulate || outcome.stop == StopReason::Timeout => {
+            "raise --timeout, or lower the bounds (--servers, --max-requests, --max-restarts, \
+             --max-partitions) so that the search reaches an election sooner"
+                .to_string()
+        }
+        None => "raise --max-inflight or --max-term".to_string(),
+    };
+    format!("no leader elected: {what}; {hint}")
+}
+
+/// Writes `trace` to `file`, refusing to replace an existing file (a run id
+/// never repeats, so this only guards against a clash).
+fn write_new(trace: &Trace, file: &FsPath) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(trace).map_err(std::io::Error::other)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
 }
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-pub fn trace_path(dir: &FsPath, kind: TraceKind, property: &str) -> PathBuf {
+pub fn trace_path(dir: &FsPath, kind: TraceKind, property: &str, run_id: &str) -> PathBuf {
     let kind = match kind {
         TraceKind::Counterexample => "counterexample",
         TraceKind::Example => "example",
         TraceKind::Walk => "walk",
         TraceKind::Recorded => "recorded",
     };
-    dir.join(format!("{kind}-{property}.json"))
+    dir.join(format!("{kind}-{property}-{run_id}.json"))
 }
 
 /// The trace of `actions` from the initial state, with every abstract state.
@@ -235,7 +328,7 @@ fn listing(
     kind: TraceKind,
     trace: &Trace,
     d: &Discovery,
-    file: &FsPath,
+    file: &str,
     link: &str,
 ) -> String {
     let mut out = String::new();
@@ -259,7 +352,7 @@ fn listing(
         "{what} for {name}: {} steps{shrunk}{proven}",
         d.actions.len()
     );
-    let _ = writeln!(out, "  trace file: {}", file.display());
+    let _ = writeln!(out, "  trace file: {file}");
     let _ = writeln!(
         out,
         "  explorer:   {link}\n              (serve it with: raft-model explore {})",
@@ -350,6 +443,12 @@ pub fn render_text(r: &Report) -> String {
     for n in &r.notes {
         let _ = writeln!(out, "note: {n}");
     }
+    for e in &r.errors {
+        let _ = writeln!(out, "error: {e}");
+    }
+    if r.properties.iter().any(|p| p.trace.is_some()) {
+        let _ = writeln!(out, "run id: {} (in every trace file name)", r.run_id);
+    }
     let verdict = match r.exit_code {
         0 => "OK",
         1 => "FAILED",
@@ -357,4 +456,79 @@ pub fn render_text(r: &Report) -> String {
     };
     let _ = writeln!(out, "result: {verdict} (exit {})", r.exit_code);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn outcome(stop: StopReason) -> Outcome {
+        Outcome {
+            complete: stop == StopReason::Exhausted,
+            stop,
+            states: 10,
+            unique_states: 7,
+            max_depth: 3,
+            elapsed: Duration::from_millis(1500),
+            peak_rss_bytes: None,
+            discoveries: HashMap::new(),
+            shrink_elapsed: Duration::ZERO,
+        }
+    }
+
+    fn report(cfg: Config, strategy: Strategy, stop: StopReason, allow: bool) -> Report {
+        let dir = tempfile::tempdir().unwrap();
+        let input = ReportInput {
+            command: "check",
+            strategy,
+            symmetry: true,
+            threads: 1,
+            trace_dir: dir.path(),
+            addr: "127.0.0.1:3000",
+            allow_missing_examples: allow,
+            run_id: "test",
+        };
+        build(&RaftModel::new(cfg), &input, &outcome(stop)).unwrap()
+    }
+
+    #[test]
+    fn a_timeout_before_any_leader_is_a_failure_that_says_so() {
+        // Before, a timeout was always "incomplete" (exit 2), even when
+        // nothing at all had been shown.
+        let r = report(Config::default(), Strategy::Dfs, StopReason::Timeout, true);
+        assert_eq!(r.exit_code, 1);
+        let e = &r.errors[0];
+        assert!(e.contains("stopped at --timeout after 1.50 s"), "{e}");
+        assert!(e.contains("before any leader was elected"), "{e}");
+        assert!(e.contains("raise --timeout"), "{e}");
+    }
+
+    #[test]
+    fn no_leader_fails_whatever_allow_missing_examples_says() {
+        let cfg = Config {
+            servers: 7,
+            ..Config::default()
+        };
+        for allow in [false, true] {
+            let r = report(cfg.clone(), Strategy::Dfs, StopReason::Exhausted, allow);
+            assert_eq!(r.exit_code, 1);
+            assert!(
+                r.errors[0].contains("--max-inflight to at least 6"),
+                "{r:?}"
+            );
+        }
+        let r = report(cfg, Strategy::Simulate, StopReason::Timeout, true);
+        assert_eq!(r.exit_code, 1);
+        assert!(r.errors[0].contains("no random walk"), "{:?}", r.errors);
+    }
+
+    #[test]
+    fn run_ids_are_utc_times_and_process_ids() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_796_190_010);
+        assert_eq!(raft_model::trace::run_id(t, 42), "20261202T054010Z-p42");
+        let leap = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(raft_model::trace::run_id(leap, 1), "20000229T000000Z-p1");
+    }
 }

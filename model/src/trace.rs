@@ -164,6 +164,29 @@ impl Trace {
         Ok(trace)
     }
 
+    /// Checks that the trace is consistent with its own bounds, so that
+    /// nothing drawing or replaying it can index out of range: 1 to
+    /// `MAX_SERVERS` servers, every state with `bounds.servers` servers and
+    /// only server ids below that (votes, leaders' next/match slots,
+    /// messages, the partition group), positive client values, and actions
+    /// that name servers of the cluster. `raft-model diagram` and
+    /// `raft-conform replay` both refuse a trace that fails it.
+    pub fn check(&self) -> Result<(), String> {
+        let n = usize::from(self.bounds.servers);
+        if n == 0 || n > usize::from(crate::config::MAX_SERVERS) {
+            return Err(format!(
+                "bounds.servers = {n}, expected 1..={}",
+                crate::config::MAX_SERVERS
+            ));
+        }
+        check_state(&self.initial, n).map_err(|e| format!("initial state: {e}"))?;
+        for (k, step) in self.steps.iter().enumerate() {
+            check_state(&step.state, n).map_err(|e| format!("step {}: {e}", k + 1))?;
+            check_action(&step.action, n).map_err(|e| format!("step {}: {e}", k + 1))?;
+        }
+        Ok(())
+    }
+
     pub fn read(path: &Path) -> Result<Trace, TraceError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| TraceError::Io {
@@ -177,6 +200,101 @@ impl Trace {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(path, text + "\n")
     }
+}
+
+/// An id for the trace files of one run: its UTC start time and process id,
+/// e.g. `20261202T054010Z-p4242`. Two runs never share one, so a trace
+/// directory can hold several runs without mixing them up or overwriting.
+pub fn run_id(now: std::time::SystemTime, pid: u32) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-p{pid}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn check_state(state: &AbstractState, n: usize) -> Result<(), String> {
+    if state.servers.len() != n {
+        return Err(format!(
+            "state has {} servers, bounds say {n}",
+            state.servers.len()
+        ));
+    }
+    let ok = |s: ServerId| usize::from(s) < n;
+    for (i, s) in state.servers.iter().enumerate() {
+        let bad = |what: &str| format!("server {i}: {what}");
+        if s.voted_for.is_some_and(|v| !ok(v)) || s.durable_voted_for.is_some_and(|v| !ok(v)) {
+            return Err(bad("voted_for names no server"));
+        }
+        if s.votes_granted.iter().any(|&v| !ok(v)) {
+            return Err(bad("votes_granted names no server"));
+        }
+        if s.role == Role::Leader && (s.next_index.len() != n || s.match_index.len() != n) {
+            return Err(bad(
+                "a leader's next_index/match_index must have one slot per server",
+            ));
+        }
+        if s.log.iter().chain(&s.durable_log).any(|e| e.value == 0) {
+            return Err(bad("log values must be positive"));
+        }
+        if let Some(m) = s.outbox.iter().find(|m| !ok(m.from) || !ok(m.to)) {
+            return Err(bad(&format!("outbox message {m:?} names no server")));
+        }
+    }
+    if let Some(m) = state.network.iter().find(|m| !ok(m.from) || !ok(m.to)) {
+        return Err(format!("message {m:?} names no server"));
+    }
+    if let Some(g) = &state.partition {
+        if g.iter().any(|&x| !ok(x)) {
+            return Err("partition group names no server".into());
+        }
+    }
+    Ok(())
+}
+
+/// An action that names a server outside the cluster, or a client value 0.
+fn check_action(action: &Action, n: usize) -> Result<(), String> {
+    let ok = |s: ServerId| usize::from(s) < n;
+    let fine = match action {
+        Action::Timeout { server }
+        | Action::Heartbeat { server }
+        | Action::ClientRequest { server, .. }
+        | Action::Persist { server }
+        | Action::Restart { server } => ok(*server),
+        Action::Deliver { message } | Action::Drop { message } | Action::Duplicate { message } => {
+            ok(message.from) && ok(message.to)
+        }
+        Action::Partition { group } => group.iter().all(|&s| ok(s)),
+        Action::Heal => true,
+    };
+    if !fine {
+        return Err(format!("action {action:?} names a server outside 0..{n}"));
+    }
+    if let Action::ClientRequest { value: 0, .. } = action {
+        return Err("client values must be positive".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -348,3 +348,338 @@ fn bench_measures_a_non_degenerate_run() {
     assert!(run["peak_rss_bytes"].as_u64().unwrap() > 0);
     assert!(run["speedup_vs_tlc"].as_f64().unwrap() > 0.0);
 }
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn help_of(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}");
+    stdout_of(&out)
+}
+
+#[test]
+fn help_documents_one_exit_code_scheme_for_every_command() {
+    let top = help_of(&["--help"]);
+    for needle in [
+        "Exit codes",
+        "0  success",
+        "1  a finding or a failed operation",
+        "2  bad input or usage",
+    ] {
+        assert!(top.contains(needle), "{needle}: {top}");
+    }
+    for sub in ["check", "simulate", "explore", "bench", "diagram"] {
+        let help = help_of(&[sub, "--help"]);
+        assert!(help.contains("Exit codes:"), "{sub}: {help}");
+    }
+    // A simulation's budget is its normal end: its help must not say that
+    // --timeout makes it incomplete with exit 2.
+    let simulate = help_of(&["simulate", "--help"]);
+    assert!(!simulate.contains("incomplete (exit 2)"), "{simulate}");
+    assert!(simulate.contains("no walk elected a leader"), "{simulate}");
+    let check = help_of(&["check", "--help"]);
+    assert!(check.contains("no leader was ever elected"), "{check}");
+}
+
+#[test]
+fn a_check_in_which_no_leader_is_elected_fails_and_names_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    // 7 servers and 2 messages in flight: a Timeout's 6 RequestVotes never fit.
+    let args = [
+        "check",
+        "--servers",
+        "7",
+        "--max-inflight",
+        "2",
+        "--allow-missing-examples",
+        "--json",
+    ];
+    let out = run(&args, dir.path());
+    let report = json_of(&out);
+    assert_eq!(report["complete"], true, "{report}");
+    assert_eq!(property(&report, "LeaderElected")["status"], "not_found");
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert_eq!(report["exit_code"], 1);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("no leader elected") && err.contains("--max-inflight to at least 6"),
+        "{err}"
+    );
+    assert!(report["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("--max-inflight"));
+    // The text report says so too.
+    let out = run(&args[..args.len() - 1], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("error: no leader elected") && text.contains("result: FAILED (exit 1)"),
+        "{text}"
+    );
+    // Random walks that never elect a leader fail as well.
+    let out = run(
+        &[
+            "simulate",
+            "--servers",
+            "7",
+            "--max-inflight",
+            "2",
+            "--timeout",
+            "0.5",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout_of(&out));
+    assert!(stdout_of(&out).contains("no random walk elected a leader"));
+}
+
+#[test]
+fn servers_raise_the_default_max_inflight_so_an_election_is_possible() {
+    let dir = tempfile::tempdir().unwrap();
+    // The full check at 7 servers is far too large: stop it early. Either a
+    // leader was elected before the deadline (incomplete, exit 2) or not
+    // (exit 1); it never passes, as it did when no Timeout could fit.
+    let out = run(
+        &[
+            "check",
+            "--servers",
+            "7",
+            "--allow-missing-examples",
+            "--timeout",
+            "1",
+            "--no-shrink",
+            "--json",
+        ],
+        dir.path(),
+    );
+    let report = json_of(&out);
+    assert_eq!(report["bounds"]["max_inflight"], 6, "{report}");
+    assert_ne!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["complete"], false);
+    // An explicit --max-inflight is kept, and the default check is unchanged.
+    let out = run(
+        &[
+            "check",
+            "--servers",
+            "5",
+            "--max-inflight",
+            "3",
+            "--timeout",
+            "0.2",
+            "--no-shrink",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(json_of(&out)["bounds"]["max_inflight"], 3);
+}
+
+#[test]
+fn bound_combinations_are_refused_naming_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["check", "--servers", "1"],
+            &["--servers 1", "--max-partitions 0"],
+        ),
+        (
+            &["check", "--servers", "1", "--max-partitions", "2"],
+            &["--max-partitions 0"],
+        ),
+        (
+            &["check", "--servers", "3", "--max-inflight", "0"],
+            &["--max-inflight"],
+        ),
+        (&["check", "--max-requests", "256"], &["--max-requests"]),
+        (&["simulate", "--max-term", "0"], &["--max-term"]),
+    ];
+    for (args, needles) in cases {
+        let out = run(args, dir.path());
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for n in *needles {
+            assert!(err.contains(n), "{args:?}: {n}: {err}");
+        }
+    }
+    // bench checks its own flags instead of failing in a child run (exit 1).
+    for args in [
+        &["bench", "--threads", "0"][..],
+        &["bench", "--timeout=-1"],
+        &["check", "--progress-every=-1"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("must be"),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+    }
+    // One server without partitions is a valid (tiny) check.
+    let out = run(
+        &["check", "--servers", "1", "--max-partitions", "0", "--json"],
+        dir.path(),
+    );
+    assert_eq!(property(&json_of(&out), "LeaderElected")["status"], "found");
+}
+
+#[test]
+fn a_finding_is_printed_even_when_its_trace_file_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    for trace_dir in [file.clone(), file.join("sub")] {
+        let out = run(&["check", "--bug", "vote-twice"], &trace_dir);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        let text = stdout_of(&out);
+        assert!(
+            text.contains("Counterexample for VoteOncePerTerm"),
+            "{text}"
+        );
+        assert!(text.contains("   1. Timeout s"), "{text}");
+        assert!(text.contains("NOT WRITTEN"), "{text}");
+        assert!(text.contains("error: "), "{text}");
+
+        let out = run(&["check", "--bug", "vote-twice", "--json"], &trace_dir);
+        assert_eq!(out.status.code(), Some(1));
+        let report = json_of(&out);
+        let p = property(&report, "VoteOncePerTerm");
+        assert_eq!(p["status"], "violated");
+        assert!(p["trace"].is_null(), "{p}");
+        assert!(p["steps"].as_u64().unwrap() > 0);
+        assert!(p["explorer"].as_str().unwrap().contains("/#/steps/0/"));
+        let err = stderr_of(&out);
+        assert!(err.contains(&file.display().to_string()), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // Without a finding, a trace that cannot be written is a failed
+    // operation: exit 1, not the 0 of a passing check.
+    let mut args = vec!["check", "--allow-missing-examples"];
+    args.extend(SMALL);
+    let out = run(&args, &file);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout_of(&out));
+}
+
+#[test]
+fn runs_never_overwrite_or_mix_in_one_trace_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let out = run(&["check", "--bug", "vote-twice", "--json"], dir.path());
+        assert_eq!(out.status.code(), Some(1));
+        runs.push(json_of(&out));
+    }
+    let files = |r: &Value| -> Vec<String> {
+        r["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["trace"].as_str().map(String::from))
+            .collect()
+    };
+    let (a, b) = (files(&runs[0]), files(&runs[1]));
+    assert!(!a.is_empty());
+    assert_ne!(runs[0]["run_id"], runs[1]["run_id"]);
+    for (r, fs) in [(&runs[0], &a), (&runs[1], &b)] {
+        let id = r["run_id"].as_str().unwrap();
+        for f in fs {
+            assert!(
+                f.ends_with(&format!("-{id}.json")),
+                "{f} is not named by {id}"
+            );
+            assert!(Path::new(f).exists(), "{f}");
+        }
+    }
+    assert!(a.iter().all(|f| !b.contains(f)), "{a:?} {b:?}");
+    let on_disk = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(on_disk, a.len() + b.len());
+}
+
+/// A trace with no steps for 3 servers (version 2).
+fn empty_trace() -> Value {
+    let model = RaftModel::new(Config::default());
+    let init = model.init_states().remove(0).to_abstract();
+    let t = Trace::new(TraceKind::Walk, None, Config::default(), init, vec![]);
+    serde_json::to_value(t).unwrap()
+}
+
+#[test]
+fn diagram_refuses_what_replay_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = empty_trace();
+    let mut cases: Vec<(&str, Value, &str)> = Vec::new();
+    let mut v = ok.clone();
+    v["steps"] = serde_json::json!([{ "action": { "type": "Timeout", "server": 5 },
+                                      "state": ok["initial"].clone() }]);
+    cases.push(("server outside the cluster", v, "outside"));
+    let mut v = ok.clone();
+    v["bounds"]["servers"] = serde_json::json!(4);
+    cases.push(("states of 3 servers, bounds of 4", v, "bounds say 4"));
+    let mut v = ok.clone();
+    v["bounds"]["servers"] = serde_json::json!(0);
+    cases.push(("no servers", v, "bounds.servers"));
+    let mut v = ok.clone();
+    v["initial"]["servers"][0]["voted_for"] = serde_json::json!(9);
+    cases.push(("a vote for no server", v, "voted_for"));
+    for (what, v, needle) in cases {
+        let p = dir.path().join("t.json");
+        std::fs::write(&p, v.to_string()).unwrap();
+        let out = Command::new(BIN).arg("diagram").arg(&p).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(needle), "{what}: {err}");
+        assert!(err.contains("not a drawable trace"), "{what}: {err}");
+    }
+    let p = dir.path().join("ok.json");
+    std::fs::write(&p, ok.to_string()).unwrap();
+    let out = Command::new(BIN).arg("diagram").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).contains("<svg"));
+}
+
+#[test]
+fn seeded_bugs_have_one_name_and_the_old_one_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = help_of(&["check", "--help"]);
+    for b in raft_model::Bug::ALL {
+        assert!(help.contains(b.name()), "{b}: {help}");
+    }
+    assert!(help.contains("vote-without-log-check (also: no-log-check-on-vote)"));
+    for name in ["vote-without-log-check", "no-log-check-on-vote"] {
+        let out = run(&["check", "--bug", name, "--json"], dir.path());
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr_of(&out));
+        let report = json_of(&out);
+        assert_eq!(report["bounds"]["bug"], "vote-without-log-check");
+        assert_eq!(
+            property(&report, "LeaderCompleteness")["status"],
+            "violated"
+        );
+    }
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_not_written_to_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["simulate", "--timeout", "0.3"];
+    args.extend(SMALL);
+    let out = Command::new(BIN)
+        .args(&args)
+        .arg("--trace-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("Thread started"),
+        "no log lines to check: {err}"
+    );
+    assert!(!err.contains('\x1b'), "{err:?}");
+}

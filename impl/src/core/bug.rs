@@ -61,6 +61,15 @@ impl ImplBug {
         }
     }
 
+    /// Earlier names, still accepted by `FromStr` (the model's name for the
+    /// same bug before the tools agreed on one).
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            ImplBug::VoteWithoutLogCheck => &["no-log-check-on-vote"],
+            _ => &[],
+        }
+    }
+
     /// Whether this build honours seeded bugs at all.
     pub const fn enabled_in_build() -> bool {
         cfg!(feature = "seeded-bugs")
@@ -78,7 +87,7 @@ impl FromStr for ImplBug {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ImplBug::ALL
             .into_iter()
-            .find(|b| b.name() == s)
+            .find(|b| b.name() == s || b.aliases().contains(&s))
             .ok_or_else(|| UnknownBug {
                 found: s.to_string(),
                 known: ImplBug::ALL.map(|b| b.name()).join(", "),
