@@ -147,6 +147,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Cluster(a) => launcher::run(a).await,
         Command::Bench(a) => {
+            if a.clients == 0 || a.ops == 0 {
+                return Err(usage("--clients and --ops must be at least 1"));
+            }
+            if a.failover && a.nodes < 3 {
+                return Err(usage("--failover needs --nodes 3 or more"));
+            }
+            if a.failover && a.trials == 0 {
+                return Err(usage("--trials must be at least 1"));
+            }
             if a.failover {
                 let exe = std::env::current_exe().context("finding the raftkv executable")?;
                 let dir = a.dir.ok_or_else(|| usage("--failover needs --dir"))?;
@@ -174,6 +183,12 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
             "--id {} is not one of the --peers ids {:?}",
             a.id,
             a.peers.keys().collect::<Vec<_>>()
+        )));
+    }
+    if a.heartbeat_ms == 0 || a.heartbeat_ms >= a.election_timeout_ms.0 {
+        return Err(usage(format!(
+            "--heartbeat-ms {} must be above zero and below the election timeout's low end {}",
+            a.heartbeat_ms, a.election_timeout_ms.0
         )));
     }
     let bug = match a.impl_bug.as_deref() {

@@ -214,12 +214,15 @@ fn serve_refuses_another_nodes_or_clusters_directory_and_a_broken_one() {
 
 #[test]
 fn bad_peers_and_bad_cluster_addresses_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let unused = tmp.path().join("unused");
+    let unused = unused.to_str().unwrap();
     let out = raftkv(&[
         "serve",
         "--id",
         "1",
         "--data-dir",
-        "unused",
+        unused,
         "--peers",
         "1=127.0.0.1:7001,2=127.0.0.1:7001,3=127.0.0.1:7003",
     ]);
@@ -229,7 +232,7 @@ fn bad_peers_and_bad_cluster_addresses_are_usage_errors() {
         "{}",
         stderr(&out)
     );
-    assert!(!Path::new("unused").exists());
+    assert!(!Path::new(unused).exists());
 
     // Rejected before any connection attempt: with a 60 s timeout, a
     // client that tried would be killed by run_bounded.
@@ -265,14 +268,28 @@ fn bad_peers_and_bad_cluster_addresses_are_usage_errors() {
         "--id",
         "4",
         "--data-dir",
-        "unused",
+        unused,
         "--peers",
         "1=127.0.0.1:1",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let out = raftkv(&["cluster", "--nodes", "0", "--dir", "unused"]);
+    let out = raftkv(&["cluster", "--nodes", "0", "--dir", unused]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(!Path::new("unused").exists());
+    let out = raftkv(&[
+        "serve",
+        "--id",
+        "1",
+        "--data-dir",
+        unused,
+        "--peers",
+        "1=127.0.0.1:1",
+        "--heartbeat-ms",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = raftkv(&["bench", "--failover", "--dir", unused, "--trials", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!Path::new(unused).exists());
 
     let help = raftkv(&["--help"]);
     let text = String::from_utf8_lossy(&help.stdout);

@@ -339,7 +339,7 @@ fn kill9_at_any_point_leaves_a_directory_that_opens() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
     let mut killed_after = 0u64;
-    for round in 0..12u64 {
+    for round in 0..10u64 {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -354,7 +354,7 @@ fn kill9_at_any_point_leaves_a_directory_that_opens() {
             .unwrap();
         // Let it get through a varying number of syncs, then kill it
         // wherever it is (between syncs, inside a segment creation, ...).
-        let want = 5 + round * 7;
+        let want = 4 + round * 6;
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut last_synced = 0;
         let mut seen = 0;
