@@ -304,7 +304,6 @@ struct OneNode {
     child: Child,
     addr: String,
     _tmp: tempfile::TempDir,
-    log: PathBuf,
 }
 
 impl OneNode {
@@ -318,7 +317,6 @@ impl OneNode {
             child,
             addr: format!("127.0.0.1:{port}"),
             _tmp: tmp,
-            log,
         }
     }
 
@@ -402,10 +400,20 @@ fn put_value_file_append_limit_and_exit_codes() {
     let out = node.cli(&["get", "nothing"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("not found"));
+}
 
-    // --- §8: the node's log file has no colour codes.
-    let text = std::fs::read(&node.log).unwrap();
-    assert!(String::from_utf8_lossy(&text).contains("serving"));
+// --- §8: no colour codes in log files ---------------------------------------------
+
+#[test]
+fn a_node_logging_to_a_file_writes_no_colour_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("node.log");
+    // NO_COLOR is removed from the node's environment (see `serve`).
+    let mut node = serve(&tmp.path().join("d"), 1, free_port(), &[], &log);
+    wait_serving(&mut node, &log);
+    stop(&mut node);
+    let text = std::fs::read(&log).unwrap();
+    assert!(String::from_utf8_lossy(&text).contains("shutting down"));
     assert!(
         !text.contains(&0x1b),
         "ESC in a log file: {}",
