@@ -5,7 +5,7 @@ use crate::codec::{ClientRequest, ClientResponse, NodeMetrics};
 use crate::kv::{KvConfig, KvService};
 use crate::message::{Message, MsgTag};
 use crate::node::{ImplBug, Node, NodeConfig, NodeError};
-use crate::storage::{FileStorage, StorageError};
+use crate::storage::{DirIdentity, FileStorage, FileStorageOptions, StorageError};
 use crate::trace::TraceSink;
 use crate::transport::tcp::{self, Inbound, TcpConfig, TcpTransport};
 use crate::types::NodeId;
@@ -26,6 +26,8 @@ pub struct ServerConfig {
     /// Every node of the cluster (this one included) and its address.
     pub peers: BTreeMap<NodeId, String>,
     pub data_dir: PathBuf,
+    /// The cluster the data directory must belong to (recorded on first use).
+    pub cluster_id: Option<String>,
     pub election_timeout: (Duration, Duration),
     pub heartbeat_interval: Duration,
     pub max_batch: usize,
@@ -45,6 +47,7 @@ impl ServerConfig {
             id,
             peers,
             data_dir,
+            cluster_id: None,
             election_timeout: node.election_timeout,
             heartbeat_interval: node.heartbeat_interval,
             max_batch: node.max_batch,
@@ -142,10 +145,15 @@ impl Server {
             addr: addr.clone(),
             source,
         })?;
-        let storage = FileStorage::open(&cfg.data_dir).map_err(|source| ServerError::Storage {
-            dir: cfg.data_dir.clone(),
-            source,
-        })?;
+        let identity = DirIdentity {
+            node_id: Some(cfg.id),
+            cluster_id: cfg.cluster_id.clone(),
+        };
+        let storage = FileStorage::open_as(&cfg.data_dir, FileStorageOptions::default(), &identity)
+            .map_err(|source| ServerError::Storage {
+                dir: cfg.data_dir.clone(),
+                source,
+            })?;
         let transport = TcpTransport::spawn(
             cfg.id,
             cfg.peers.iter().map(|(id, a)| (*id, a.clone())),

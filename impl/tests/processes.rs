@@ -358,7 +358,7 @@ async fn processes_cli_put_append_get_and_errors() {
     assert!(append.status.success(), "{append:?}");
     assert_eq!(String::from_utf8_lossy(&get.stdout), "blue-green\n");
     assert!(get.status.success());
-    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(missing.status.code(), Some(1)); // a failed operation
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 
     // Errors: a clear message and a non-zero exit, never a panic.
@@ -389,7 +389,7 @@ async fn processes_cli_put_append_get_and_errors() {
         "--peers",
         "1=127.0.0.1:1",
     ]);
-    assert_eq!(not_member.status.code(), Some(1));
+    assert_eq!(not_member.status.code(), Some(2)); // our own usage error
     assert!(String::from_utf8_lossy(&not_member.stderr).contains("not one of the --peers"));
     for out in [&dead, &bad_peers, &not_member] {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));

@@ -9,7 +9,7 @@ pub mod waiters;
 pub use service::{KvConfig, KvService};
 pub use waiters::Waiters;
 
-use crate::codec::{ClientRequest, ClientResponse, Op};
+use crate::codec::{ClientRequest, ClientResponse, Op, MAX_KV_BYTES};
 use crate::types::LogIndex;
 use std::collections::HashMap;
 
@@ -29,10 +29,11 @@ pub fn decode_command(bytes: &[u8]) -> Result<ClientRequest, postcard::Error> {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct KvStore {
     data: HashMap<String, String>,
-    /// Client id -> highest write sequence number applied. A write whose
-    /// sequence number is not higher is a retry (or an abandoned older
-    /// attempt) and is not applied again.
-    sessions: HashMap<u64, u64>,
+    /// Client id -> highest write sequence number applied, and why it
+    /// failed if it did. A write whose sequence number is not higher is a
+    /// retry (or an abandoned older attempt) and is not applied again; a
+    /// retry of the last write gets the same failure.
+    sessions: HashMap<u64, (u64, Option<String>)>,
     last_applied: LogIndex,
 }
 
@@ -79,26 +80,57 @@ impl KvStore {
     }
 
     fn apply_request(&mut self, request: &ClientRequest) -> ClientResponse {
-        if request.op.is_write() {
-            let last = self.sessions.entry(request.client_id).or_insert(0);
-            if request.seq <= *last {
-                return ClientResponse::Ok { value: None };
-            }
-            *last = request.seq;
+        if !request.op.is_write() {
+            let Op::Get { key } = &request.op else {
+                unreachable!("only Get is not a write")
+            };
+            return ClientResponse::Ok {
+                value: self.data.get(key).cloned(),
+            };
+        }
+        let session = self.sessions.entry(request.client_id).or_insert((0, None));
+        if request.seq < session.0 {
+            return ClientResponse::Ok { value: None };
+        }
+        if request.seq == session.0 {
+            return match &session.1 {
+                None => ClientResponse::Ok { value: None },
+                Some(reason) => ClientResponse::Invalid {
+                    reason: reason.clone(),
+                },
+            };
+        }
+        // The size limit holds for the value a write leaves, checked here,
+        // where every replica decides alike: a write over it changes nothing.
+        let (key, size) = match &request.op {
+            Op::Put { key, value } => (key, key.len() + value.len()),
+            Op::Append { key, value } => (
+                key,
+                key.len() + self.data.get(key).map_or(0, String::len) + value.len(),
+            ),
+            Op::Get { .. } => unreachable!("handled above"),
+        };
+        let failure =
+            (size > MAX_KV_BYTES).then(|| {
+                format!(
+                "{} to {key:?} would make key and value {size} bytes; the limit is {MAX_KV_BYTES}",
+                if matches!(request.op, Op::Put { .. }) { "put" } else { "append" }
+            )
+            });
+        *session = (request.seq, failure.clone());
+        if let Some(reason) = failure {
+            return ClientResponse::Invalid { reason };
         }
         match &request.op {
             Op::Put { key, value } => {
                 self.data.insert(key.clone(), value.clone());
-                ClientResponse::Ok { value: None }
             }
             Op::Append { key, value } => {
                 self.data.entry(key.clone()).or_default().push_str(value);
-                ClientResponse::Ok { value: None }
             }
-            Op::Get { key } => ClientResponse::Ok {
-                value: self.data.get(key).cloned(),
-            },
+            Op::Get { .. } => unreachable!("handled above"),
         }
+        ClientResponse::Ok { value: None }
     }
 }
 
@@ -133,6 +165,53 @@ mod tests {
                 value: Some("ab".into())
             })
         );
+    }
+
+    #[test]
+    fn append_past_the_size_limit_fails_and_changes_nothing_on_every_replica() {
+        let half = "x".repeat(MAX_KV_BYTES / 2);
+        let log = [
+            cmd(1, 1, append("k", &half)),
+            // key + 2 halves > the limit: refused at apply time.
+            cmd(1, 2, append("k", &half)),
+            // A retry of it (same seq) gets the same answer.
+            cmd(1, 2, append("k", &half)),
+            cmd(
+                2,
+                1,
+                Op::Put {
+                    key: "p".into(),
+                    value: "y".repeat(MAX_KV_BYTES),
+                },
+            ),
+            cmd(1, 3, append("k", "tail")),
+        ];
+        let mut replicas = [KvStore::new(), KvStore::new()];
+        let mut answers = Vec::new();
+        for kv in &mut replicas {
+            let a: Vec<_> = log
+                .iter()
+                .enumerate()
+                .map(|(i, c)| kv.apply(i as u64 + 1, c).unwrap())
+                .collect();
+            answers.push(a);
+        }
+        assert_eq!(replicas[0], replicas[1]);
+        assert_eq!(answers[0], answers[1]);
+        let a = &answers[0];
+        assert_eq!(a[0], ClientResponse::Ok { value: None });
+        for i in [1, 2, 3] {
+            match &a[i] {
+                ClientResponse::Invalid { reason } => {
+                    assert!(reason.contains("the limit is 65536"), "{reason}")
+                }
+                other => panic!("entry {i}: expected Invalid, got {other:?}"),
+            }
+        }
+        assert_eq!(a[4], ClientResponse::Ok { value: None });
+        let kv = &replicas[0];
+        assert_eq!(kv.get("k").map(str::len), Some(half.len() + 4));
+        assert_eq!(kv.get("p"), None);
     }
 
     #[test]

@@ -2,21 +2,42 @@
 //!
 //! Layout of a data directory:
 //!
+//! - `meta`: the node id and cluster id the directory belongs to and the
+//!   first index of every log segment (see `meta.rs`: checksummed text,
+//!   replaced atomically like `hardstate`). It is what tells a whole
+//!   directory from one that lost a file.
 //! - `hardstate`: magic, term, voted_for (0 = none), crc32c. Replaced
 //!   atomically: written to `hardstate.tmp`, fsynced, renamed, directory
-//!   fsynced.
+//!   fsynced. Written (term 0, no vote) when the directory is created, so
+//!   it always exists beside `meta`.
 //! - `log-<first index, 20 digits>.seg`: log segments. A 20-byte header
 //!   (magic, first index, crc32c) then records `[len u32][crc u32][payload]`
 //!   where `payload = term u64 ++ command` and `crc = crc32c(len ++ payload)`.
 //!   All integers little-endian. A new segment starts when the current one
 //!   exceeds the segment size.
+//! - `LOCK`: see [`super::DirLock`]; ignored here.
 //!
-//! Recovery: a bad record in the last segment with no valid record after it
-//! is a torn tail (a write interrupted by a crash) and is truncated; any other
-//! bad byte is refused with an error naming the file and offset.
+//! Order of operations, so that a crash (kill -9, power cut) at any point
+//! leaves a directory that opens:
+//!
+//! - creating a directory: `hardstate`, then `meta`. A directory with no
+//!   `meta`, no segment and at most a zero `hardstate` is a new one;
+//! - creating a segment: the file with its header, fsync, then `meta`
+//!   listing it. A segment file after the last listed one is the trace of an
+//!   interrupted creation (or removal) and is removed;
+//! - removing segments (truncation): `meta` without them, then the files.
+//!
+//! Recovery: a segment listed in `meta` but missing, a `meta` missing
+//! beside a log or a non-zero hard state, or a missing `hardstate` beside
+//! `meta` is refused: the directory is not whole and guessing could lose
+//! acknowledged writes or cast a second vote in a term. A bad record in the
+//! last segment with no valid record after it is a torn tail (a write
+//! interrupted by a crash) and is truncated; any other bad byte is refused
+//! with an error naming the file and offset.
 
 use super::group_commit::{GroupCommit, GroupCommitError};
-use super::{Recovered, Storage, StorageError};
+use super::meta::{self, DirIdentity, Meta};
+use super::{segment_file_name, Recovered, Storage, StorageError};
 use crate::core::HardState;
 use crate::types::{Entry, LogIndex};
 use std::fs::{self, File, OpenOptions};
@@ -66,6 +87,8 @@ pub struct FileStorage {
     dir: PathBuf,
     opts: FileStorageOptions,
     hard_state: HardState,
+    /// What `meta` says; its segment list always equals `segments`' first indexes.
+    meta: Meta,
     segments: Vec<Segment>,
     /// Append handle of the last segment.
     tail: Option<File>,
@@ -96,7 +119,7 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 }
 
 fn segment_name(first_index: LogIndex) -> String {
-    format!("log-{first_index:020}.seg")
+    segment_file_name(first_index)
 }
 
 fn encode_record(buf: &mut Vec<u8>, e: &Entry) {
@@ -172,6 +195,18 @@ fn decode_hard_state(b: &[u8]) -> Result<HardState, String> {
     })
 }
 
+/// Replaces `dir/hardstate` atomically; durable when this returns.
+fn write_hard_state(dir: &Path, hs: HardState) -> Result<(), StorageError> {
+    let tmp = dir.join("hardstate.tmp");
+    let path = dir.join("hardstate");
+    let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    f.write_all(&encode_hard_state(hs))
+        .map_err(io_err("write", &tmp))?;
+    f.sync_all().map_err(io_err("fsync", &tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+    sync_dir(dir)
+}
+
 impl FileStorage {
     /// Open (creating if needed) the storage in `dir` and recover it.
     pub fn open(dir: impl AsRef<Path>) -> Result<FileStorage, StorageError> {
@@ -182,24 +217,41 @@ impl FileStorage {
         dir: impl AsRef<Path>,
         opts: FileStorageOptions,
     ) -> Result<FileStorage, StorageError> {
+        FileStorage::open_as(dir, opts, &DirIdentity::default())
+    }
+
+    /// Open (creating if needed) the storage in `dir` for `identity`:
+    /// a directory recorded as another node's or another cluster's is
+    /// refused ([`StorageError::WrongNode`], [`StorageError::WrongCluster`]);
+    /// a claim the directory has no record of yet is recorded.
+    pub fn open_as(
+        dir: impl AsRef<Path>,
+        opts: FileStorageOptions,
+        identity: &DirIdentity,
+    ) -> Result<FileStorage, StorageError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-        let tmp = dir.join("hardstate.tmp");
-        if tmp.exists() {
-            // An interrupted replacement: the old `hardstate` is still intact.
-            fs::remove_file(&tmp).map_err(io_err("remove", &tmp))?;
+        for name in ["hardstate.tmp", meta::META_TMP] {
+            let tmp = dir.join(name);
+            if tmp.exists() {
+                // An interrupted replacement: the old file is still intact.
+                fs::remove_file(&tmp).map_err(io_err("remove", &tmp))?;
+            }
         }
         let hs_path = dir.join("hardstate");
-        let hard_state = match fs::read(&hs_path) {
-            Ok(b) => decode_hard_state(&b).map_err(|reason| StorageError::CorruptHardState {
-                path: hs_path.clone(),
-                reason,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HardState::default(),
-            Err(e) => return Err(io_err("read", &hs_path)(e)),
-        };
+        let hard_state =
+            match fs::read(&hs_path) {
+                Ok(b) => Some(decode_hard_state(&b).map_err(|reason| {
+                    StorageError::CorruptHardState {
+                        path: hs_path.clone(),
+                        reason,
+                    }
+                })?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_err("read", &hs_path)(e)),
+            };
 
-        let mut names: Vec<(LogIndex, PathBuf)> = Vec::new();
+        let mut on_disk: Vec<(LogIndex, PathBuf)> = Vec::new();
         for ent in fs::read_dir(&dir).map_err(io_err("list directory", &dir))? {
             let ent = ent.map_err(io_err("list directory", &dir))?;
             let name = ent.file_name();
@@ -213,10 +265,116 @@ impl FileStorage {
                     offset: 0,
                     reason: "unparsable segment file name".into(),
                 })?;
-                names.push((first, ent.path()));
+                on_disk.push((first, ent.path()));
             }
         }
-        names.sort();
+        on_disk.sort();
+
+        let (meta, hard_state) = match meta::read(&dir)? {
+            Some(m) => {
+                let Some(hs) = hard_state else {
+                    return Err(StorageError::MissingHardState { dir });
+                };
+                (m, hs)
+            }
+            None => {
+                let hs = hard_state.unwrap_or_default();
+                if !on_disk.is_empty() || hs != HardState::default() {
+                    let mut found = Vec::new();
+                    if hs != HardState::default() {
+                        found.push(format!("a hard state (term {})", hs.term));
+                    }
+                    if !on_disk.is_empty() {
+                        found.push(format!("{} log segment(s)", on_disk.len()));
+                    }
+                    return Err(StorageError::MissingMeta {
+                        dir,
+                        found: found.join(" and "),
+                    });
+                }
+                // A new directory, or one whose creation a crash interrupted
+                // (nothing in it yet): create it, hard state first.
+                if hard_state.is_none() {
+                    write_hard_state(&dir, HardState::default())?;
+                }
+                let m = Meta::default();
+                meta::write(&dir, &m)?;
+                (m, hs)
+            }
+        };
+        let mut meta = meta;
+        let mut claim = false;
+        if let Some(requested) = identity.node_id {
+            match meta.node_id {
+                Some(recorded) if recorded != requested => {
+                    return Err(StorageError::WrongNode {
+                        dir,
+                        recorded,
+                        requested,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.node_id = Some(requested);
+                    claim = true;
+                }
+            }
+        }
+        if let Some(requested) = &identity.cluster_id {
+            match &meta.cluster_id {
+                Some(recorded) if recorded != requested => {
+                    return Err(StorageError::WrongCluster {
+                        dir,
+                        recorded: recorded.clone(),
+                        requested: requested.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.cluster_id = Some(requested.clone());
+                    claim = true;
+                }
+            }
+        }
+
+        // Every listed segment must be there; an unlisted one after the last
+        // listed is left over from an interrupted creation or truncation.
+        let mut names: Vec<(LogIndex, PathBuf)> = Vec::new();
+        for &first in &meta.segments {
+            match on_disk.iter().find(|(f, _)| *f == first) {
+                Some((_, p)) => names.push((first, p.clone())),
+                None => {
+                    return Err(StorageError::MissingSegment {
+                        dir,
+                        first_index: first,
+                    })
+                }
+            }
+        }
+        let mut removed = false;
+        for (first, path) in &on_disk {
+            if meta.segments.contains(first) {
+                continue;
+            }
+            if meta.segments.last().is_some_and(|l| first < l) {
+                return Err(StorageError::UnexpectedSegment {
+                    dir,
+                    first_index: *first,
+                });
+            }
+            tracing::warn!(
+                path = %path.display(),
+                "removing a log segment its meta file does not list (an interrupted segment creation or truncation)"
+            );
+            fs::remove_file(path).map_err(io_err("remove", path))?;
+            removed = true;
+        }
+        if removed {
+            sync_dir(&dir)?;
+        }
+        if claim {
+            meta::write(&dir, &meta)?;
+        }
 
         let mut segments = Vec::new();
         let mut log = Vec::new();
@@ -231,9 +389,12 @@ impl FileStorage {
             };
             if (data.len() as u64) < SEG_HEADER || (is_last && data.iter().all(|b| *b == 0)) {
                 if is_last {
-                    // Torn creation of a new segment (short, or zeros from a crash
-                    // before its data reached the disk): nothing in it was synced.
-                    tracing::warn!(path = %path.display(), "removing torn segment header");
+                    // The last segment torn down to (part of) its header: no
+                    // record in it survived. (Its header was fsynced before
+                    // `meta` listed it, so only a torn tail comes here.)
+                    tracing::warn!(path = %path.display(), "removing torn last segment");
+                    meta.segments.pop();
+                    meta::write(&dir, &meta)?;
                     fs::remove_file(&path).map_err(io_err("remove", &path))?;
                     sync_dir(&dir)?;
                     continue;
@@ -313,6 +474,7 @@ impl FileStorage {
             dir,
             opts,
             hard_state,
+            meta,
             segments,
             tail,
             recovered_log: Some(log),
@@ -387,7 +549,14 @@ impl FileStorage {
         let crc = crc32c::crc32c(&h);
         h.extend_from_slice(&crc.to_le_bytes());
         f.write_all(&h).map_err(io_err("write", &path))?;
+        // The header is durable before `meta` lists the segment; a crash
+        // before `meta` is replaced leaves an unlisted file that open removes.
+        f.sync_all().map_err(io_err("fsync", &path))?;
         drop(f);
+        let mut meta = self.meta.clone();
+        meta.segments.push(first);
+        meta::write(&self.dir, &meta)?;
+        self.meta = meta;
         let f = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -419,17 +588,7 @@ impl Storage for FileStorage {
 
     fn set_hard_state(&mut self, hs: HardState) -> Result<(), StorageError> {
         self.check_ok()?;
-        let tmp = self.dir.join("hardstate.tmp");
-        let path = self.dir.join("hardstate");
-        let res = (|| {
-            let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-            f.write_all(&encode_hard_state(hs))
-                .map_err(io_err("write", &tmp))?;
-            f.sync_all().map_err(io_err("fsync", &tmp))?;
-            fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
-            sync_dir(&self.dir)
-        })();
-        match res {
+        match write_hard_state(&self.dir, hs) {
             // A failed replacement leaves the old file intact: no need to fail-stop
             // the storage, the caller decides.
             Err(e) => Err(e),
@@ -453,19 +612,24 @@ impl Storage for FileStorage {
         }
         self.recovered_log = None;
         let res = (|| {
-            let mut removed = false;
-            while self
+            let keep = self
                 .segments
-                .last()
-                .is_some_and(|s| s.first_index > last_index)
-            {
-                let s = self.segments.pop().unwrap();
-                self.tail = None;
-                fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
-                removed = true;
-            }
+                .iter()
+                .take_while(|s| s.first_index <= last_index)
+                .count();
+            let removed = keep < self.segments.len();
             if removed {
-                // Removed segments must never come back after a crash.
+                // `meta` first: after it, the files are no longer part of the
+                // log, and a crash before they are gone leaves unlisted files
+                // that open removes.
+                let mut meta = self.meta.clone();
+                meta.segments.truncate(keep);
+                meta::write(&self.dir, &meta)?;
+                self.meta = meta;
+                self.tail = None;
+                for s in self.segments.drain(keep..) {
+                    fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
+                }
                 sync_dir(&self.dir)?;
                 if let Some(s) = self.segments.last() {
                     self.tail = Some(

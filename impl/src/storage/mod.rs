@@ -3,6 +3,12 @@
 //! log; atomically replaced hard-state file); [`MemStorage`] keeps them in
 //! memory for fast tests.
 //!
+//! A data directory is whole or refused: [`FileStorage`] records in a
+//! checksummed `meta` file which node and cluster the directory belongs to
+//! and which log segments it holds, and opening refuses a directory that
+//! lost its hard state or a segment ([`StorageError`] says what is
+//! missing). A serving process holds [`DirLock`] on it for its lifetime.
+//!
 //! Contract: `set_hard_state` is durable when it returns; `truncate` and
 //! `append` may be buffered until `sync`, which makes every earlier change
 //! durable. The node calls `sync` once per group of steps, before sending
@@ -10,13 +16,17 @@
 
 mod file;
 pub mod group_commit;
+mod lock;
 mod mem;
+mod meta;
 
 pub use file::{FileStorage, FileStorageOptions};
+pub use lock::DirLock;
 pub use mem::MemStorage;
+pub use meta::{validate_cluster_id, DirIdentity};
 
 use crate::core::HardState;
-use crate::types::{Entry, LogIndex};
+use crate::types::{Entry, LogIndex, NodeId};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +46,49 @@ pub enum StorageError {
     },
     #[error("corrupt hard state file {path}: {reason}")]
     CorruptHardState { path: PathBuf, reason: String },
+    #[error("corrupt meta file {path}: {reason}")]
+    CorruptMeta { path: PathBuf, reason: String },
+    #[error(
+        "data directory {dir} is not whole: it holds {found} but no meta file \
+         (files were lost, or it was made by a raftkv older than the meta file); \
+         refusing to start on it"
+    )]
+    MissingMeta { dir: PathBuf, found: String },
+    #[error(
+        "data directory {dir} is not whole: the hard state file {} is missing \
+         (the node could vote twice in a term); refusing to start on it",
+        dir.join("hardstate").display()
+    )]
+    MissingHardState { dir: PathBuf },
+    #[error(
+        "data directory {dir} is not whole: log segment {} (first index {first_index}), \
+         expected from its meta file, is missing; refusing to start on it",
+        dir.join(segment_file_name(*first_index)).display()
+    )]
+    MissingSegment { dir: PathBuf, first_index: LogIndex },
+    #[error(
+        "data directory {dir} is not whole: log segment {} is not recorded in its \
+         meta file and lies inside the log; refusing to start on it",
+        dir.join(segment_file_name(*first_index)).display()
+    )]
+    UnexpectedSegment { dir: PathBuf, first_index: LogIndex },
+    #[error("data directory {dir} belongs to node {recorded}, not node {requested}")]
+    WrongNode {
+        dir: PathBuf,
+        recorded: NodeId,
+        requested: NodeId,
+    },
+    #[error("data directory {dir} belongs to cluster `{recorded}`, not cluster `{requested}`")]
+    WrongCluster {
+        dir: PathBuf,
+        recorded: String,
+        requested: String,
+    },
+    #[error(
+        "data directory {dir} is in use by another process ({}) holding its LOCK file",
+        match holder { Some(pid) => format!("pid {pid}"), None => "pid unknown".to_string() }
+    )]
+    Locked { dir: PathBuf, holder: Option<u32> },
     #[error("invalid storage operation: {0}")]
     Invalid(String),
     #[error("storage failed earlier and refuses further writes: {0}")]
@@ -50,6 +103,11 @@ impl StorageError {
             _ => false,
         }
     }
+}
+
+/// The file name of the log segment whose first entry is `first_index`.
+pub fn segment_file_name(first_index: LogIndex) -> String {
+    format!("log-{first_index:020}.seg")
 }
 
 /// What a storage recovered when opened.
