@@ -17,7 +17,8 @@ use crate::message::{Message, MsgTag};
 use crate::transport::Transport;
 use crate::types::NodeId;
 use futures::future::BoxFuture;
-use futures::{SinkExt, StreamExt};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,61 +243,55 @@ pub async fn serve(listener: TcpListener, handler: Arc<dyn Inbound>) {
     }
 }
 
-/// Responses buffered per connection before the connection is considered stuck.
-const RESPONSE_QUEUE: usize = 1024;
-
+/// One connection: read frames, and write each answer as soon as it is
+/// ready. The connection's task polls its requests' futures itself (no task
+/// per request, no writer task), so an answer is written by the task the
+/// applier wakes, one hop after the commit. While an answer is being
+/// written the connection reads nothing (TCP backpressure).
 async fn handle_connection(stream: TcpStream, handler: Arc<dyn Inbound>) -> Result<(), CodecError> {
     let (read, write) = stream.into_split();
     let mut frames = FramedRead::new(read, FrameCodec::default());
-    let (resp_tx, mut resp_rx) = mpsc::channel::<Frame>(RESPONSE_QUEUE);
-    let writer = tokio::spawn(async move {
-        let mut sink = FramedWrite::new(write, FrameCodec::default());
-        while let Some(first) = resp_rx.recv().await {
-            let mut next = Some(first);
-            while let Some(f) = next.take() {
-                if let Err(e) = sink.feed(f).await {
-                    warn!("cannot write response: {e}");
-                    return;
-                }
-                next = resp_rx.try_recv().ok();
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let mut sink = FramedWrite::new(write, FrameCodec::default());
+    let mut pending: FuturesUnordered<BoxFuture<'static, Frame>> = FuturesUnordered::new();
     let result = loop {
-        match frames.next().await {
-            None => break Ok(()),
-            Some(Err(e)) => break Err(e),
-            Some(Ok(Frame::Peer(msg))) => handler.peer_message(msg, None),
-            Some(Ok(Frame::PeerTagged { msg, tag })) => handler.peer_message(msg, Some(tag)),
-            Some(Ok(Frame::MetricsRequest { id })) => {
-                let metrics = handler.metrics();
-                if resp_tx
-                    .send(Frame::MetricsResponse { id, metrics })
-                    .await
-                    .is_err()
-                {
-                    break Ok(());
+        tokio::select! {
+            // Answers first: they finish work already admitted.
+            biased;
+            Some(first) = pending.next(), if !pending.is_empty() => {
+                // Write every answer ready now, then flush once.
+                let mut next = Some(first);
+                while let Some(f) = next.take() {
+                    sink.feed(f).await?;
+                    next = pending.next().now_or_never().flatten();
                 }
+                sink.flush().await?;
             }
-            Some(Ok(Frame::Request { id, request })) => {
-                let fut = handler.client_request(request);
-                let tx = resp_tx.clone();
-                tokio::spawn(async move {
-                    let response = fut.await;
-                    let _ = tx.send(Frame::Response { id, response }).await;
-                });
-            }
-            Some(Ok(Frame::Response { .. } | Frame::MetricsResponse { .. })) => {
-                break Err(CodecError::Unexpected("a response sent to a server"))
+            frame = frames.next() => match frame {
+                None => break Ok(()),
+                Some(Err(e)) => break Err(e),
+                Some(Ok(Frame::Peer(msg))) => handler.peer_message(msg, None),
+                Some(Ok(Frame::PeerTagged { msg, tag })) => handler.peer_message(msg, Some(tag)),
+                Some(Ok(Frame::MetricsRequest { id })) => {
+                    let metrics = handler.metrics();
+                    sink.send(Frame::MetricsResponse { id, metrics }).await?;
+                }
+                Some(Ok(Frame::Request { id, request })) => {
+                    let fut = handler.client_request(request);
+                    pending.push(async move { Frame::Response { id, response: fut.await } }.boxed());
+                }
+                Some(Ok(Frame::Response { .. } | Frame::MetricsResponse { .. })) => {
+                    break Err(CodecError::Unexpected("a response sent to a server"))
+                }
             }
         }
     };
-    drop(resp_tx);
-    // Let in-flight responses drain; the writer ends when every sender is gone.
-    let _ = writer.await;
+    // The client stopped sending (or sent garbage): still answer what it
+    // asked before.
+    while let Some(f) = pending.next().await {
+        if sink.send(f).await.is_err() {
+            break;
+        }
+    }
     result
 }
 
