@@ -275,7 +275,6 @@ impl Node {
             recorder,
             fsync: fsync.clone(),
             failed: false,
-            sent: false,
         };
         task.reset_election_timer();
         let handle = tokio::spawn(task.run(rx));
@@ -438,8 +437,6 @@ struct NodeTask {
     fsync: Arc<Mutex<Histogram<u64>>>,
     /// Storage failed: the node stops (fail-stop).
     failed: bool,
-    /// A message was handed to the transport since the last Persist.
-    sent: bool,
 }
 
 /// Run blocking storage I/O without starving a multi-threaded runtime.
@@ -504,14 +501,8 @@ impl NodeTask {
                 // node's own fsync, so the followers' fsyncs run while ours
                 // does; the leader counts itself only after the Persist.
                 self.send_new_entries();
-                if self.sent && self.core.has_pending_writes() {
-                    // The transport's tasks just woken by these sends sit on
-                    // this worker; let them write before the fsync blocks it.
-                    tokio::task::yield_now().await;
-                }
                 self.persist_step();
             }
-            self.sent = false;
             if self.failed {
                 let e = StartError::Storage("storage failed; the node stopped".into());
                 for (reply, _, _) in accepted.drain(..) {
@@ -715,7 +706,6 @@ impl NodeTask {
                     }
                 }
             }
-            self.sent = true;
             self.transport.send_tagged(m, tag);
         }
         if r.reset_election_timer {
