@@ -415,6 +415,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_burst_larger_than_the_socket_buffer_arrives_whole_and_in_order() {
+        // More bytes than the socket takes at once: `send` writes what it
+        // can, the peer's task the rest, frame boundaries intact.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cfg = TcpConfig {
+            queue_capacity: 10_000,
+            ..TcpConfig::default()
+        };
+        let t = TcpTransport::spawn(1, [(2, addr)], cfg);
+        let (s, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("transport connects")
+            .unwrap();
+        let command = vec![7u8; 32 * 1024];
+        let n: u64 = 800;
+        let ae = |term: u64| Message {
+            from: 1,
+            to: 2,
+            body: Body::AppendEntries {
+                term,
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: vec![crate::types::Entry {
+                    term,
+                    command: command.clone(),
+                }],
+                leader_commit: 0,
+            },
+        };
+        for term in 1..=n {
+            t.send(ae(term));
+        }
+        let mut frames = FramedRead::new(s, FrameCodec::default());
+        for term in 1..=n {
+            let got = tokio::time::timeout(Duration::from_secs(10), next_peer_msg(&mut frames))
+                .await
+                .expect("every message arrives");
+            assert_eq!(got, Some(ae(term)));
+        }
+    }
+
+    #[tokio::test]
     async fn delivers_and_reconnects_after_the_peer_dies() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
