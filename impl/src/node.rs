@@ -15,11 +15,13 @@
 //! the timers and the Persist ([`Node::fire_persist`]), and each call is
 //! exactly one step, which is how tests and the conformance harness drive a
 //! node event by event. With [`TimerMode::Real`] the node fires them itself:
-//! it drains its queue (proposals, deliveries) as steps, then takes one
-//! Persist for the batch (one fsync), then, as leader, one Heartbeat step
-//! carrying the new entries whose copies to peers with an AppendEntries
-//! outstanding are not sent (flow control: for the protocol the network
-//! dropped them).
+//! it drains its queue (proposals, deliveries) as steps, then, as leader,
+//! takes one Heartbeat step carrying the new entries whose copies to peers
+//! with an AppendEntries outstanding are not sent (flow control: for the
+//! protocol the network dropped them), and only then one Persist for the
+//! batch (one fsync). The entries thus leave before the leader's own fsync
+//! (R-persist-3): the followers' fsyncs run while the leader's does, and the
+//! leader counts itself toward commit only after its Persist (R-persist-4).
 
 use crate::core::{CoreConfig, HardState, LogOp, RaftCore, Ready};
 use crate::message::{Body, Message, MsgTag};
@@ -455,10 +457,12 @@ enum Wake {
 impl NodeTask {
     /// The one loop. Wait for a command or (Real timers) a timer; take it
     /// as a step. Under Real timers, also take every command already queued
-    /// as steps, then one Persist for all of them (one fsync), answer the
-    /// proposals now durable, and as leader send new entries (flow-
-    /// controlled Heartbeat step). Under Manual timers a command is exactly
-    /// one step and the Persist waits for [`Node::fire_persist`].
+    /// as steps; as leader send the new entries (flow-controlled Heartbeat
+    /// step, before the fsync: R-persist-3); then one Persist for all of
+    /// them (one fsync), answer the proposals now durable, and as leader
+    /// check once more for an idle peer lacking entries. Under Manual
+    /// timers a command is exactly one step and the Persist waits for
+    /// [`Node::fire_persist`].
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         let real = self.cfg.timers == TimerMode::Real;
         'outer: loop {
@@ -493,6 +497,10 @@ impl NodeTask {
                 }
             }
             if real && !self.failed {
+                // R-persist-3: the new entries go to the peers before this
+                // node's own fsync, so the followers' fsyncs run while ours
+                // does; the leader counts itself only after the Persist.
+                self.send_new_entries();
                 self.persist_step();
             }
             if self.failed {

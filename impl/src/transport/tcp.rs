@@ -1,11 +1,15 @@
 //! TCP transport between `raftkv` processes.
 //!
-//! Outbound: one task per peer owns a connection to that peer and a bounded
-//! queue; [`Transport::send`] only `try_send`s into the queue, so it never
-//! blocks and drops the message when the queue is full. A broken connection
-//! is re-established with exponential backoff; messages queued while the
-//! peer is unreachable are discarded (they would be stale by the time it is
-//! back, and Raft resends what matters on the next heartbeat).
+//! Outbound: per peer, a buffer of encoded frames and one task that owns
+//! the connection. [`Transport::send`] never blocks: it encodes the message
+//! and, when the buffer is empty and the peer is connected, writes it to the
+//! socket right away (non-blocking), so a message leaves without waiting for
+//! another task to be scheduled; whatever the socket does not take is left
+//! in the buffer for the peer's task, and a full buffer drops the message.
+//! A broken connection is re-established with exponential backoff; messages
+//! sent while the peer is unreachable are discarded (they would be stale by
+//! the time it is back, and Raft resends what matters on the next
+//! heartbeat).
 //!
 //! Inbound: [`serve`] accepts connections on the node's one address and
 //! dispatches each frame by its kind: peer messages to the node, client
@@ -16,16 +20,20 @@ use crate::codec::{ClientRequest, ClientResponse, CodecError, Frame, FrameCodec,
 use crate::message::{Message, MsgTag};
 use crate::transport::Transport;
 use crate::types::NodeId;
+use bytes::{Buf, BytesMut};
 use futures::future::BoxFuture;
-use futures::{SinkExt, StreamExt};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::{Encoder, FramedRead, FramedWrite};
 use tracing::{debug, info, warn};
 
 #[derive(Clone, Debug)]
@@ -50,14 +58,48 @@ impl Default for TcpConfig {
     }
 }
 
-/// A queued message and its trace id.
-type Outbound = (Message, Option<MsgTag>);
-
-/// Outbound half: a bounded queue and a connection task per peer.
+/// Outbound half: per peer, a buffer of encoded frames and a connection
+/// task. `send` encodes the message and, when nothing is buffered and the
+/// peer is connected, writes it to the socket at once from the caller
+/// (non-blocking `try_write`: no task hop before the message leaves); what
+/// the socket does not take now is buffered and written by the peer's task.
 pub struct TcpTransport {
     id: NodeId,
-    queues: HashMap<NodeId, mpsc::Sender<Outbound>>,
+    peers: HashMap<NodeId, Arc<PeerOut>>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// One peer's outbound state, shared by `send` and the peer's task.
+struct PeerOut {
+    state: Mutex<OutState>,
+    /// Wakes the peer's task: bytes were buffered.
+    wake: Notify,
+    /// Most frames buffered before `send` starts dropping.
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct OutState {
+    /// The connection's write half while connected.
+    conn: Option<Arc<OwnedWriteHalf>>,
+    /// Encoded bytes not yet written, starting at a frame boundary of the
+    /// current connection (the rest of a partly written frame first).
+    buf: BytesMut,
+    /// Frames (partly) in `buf`; reset when it empties.
+    frames: usize,
+}
+
+impl PeerOut {
+    fn lock(&self) -> MutexGuard<'_, OutState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops everything buffered (the connection is gone or not there).
+    fn discard(&self) {
+        let mut st = self.lock();
+        st.buf.clear();
+        st.frames = 0;
+    }
 }
 
 impl TcpTransport {
@@ -67,17 +109,25 @@ impl TcpTransport {
         peers: impl IntoIterator<Item = (NodeId, String)>,
         cfg: TcpConfig,
     ) -> Arc<Self> {
-        let mut queues = HashMap::new();
+        let mut outs = HashMap::new();
         let mut tasks = Vec::new();
         for (peer, addr) in peers {
             if peer == id {
                 continue;
             }
-            let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
-            queues.insert(peer, tx);
-            tasks.push(tokio::spawn(peer_loop(id, peer, addr, rx, cfg.clone())));
+            let out = Arc::new(PeerOut {
+                state: Mutex::new(OutState::default()),
+                wake: Notify::new(),
+                capacity: cfg.queue_capacity.max(1),
+            });
+            outs.insert(peer, out.clone());
+            tasks.push(tokio::spawn(peer_loop(id, peer, addr, out, cfg.clone())));
         }
-        Arc::new(TcpTransport { id, queues, tasks })
+        Arc::new(TcpTransport {
+            id,
+            peers: outs,
+            tasks,
+        })
     }
 }
 
@@ -95,32 +145,50 @@ impl Transport for TcpTransport {
     }
 
     fn send_tagged(&self, msg: Message, tag: Option<MsgTag>) {
-        match self.queues.get(&msg.to) {
-            Some(q) => {
-                if let Err(e) = q.try_send((msg, tag)) {
-                    debug!(from = self.id, "dropping outbound message: {e}");
-                }
-            }
-            None => warn!(
+        let Some(out) = self.peers.get(&msg.to) else {
+            warn!(
                 from = self.id,
                 to = msg.to,
                 "message to an unknown peer dropped"
-            ),
+            );
+            return;
+        };
+        let frame = match tag {
+            Some(tag) => Frame::PeerTagged { msg, tag },
+            None => Frame::Peer(msg),
+        };
+        let mut st = out.lock();
+        if st.frames >= out.capacity {
+            debug!(from = self.id, "dropping outbound message: queue full");
+            return;
         }
+        let start = st.buf.len();
+        if let Err(e) = FrameCodec::default().encode(frame, &mut st.buf) {
+            // Not sent, nothing buffered: the connection is still usable.
+            st.buf.truncate(start);
+            warn!(from = self.id, "cannot send message: {e}");
+            return;
+        }
+        st.frames += 1;
+        if start == 0 {
+            if let Some(conn) = st.conn.clone() {
+                // Errors other than a full socket are left to the peer's
+                // task, which notices the broken connection and reconnects.
+                if let Ok(n) = conn.try_write(&st.buf) {
+                    st.buf.advance(n);
+                }
+                if st.buf.is_empty() {
+                    st.frames = 0;
+                    return;
+                }
+            }
+        }
+        drop(st);
+        out.wake.notify_one();
     }
 }
 
-/// Most messages written before one flush, so a busy queue still gets
-/// flushed regularly.
-const MAX_WRITE_BATCH: usize = 256;
-
-async fn peer_loop(
-    me: NodeId,
-    peer: NodeId,
-    addr: String,
-    mut rx: mpsc::Receiver<Outbound>,
-    cfg: TcpConfig,
-) {
+async fn peer_loop(me: NodeId, peer: NodeId, addr: String, out: Arc<PeerOut>, cfg: TcpConfig) {
     let mut backoff = cfg.backoff_min;
     loop {
         let stream =
@@ -128,17 +196,13 @@ async fn peer_loop(
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     debug!(me, peer, %addr, "connect failed: {e}; retrying in {backoff:?}");
-                    if !wait_discarding(&mut rx, backoff).await {
-                        return;
-                    }
+                    wait_discarding(&out, backoff).await;
                     backoff = (backoff * 2).min(cfg.backoff_max);
                     continue;
                 }
                 Err(_) => {
                     debug!(me, peer, %addr, "connect timed out; retrying in {backoff:?}");
-                    if !wait_discarding(&mut rx, backoff).await {
-                        return;
-                    }
+                    wait_discarding(&out, backoff).await;
                     backoff = (backoff * 2).min(cfg.backoff_max);
                     continue;
                 }
@@ -147,66 +211,76 @@ async fn peer_loop(
         info!(me, peer, %addr, "connected to peer");
         backoff = cfg.backoff_min;
         let (mut read_half, write_half) = stream.into_split();
-        let mut sink = FramedWrite::new(write_half, FrameCodec::default());
+        let conn = Arc::new(write_half);
+        // Messages sent while connecting are written on this connection.
+        out.lock().conn = Some(conn.clone());
         let mut probe = [0u8; 64];
-        'conn: loop {
-            // The peer never writes on this connection, so a readable socket
-            // means it closed (the process died). Noticing at once matters:
-            // otherwise the first message after the peer restarts would be
-            // written into the dead socket and lost.
-            let first = tokio::select! {
-                m = rx.recv() => match m {
-                    Some(m) => m,
-                    None => return, // transport dropped
-                },
+        loop {
+            let buffered = !out.lock().buf.is_empty();
+            tokio::select! {
+                _ = out.wake.notified() => {}
+                w = conn.writable(), if buffered => {
+                    if let Err(e) = w {
+                        warn!(me, peer, %addr, "connection to peer lost: {e}");
+                        break;
+                    }
+                    if let Err(e) = write_buffered(&out, &conn) {
+                        warn!(me, peer, %addr, "connection to peer lost: {e}");
+                        break;
+                    }
+                }
+                // The peer never writes on this connection, so a readable
+                // socket means it closed (the process died). Noticing at
+                // once matters: otherwise the first message after the peer
+                // restarts would be written into the dead socket and lost.
                 r = read_half.read(&mut probe) => {
                     match r {
                         Ok(0) => info!(me, peer, %addr, "peer closed the connection"),
                         Ok(_) => warn!(me, peer, %addr, "unexpected bytes from peer; reconnecting"),
                         Err(e) => info!(me, peer, %addr, "connection to peer lost: {e}"),
                     }
-                    break 'conn;
-                }
-            };
-            let mut next = Some(first);
-            let mut n = 0;
-            while let Some((msg, tag)) = next.take() {
-                let frame = match tag {
-                    Some(tag) => Frame::PeerTagged { msg, tag },
-                    None => Frame::Peer(msg),
-                };
-                match sink.feed(frame).await {
-                    Ok(()) => {}
-                    Err(CodecError::Io(e)) => {
-                        warn!(me, peer, %addr, "connection to peer lost: {e}");
-                        break 'conn;
-                    }
-                    // Not sent, nothing written: the connection is still usable.
-                    Err(e) => warn!(me, peer, "cannot send message: {e}"),
-                }
-                n += 1;
-                if n < MAX_WRITE_BATCH {
-                    next = rx.try_recv().ok();
+                    break;
                 }
             }
-            if let Err(e) = sink.flush().await {
-                warn!(me, peer, %addr, "connection to peer lost: {e}");
-                break 'conn;
-            }
+        }
+        // Whatever is buffered belongs to the dead connection (and may start
+        // mid-frame): drop it; Raft resends what matters.
+        {
+            let mut st = out.lock();
+            st.conn = None;
+            st.buf.clear();
+            st.frames = 0;
         }
     }
 }
 
-/// Sleeps for `d`, discarding whatever is queued meanwhile. Returns false if
-/// the transport was dropped.
-async fn wait_discarding(rx: &mut mpsc::Receiver<Outbound>, d: Duration) -> bool {
+/// Writes as much of the buffer as the socket takes now.
+fn write_buffered(out: &PeerOut, conn: &OwnedWriteHalf) -> std::io::Result<()> {
+    let mut st = out.lock();
+    while !st.buf.is_empty() {
+        match conn.try_write(&st.buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => st.buf.advance(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    st.frames = 0;
+    Ok(())
+}
+
+/// Sleeps for `d` while unconnected, discarding whatever is sent meanwhile
+/// (it would be stale by the time the peer is back).
+async fn wait_discarding(out: &PeerOut, d: Duration) {
+    out.discard();
     let deadline = tokio::time::Instant::now() + d;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return true,
-            m = rx.recv() => if m.is_none() { return false },
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = out.wake.notified() => out.discard(),
         }
     }
+    out.discard();
 }
 
 /// What the server does with inbound traffic.
@@ -242,61 +316,55 @@ pub async fn serve(listener: TcpListener, handler: Arc<dyn Inbound>) {
     }
 }
 
-/// Responses buffered per connection before the connection is considered stuck.
-const RESPONSE_QUEUE: usize = 1024;
-
+/// One connection: read frames, and write each answer as soon as it is
+/// ready. The connection's task polls its requests' futures itself (no task
+/// per request, no writer task), so an answer is written by the task the
+/// applier wakes, one hop after the commit. While an answer is being
+/// written the connection reads nothing (TCP backpressure).
 async fn handle_connection(stream: TcpStream, handler: Arc<dyn Inbound>) -> Result<(), CodecError> {
     let (read, write) = stream.into_split();
     let mut frames = FramedRead::new(read, FrameCodec::default());
-    let (resp_tx, mut resp_rx) = mpsc::channel::<Frame>(RESPONSE_QUEUE);
-    let writer = tokio::spawn(async move {
-        let mut sink = FramedWrite::new(write, FrameCodec::default());
-        while let Some(first) = resp_rx.recv().await {
-            let mut next = Some(first);
-            while let Some(f) = next.take() {
-                if let Err(e) = sink.feed(f).await {
-                    warn!("cannot write response: {e}");
-                    return;
-                }
-                next = resp_rx.try_recv().ok();
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let mut sink = FramedWrite::new(write, FrameCodec::default());
+    let mut pending: FuturesUnordered<BoxFuture<'static, Frame>> = FuturesUnordered::new();
     let result = loop {
-        match frames.next().await {
-            None => break Ok(()),
-            Some(Err(e)) => break Err(e),
-            Some(Ok(Frame::Peer(msg))) => handler.peer_message(msg, None),
-            Some(Ok(Frame::PeerTagged { msg, tag })) => handler.peer_message(msg, Some(tag)),
-            Some(Ok(Frame::MetricsRequest { id })) => {
-                let metrics = handler.metrics();
-                if resp_tx
-                    .send(Frame::MetricsResponse { id, metrics })
-                    .await
-                    .is_err()
-                {
-                    break Ok(());
+        tokio::select! {
+            // Answers first: they finish work already admitted.
+            biased;
+            Some(first) = pending.next(), if !pending.is_empty() => {
+                // Write every answer ready now, then flush once.
+                let mut next = Some(first);
+                while let Some(f) = next.take() {
+                    sink.feed(f).await?;
+                    next = pending.next().now_or_never().flatten();
                 }
+                sink.flush().await?;
             }
-            Some(Ok(Frame::Request { id, request })) => {
-                let fut = handler.client_request(request);
-                let tx = resp_tx.clone();
-                tokio::spawn(async move {
-                    let response = fut.await;
-                    let _ = tx.send(Frame::Response { id, response }).await;
-                });
-            }
-            Some(Ok(Frame::Response { .. } | Frame::MetricsResponse { .. })) => {
-                break Err(CodecError::Unexpected("a response sent to a server"))
+            frame = frames.next() => match frame {
+                None => break Ok(()),
+                Some(Err(e)) => break Err(e),
+                Some(Ok(Frame::Peer(msg))) => handler.peer_message(msg, None),
+                Some(Ok(Frame::PeerTagged { msg, tag })) => handler.peer_message(msg, Some(tag)),
+                Some(Ok(Frame::MetricsRequest { id })) => {
+                    let metrics = handler.metrics();
+                    sink.send(Frame::MetricsResponse { id, metrics }).await?;
+                }
+                Some(Ok(Frame::Request { id, request })) => {
+                    let fut = handler.client_request(request);
+                    pending.push(async move { Frame::Response { id, response: fut.await } }.boxed());
+                }
+                Some(Ok(Frame::Response { .. } | Frame::MetricsResponse { .. })) => {
+                    break Err(CodecError::Unexpected("a response sent to a server"))
+                }
             }
         }
     };
-    drop(resp_tx);
-    // Let in-flight responses drain; the writer ends when every sender is gone.
-    let _ = writer.await;
+    // The client stopped sending (or sent garbage): still answer what it
+    // asked before.
+    while let Some(f) = pending.next().await {
+        if sink.send(f).await.is_err() {
+            break;
+        }
+    }
     result
 }
 
@@ -344,6 +412,49 @@ mod tests {
         }
         // An unknown destination is dropped, not a panic.
         t.send(Message { to: 9, ..msg(0) });
+    }
+
+    #[tokio::test]
+    async fn a_burst_larger_than_the_socket_buffer_arrives_whole_and_in_order() {
+        // More bytes than the socket takes at once: `send` writes what it
+        // can, the peer's task the rest, frame boundaries intact.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cfg = TcpConfig {
+            queue_capacity: 10_000,
+            ..TcpConfig::default()
+        };
+        let t = TcpTransport::spawn(1, [(2, addr)], cfg);
+        let (s, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("transport connects")
+            .unwrap();
+        let command = vec![7u8; 32 * 1024];
+        let n: u64 = 800;
+        let ae = |term: u64| Message {
+            from: 1,
+            to: 2,
+            body: Body::AppendEntries {
+                term,
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: vec![crate::types::Entry {
+                    term,
+                    command: command.clone(),
+                }],
+                leader_commit: 0,
+            },
+        };
+        for term in 1..=n {
+            t.send(ae(term));
+        }
+        let mut frames = FramedRead::new(s, FrameCodec::default());
+        for term in 1..=n {
+            let got = tokio::time::timeout(Duration::from_secs(10), next_peer_msg(&mut frames))
+                .await
+                .expect("every message arrives");
+            assert_eq!(got, Some(ae(term)));
+        }
     }
 
     #[tokio::test]
