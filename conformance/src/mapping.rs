@@ -1085,7 +1085,7 @@ mod tests {
             from: 1,
             to: 2,
             body: k::Body::RequestVoteResponse {
-                term: 300,
+                term: u64::from(u32::MAX) + 1,
                 granted: false,
             },
         };
@@ -1093,7 +1093,7 @@ mod tests {
             message_to_model(&msg, 3),
             Err(MappingError::Narrow {
                 what: "term",
-                value: 300
+                value: u64::from(u32::MAX) + 1
             })
         );
         let msg = k::Message {
