@@ -436,6 +436,11 @@ pub enum Limitation {
     },
 }
 
+/// The implementation's MAX_BATCH (docs/protocol.md, Heartbeat) as the
+/// model's `Config::max_batch` when real nodes are validated: a leader over a
+/// follower more than a batch behind sends one batch at a time.
+pub const IMPL_MAX_BATCH: u32 = raftkv::node::DEFAULT_MAX_BATCH as u32;
+
 /// The most client values the model can represent (`u32` values).
 pub const MAX_MODEL_VALUES: usize = u32::MAX as usize;
 

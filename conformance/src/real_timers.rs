@@ -35,7 +35,7 @@ pub struct RealOutcome {
     pub proposals: usize,
     pub violation: Option<RecordViolation>,
     /// The recorded steps (NDJSON) of a run with a violation, for
-    /// `validate --trace` to re-check.
+    /// `validate --trace` to re-check (of every [`catch_up`] run).
     pub ndjson: Option<String>,
 }
 
@@ -99,19 +99,7 @@ pub async fn run(
 ) -> anyhow::Result<RealOutcome> {
     let servers = u64::from(servers);
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut run = Run {
-        servers,
-        net: MemNetwork::new(NetMode::Auto, Faults::unreliable(), seed),
-        sink: TraceSink::memory(),
-        bug,
-        seed,
-        storage: (1..=servers).map(|i| (i, MemStorage::new())).collect(),
-        nodes: BTreeMap::new(),
-        starts: 0,
-    };
-    for id in 1..=servers {
-        run.spawn(id).await?;
-    }
+    let mut run = Run::start(servers, Faults::unreliable(), seed, bug).await?;
     let (mut restarts, mut proposals, mut partitioned) = (0, 0, false);
     for k in 0..events {
         match rng.gen_range(0..100) {
@@ -148,30 +136,95 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(1..150))).await;
     }
-    run.net.heal();
-    // Quiet time at the end: the cluster settles and commits what it can.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    for (id, n) in std::mem::take(&mut run.nodes) {
-        run.net.unregister(id);
-        n.shutdown().await;
+    run.finish(events, restarts, proposals, false).await
+}
+
+/// A follower that falls more than a batch behind (MAX_BATCH of
+/// docs/protocol.md) catches up: node 3 is cut off while `proposals`
+/// writes commit on the other two, then the network heals and the leader
+/// sends it the missing entries one batch at a time. Validated like [`run`]
+/// (a reliable network: the point is the batch rule, not loss). A recorded
+/// run hit this path by chance first (a leader elected over a follower
+/// 1,060 entries behind sent it 1,024).
+pub async fn catch_up(proposals: usize, seed: u64) -> anyhow::Result<RealOutcome> {
+    let run = Run::start(3, Faults::reliable(), seed, None).await?;
+    run.net.partition([3]);
+    let mut leader = None;
+    while leader.is_none() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        leader = run.leader().await;
     }
-    let lines = run
-        .sink
-        .lines()
-        .map_err(|e| anyhow::anyhow!("cannot read the recorded steps: {e}"))?;
-    let text = lines.join("\n");
-    let recs = crate::steps::parse_text(&text, &format!("real-timers-seed-{seed}.ndjson"))?;
-    let records = recs.len();
-    let out = validate_records(vec![recs])?;
-    Ok(RealOutcome {
-        seed,
-        events,
-        records,
-        restarts,
-        proposals,
-        ndjson: out.violation.is_some().then(|| text + "\n"),
-        violation: out.violation,
-    })
+    let leader = leader.expect("elected");
+    for k in 0..proposals {
+        let _ = leader.start(format!("c{k}").into_bytes()).await;
+        if k % 64 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    run.net.heal();
+    run.finish(proposals, 0, proposals, true).await
+}
+
+impl Run {
+    async fn start(
+        servers: u64,
+        faults: Faults,
+        seed: u64,
+        bug: Option<ImplBug>,
+    ) -> anyhow::Result<Run> {
+        let mut run = Run {
+            servers,
+            net: MemNetwork::new(NetMode::Auto, faults, seed),
+            sink: TraceSink::memory(),
+            bug,
+            seed,
+            storage: (1..=servers).map(|i| (i, MemStorage::new())).collect(),
+            nodes: BTreeMap::new(),
+            starts: 0,
+        };
+        for id in 1..=servers {
+            run.spawn(id).await?;
+        }
+        Ok(run)
+    }
+
+    /// Heals, lets the cluster settle, stops every node and validates what
+    /// the nodes recorded (kept in the outcome on a violation or when
+    /// `keep_records`).
+    async fn finish(
+        mut self,
+        events: usize,
+        restarts: usize,
+        proposals: usize,
+        keep_records: bool,
+    ) -> anyhow::Result<RealOutcome> {
+        self.net.heal();
+        // Quiet time at the end: the cluster settles and commits what it can.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for (id, n) in std::mem::take(&mut self.nodes) {
+            self.net.unregister(id);
+            n.shutdown().await;
+        }
+        let lines = self
+            .sink
+            .lines()
+            .map_err(|e| anyhow::anyhow!("cannot read the recorded steps: {e}"))?;
+        let text = lines.join("\n");
+        let seed = self.seed;
+        let recs = crate::steps::parse_text(&text, &format!("real-timers-seed-{seed}.ndjson"))?;
+        let records = recs.len();
+        let out = validate_records(vec![recs])?;
+        Ok(RealOutcome {
+            seed,
+            events,
+            records,
+            restarts,
+            proposals,
+            ndjson: (keep_records || out.violation.is_some()).then(|| text + "\n"),
+            violation: out.violation,
+        })
+    }
 }
 
 /// [`run`] on a current-thread runtime of its own with paused time.

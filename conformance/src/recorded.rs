@@ -121,6 +121,7 @@ pub fn recorded_config(servers: u8) -> Config {
         max_duplicates: u8::MAX,
         network: NetworkKind::Unordered,
         persist: raft_model::PersistMode::Async,
+        max_batch: Some(mapping::IMPL_MAX_BATCH),
         bug: None,
     }
 }

@@ -44,8 +44,8 @@ fn fingerprint<T: Hash>(v: &T) -> u64 {
     h.finish()
 }
 
-/// MAX_BATCH of the cores: the model's logs are always shorter.
-const MAX_BATCH: usize = 1024;
+/// MAX_BATCH of the cores, as in production; the walks' logs are shorter.
+const MAX_BATCH: usize = raftkv::node::DEFAULT_MAX_BATCH;
 
 /// Default worker threads: the machine's cores.
 pub fn default_threads() -> usize {

@@ -38,9 +38,11 @@ pub fn validation_config(servers: u8) -> Config {
         max_partitions: u8::MAX,
         max_duplicates: u8::MAX,
         network: NetworkKind::Unordered,
-        // TODO(conformance team): recorded runs are async once the
-        // recorder writes trace v2 fields.
+        // The harness cluster follows every event with the node's Persist
+        // (`Cluster::start_traced`); the records it writes are validated
+        // with `recorded_config` (async) afterwards.
         persist: raft_model::PersistMode::Sync,
+        max_batch: Some(crate::mapping::IMPL_MAX_BATCH),
         bug: None,
     }
 }

@@ -68,6 +68,10 @@ pub struct NodeConfig {
     pub trace: Option<TraceSink>,
 }
 
+/// MAX_BATCH of docs/protocol.md unless a `NodeConfig` says otherwise;
+/// `serve` has no flag for it, so every recorded run uses this one.
+pub const DEFAULT_MAX_BATCH: usize = 1024;
+
 impl NodeConfig {
     /// Defaults: election timeout 300..600 ms, heartbeat 50 ms, batch 1024,
     /// Real timers, no bug.
@@ -77,7 +81,7 @@ impl NodeConfig {
             peers,
             election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             heartbeat_interval: Duration::from_millis(50),
-            max_batch: 1024,
+            max_batch: DEFAULT_MAX_BATCH,
             timers: TimerMode::Real,
             seed: None,
             bug: None,

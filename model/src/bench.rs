@@ -49,6 +49,7 @@ pub fn five_servers() -> Config {
         max_duplicates: 0,
         network: NetworkKind::Unordered,
         persist: PersistMode::Async,
+        max_batch: None,
         bug: None,
     }
 }

@@ -188,6 +188,12 @@ pub struct Config {
     /// which the trace reader then marks `sync`.
     #[serde(default)]
     pub persist: PersistMode,
+    /// Most entries one AppendEntries carries (docs/protocol.md §4, the
+    /// batch rule); `None` sends the whole suffix. Model checks leave it
+    /// unset (their logs are a few entries long); validation of real nodes
+    /// sets the implementation's batch size. Missing in older traces.
+    #[serde(default)]
+    pub max_batch: Option<u32>,
     pub bug: Option<Bug>,
 }
 
@@ -224,6 +230,7 @@ impl Config {
             max_duplicates: 0,
             network: NetworkKind::Unordered,
             persist: PersistMode::Async,
+            max_batch: None,
             bug: None,
         }
     }
@@ -240,6 +247,7 @@ impl Config {
             max_duplicates: 1,
             network: NetworkKind::Unordered,
             persist: PersistMode::Async,
+            max_batch: None,
             bug: None,
         }
     }
@@ -260,6 +268,7 @@ impl Config {
             max_duplicates: 0,
             network: NetworkKind::Unordered,
             persist: PersistMode::Async,
+            max_batch: None,
             bug: None,
         }
     }
@@ -351,6 +360,7 @@ impl Bug {
             max_duplicates: 0,
             network: NetworkKind::Unordered,
             persist: PersistMode::Async,
+            max_batch: None,
             bug: Some(self),
         };
         match self {

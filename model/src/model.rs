@@ -265,6 +265,10 @@ impl RaftModel {
         let next = l.next_index[usize::from(j)].max(1);
         let prev_log_index = next - 1;
         let start = (prev_log_index as usize).min(l.log.len());
+        let end = match self.cfg.max_batch {
+            Some(b) => l.log.len().min(start.saturating_add(b as usize)),
+            None => l.log.len(),
+        };
         Message {
             from: i,
             to: j,
@@ -272,7 +276,7 @@ impl RaftModel {
                 term: l.term,
                 prev_log_index,
                 prev_log_term: l.term_at(prev_log_index).unwrap_or(0),
-                entries: l.log[start..].to_vec(),
+                entries: l.log[start..end].to_vec(),
                 leader_commit: l.commit_index,
             },
         }

@@ -26,6 +26,7 @@ fn cfg(servers: u8) -> Config {
         max_duplicates: 2,
         network: NetworkKind::Unordered,
         persist: PersistMode::Sync,
+        max_batch: None,
         bug: None,
     }
 }
@@ -255,6 +256,32 @@ fn heartbeat_sends_from_next_index_and_does_not_advance_it() {
     );
     assert_eq!(t.servers[0].next_index, s.servers[0].next_index);
     assert!(m.next_state(&s, Action::Heartbeat { server: 1 }).is_none());
+}
+
+#[test]
+fn heartbeat_sends_at_most_max_batch_entries() {
+    let m = RaftModel::new(Config {
+        max_batch: Some(2),
+        ..cfg(3)
+    });
+    let log = [e(1, 1), e(2, 2), e(2, 3)];
+    let s = state_with(vec![
+        leader(2, &log, &[0, 1, 3], &[0, 0, 2]),
+        follower(2, &[]),
+        follower(2, &[]),
+    ]);
+    let t = m.next_state(&s, Action::Heartbeat { server: 0 }).unwrap();
+    assert_eq!(
+        network(&t),
+        vec![
+            msg(0, 1, ae(2, 0, 0, &[e(1, 1), e(2, 2)], 0)),
+            msg(0, 2, ae(2, 2, 2, &[e(2, 3)], 0)),
+        ]
+    );
+    // The follower's success vouches for the batch only; the next
+    // AppendEntries starts after it.
+    let u = deliver(&m, &t, msg(0, 1, ae(2, 0, 0, &[e(1, 1), e(2, 2)], 0)));
+    assert_eq!(network(&u)[1..], [msg(1, 0, aer(2, true, 2, 0))]);
 }
 
 #[test]
@@ -1239,6 +1266,7 @@ fn symmetry_finds_the_same_results_as_a_full_search() {
         max_duplicates: 0,
         network: NetworkKind::Unordered,
         persist: PersistMode::Async,
+        max_batch: None,
         bug: None,
     };
     for cfg in [
