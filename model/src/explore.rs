@@ -1,9 +1,133 @@
 //! `raft-model explore`: the stateright Explorer on the model.
+//!
+//! The Explorer shows a model's `Debug` state, `format_step` and `as_svg`.
+//! It serves `RaftExplorer`, a view of `RaftModel` with the same states,
+//! actions and properties (so the checker's links resolve to the same
+//! paths), whose state prints as per-server lines (`view`) and whose
+//! diagram names the command serving it (`--addr` included).
+
+mod view;
 
 use anyhow::{bail, Context, Result};
-use raft_model::RaftModel;
-use stateright::Model;
+use raft_model::properties::{REACHABILITY, SAFETY};
+use raft_model::types::Action;
+use raft_model::{RaftModel, State};
+use stateright::{Model, Path, Property};
+use std::fmt;
 use std::net::{TcpListener, ToSocketAddrs};
+
+/// A state as the Explorer prints it (`Debug` is the readable view).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Shown(pub State);
+
+impl fmt::Debug for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&view::state_text(&self.0))
+    }
+}
+
+/// `RaftModel` as the Explorer presents it.
+pub struct RaftExplorer {
+    pub model: RaftModel,
+    /// The address it is served on, for the command in the diagram.
+    pub addr: String,
+}
+
+// Property conditions are plain `fn`s: one instance per table entry.
+fn safety<const K: usize>(m: &RaftExplorer, s: &Shown) -> bool {
+    (SAFETY[K].1)(&m.model, &s.0)
+}
+
+fn reachability<const K: usize>(m: &RaftExplorer, s: &Shown) -> bool {
+    (REACHABILITY[K].1)(&m.model, &s.0)
+}
+
+type Condition = fn(&RaftExplorer, &Shown) -> bool;
+
+const SAFETY_FNS: [Condition; 9] = [
+    safety::<0>,
+    safety::<1>,
+    safety::<2>,
+    safety::<3>,
+    safety::<4>,
+    safety::<5>,
+    safety::<6>,
+    safety::<7>,
+    safety::<8>,
+];
+const REACHABILITY_FNS: [Condition; 6] = [
+    reachability::<0>,
+    reachability::<1>,
+    reachability::<2>,
+    reachability::<3>,
+    reachability::<4>,
+    reachability::<5>,
+];
+// A property added to the tables needs its instance above.
+const _: () = assert!(SAFETY_FNS.len() == SAFETY.len());
+const _: () = assert!(REACHABILITY_FNS.len() == REACHABILITY.len());
+
+fn condition(name: &str) -> Condition {
+    let in_table =
+        |t: &[(&str, raft_model::properties::Condition)]| t.iter().position(|(n, _)| *n == name);
+    match (in_table(SAFETY), in_table(REACHABILITY)) {
+        (Some(k), _) => SAFETY_FNS[k],
+        (None, Some(k)) => REACHABILITY_FNS[k],
+        (None, None) => unreachable!("property {name} is in neither table"),
+    }
+}
+
+impl Model for RaftExplorer {
+    type State = Shown;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<Shown> {
+        self.model.init_states().into_iter().map(Shown).collect()
+    }
+
+    fn actions(&self, s: &Shown, actions: &mut Vec<Action>) {
+        self.model.actions(&s.0, actions)
+    }
+
+    fn next_state(&self, last: &Shown, action: Action) -> Option<Shown> {
+        self.model.next_state(&last.0, action).map(Shown)
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        self.model.format_action(action)
+    }
+
+    fn format_step(&self, last: &Shown, action: Action) -> Option<String> {
+        let after = self.model.next_state(&last.0, action.clone())?;
+        Some(view::step_text(&self.model, &action, &after))
+    }
+
+    fn as_svg(&self, path: Path<Shown, Action>) -> Option<String> {
+        let pairs: Vec<(State, Option<Action>)> =
+            path.into_vec().into_iter().map(|(s, a)| (s.0, a)).collect();
+        let svg = raft_model::svg::diagram_of_path(&self.model, &pairs, Some(&self.addr));
+        let ghosts = pairs
+            .last()
+            .map_or(String::new(), |(s, _)| view::ghost_details(s));
+        Some(svg + &ghosts)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        self.model
+            .properties()
+            .into_iter()
+            .map(|p| Property {
+                expectation: p.expectation,
+                name: p.name,
+                condition: condition(p.name),
+            })
+            .collect()
+    }
+
+    fn within_boundary(&self, s: &Shown) -> bool {
+        self.model.within_boundary(&s.0)
+    }
+}
 
 /// Serves the Explorer until the process is stopped.
 pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
@@ -24,11 +148,61 @@ pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
             .map_err(crate::failed)?,
     );
     eprintln!(
-        "Explorer for {} servers at http://{addr}/ (Ctrl-C to stop).\n\
+        "Explorer for {} at http://{addr}/ (Ctrl-C to stop).\n\
+         A link printed by `raft-model check` shows its path only here on the same bounds: \
+         each diagram's header names the bounds it was drawn with.\n\
          Symmetry reduction does not apply in the Explorer; \"Run to completion\" \
          explores breadth-first and keeps every state in memory.",
-        model.cfg.servers
+        raft_model::svg::header::describe_bounds(&model.cfg)
     );
-    model.checker().serve(addr);
+    let explorer = RaftExplorer {
+        model,
+        addr: addr.to_string(),
+    };
+    explorer.checker().serve(addr);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_model::Bug;
+
+    #[test]
+    fn the_explorer_has_the_models_properties_and_paths() {
+        let model = RaftModel::new(Bug::VoteTwice.default_config());
+        let explorer = RaftExplorer {
+            model: RaftModel::new(Bug::VoteTwice.default_config()),
+            addr: "127.0.0.1:1".into(),
+        };
+        let names = |ps: Vec<&'static str>| ps;
+        assert_eq!(
+            names(explorer.properties().iter().map(|p| p.name).collect()),
+            names(model.properties().iter().map(|p| p.name).collect())
+        );
+        // Each wrapped condition is its own property's condition.
+        let init = model.init_states().remove(0);
+        let mut s = init.clone();
+        for a in [Action::Timeout { server: 0 }, Action::Persist { server: 0 }] {
+            s = model.next_state(&s, a).unwrap();
+        }
+        for (p, q) in explorer.properties().iter().zip(model.properties()) {
+            for st in [&init, &s] {
+                assert_eq!(
+                    (p.condition)(&explorer, &Shown(st.clone())),
+                    (q.condition)(&model, st),
+                    "{}",
+                    p.name
+                );
+            }
+        }
+        // The same action indices lead to the same states.
+        let actions = [Action::Timeout { server: 1 }];
+        let a = Path::from_actions(&model, init.clone(), &actions).unwrap();
+        let b = Path::from_actions(&explorer, Shown(init), &actions).unwrap();
+        assert_eq!(a.encode(&model), b.encode(&explorer));
+        let svg = explorer.as_svg(b).unwrap();
+        assert!(svg.contains("--addr 127.0.0.1:1"), "{svg}");
+        assert!(svg.contains("<details>"), "{svg}");
+    }
 }
