@@ -6,6 +6,7 @@
 //! paths), whose state prints as per-server lines (`view`) and whose
 //! diagram names the command serving it (`--addr` included).
 
+mod proxy;
 mod view;
 
 use anyhow::{bail, Context, Result};
@@ -129,7 +130,8 @@ impl Model for RaftExplorer {
     }
 }
 
-/// Serves the Explorer until the process is stopped.
+/// Serves the Explorer until the process is stopped: stateright's server
+/// on a private port, behind the proxy on `addr` (see `proxy`).
 pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
     let resolved: Vec<_> = addr
         .to_socket_addrs()
@@ -138,28 +140,47 @@ pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
     if resolved.is_empty() {
         bail!("--addr {addr:?} resolves to no address");
     }
-    // stateright's server panics on a busy port: check first for a clear error.
     // A busy port is a failed operation (exit 1), not bad input.
-    drop(
-        TcpListener::bind(&resolved[..])
-            .with_context(|| {
-                format!("cannot listen on {addr}: is another Explorer (or program) using it?")
-            })
-            .map_err(crate::failed)?,
-    );
-    eprintln!(
-        "Explorer for {} at http://{addr}/ (Ctrl-C to stop).\n\
-         A link printed by `raft-model check` shows its path only here on the same bounds: \
-         each diagram's header names the bounds it was drawn with.\n\
-         Symmetry reduction does not apply in the Explorer; \"Run to completion\" \
-         explores breadth-first and keeps every state in memory.",
-        raft_model::svg::header::describe_bounds(&model.cfg)
-    );
+    let listener = TcpListener::bind(&resolved[..])
+        .with_context(|| {
+            format!("cannot listen on {addr}: is another Explorer (or program) using it?")
+        })
+        .map_err(crate::failed)?;
+    let backend = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("no free local port for the Explorer")?
+        .to_string();
+    let cfg = model.cfg.clone();
+    let identity = proxy::Identity {
+        tag: raft_model::svg::header::bounds_tag(&cfg),
+        bounds: raft_model::svg::header::describe_bounds(&cfg),
+        command: raft_model::svg::header::explore_command(&cfg, addr),
+    };
     let explorer = RaftExplorer {
         model,
         addr: addr.to_string(),
     };
-    explorer.checker().serve(addr);
+    let inner = backend.clone();
+    std::thread::spawn(move || {
+        explorer.checker().serve(inner);
+    });
+    // Ready when stateright accepts connections (it binds in its thread).
+    let ready = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        std::net::TcpStream::connect(&backend).is_ok()
+    });
+    if !ready {
+        bail!("the Explorer did not start on its private port {backend}");
+    }
+    eprintln!(
+        "Explorer for {} at http://{addr}/ (Ctrl-C to stop).\n\
+         A link printed by `raft-model check` for other bounds is refused with a \
+         message; each diagram's header names the bounds it was drawn with.\n\
+         Symmetry reduction does not apply in the Explorer; \"Run to completion\" \
+         explores breadth-first and keeps every state in memory.",
+        identity.bounds
+    );
+    proxy::run(listener, backend, identity);
     Ok(())
 }
 

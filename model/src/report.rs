@@ -324,7 +324,11 @@ pub fn explorer_link(
 ) -> String {
     let init = model.init_states().remove(0);
     match Path::from_actions(model, init, actions) {
-        Some(path) => format!("http://{addr}/#/steps/{}", path.encode(model)),
+        Some(path) => format!(
+            "http://{addr}/#/steps/{}?bounds={}",
+            path.encode(model),
+            raft_model::svg::header::bounds_tag(&model.cfg)
+        ),
         None => format!("http://{addr}/"),
     }
 }

@@ -37,6 +37,29 @@ pub fn explore_command(cfg: &Config, addr: &str) -> String {
     format!("raft-model explore {} --addr {addr}", config_flags(cfg))
 }
 
+/// The bounds as one URL-safe word, e.g.
+/// `servers3.term2.requests0.inflight2.restarts0.partitions0.duplicates0.unordered.async.vote-twice`:
+/// the checker's links carry it (`?bounds=`) so that an Explorer on other
+/// bounds can say that the link is not for it.
+pub fn bounds_tag(cfg: &Config) -> String {
+    let network = match cfg.network {
+        NetworkKind::Unordered => "unordered",
+        NetworkKind::Ordered => "ordered",
+    };
+    format!(
+        "servers{}.term{}.requests{}.inflight{}.restarts{}.partitions{}.duplicates{}.{network}.{}.{}",
+        cfg.servers,
+        cfg.max_term,
+        cfg.max_requests,
+        cfg.max_inflight,
+        cfg.max_restarts,
+        cfg.max_partitions,
+        cfg.max_duplicates,
+        cfg.persist,
+        cfg.bug.map_or("no-bug".to_string(), |b| b.to_string())
+    )
+}
+
 /// The bounds in words, e.g. `3 servers, max term 2, ... bug vote-twice`.
 pub fn describe_bounds(cfg: &Config) -> String {
     let network = match cfg.network {

@@ -335,8 +335,12 @@ pub fn draw(input: &Input) -> String {
         y += 18 + LINE * lines as i64 + 8;
     }
     // Room below the last row for the messages still in flight.
-    let bottom = y + 24;
+    let rows_end = y;
+    let bottom = y + 36;
     let ey = |r: usize| tops[r] + 12;
+    // A message leaves at the end of its row, under the sender's new state:
+    // it is sent by the step, after the state it reports.
+    let send_y = |r: usize| tops.get(r + 1).copied().unwrap_or(rows_end) - 6;
     let mut out = String::new();
     let height = bottom + PAD;
     let _ = write!(
@@ -439,7 +443,7 @@ pub fn draw(input: &Input) -> String {
             }
         }
     }
-    messages(&mut out, input, &lay, &ey, bottom);
+    messages(&mut out, input, &lay, (&ey, &send_y), bottom);
     out.push_str("</svg>");
     out
 }
@@ -547,10 +551,13 @@ fn event(out: &mut String, lay: &Layout, e: i64, action: &Action) {
 }
 
 /// Every copy of every message, from the row that sent it to its end.
-fn messages(out: &mut String, input: &Input, lay: &Layout, ey: &dyn Fn(usize) -> i64, bottom: i64) {
+/// `ey` is a row's event height, `sy` the height its messages leave at.
+type Heights<'a> = (&'a dyn Fn(usize) -> i64, &'a dyn Fn(usize) -> i64);
+
+fn messages(out: &mut String, input: &Input, lay: &Layout, (ey, sy): Heights, bottom: i64) {
     let part = |a: i64, b: i64, f: f64| a + ((b - a) as f64 * f) as i64;
     for c in trace_copies(input) {
-        let (x1, y1) = (lay.x(c.msg.from), ey(c.sent));
+        let (x1, y1) = (lay.x(c.msg.from), sy(c.sent));
         let x2 = lay.x(c.msg.to);
         let dup = c.dup.is_some();
         let (color, dash) = if dup {
