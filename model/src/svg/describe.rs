@@ -1,6 +1,7 @@
 //! One-line descriptions of actions, messages and servers, shared by the
 //! diagram, the Explorer's state view and the CLI report.
 
+use super::header::wrap;
 use crate::trace::{AbstractServer, AbstractState};
 use crate::types::{Action, Body, Entry, Message, Role};
 use std::fmt::Write;
@@ -161,4 +162,100 @@ pub fn describe_action(action: &Action) -> String {
         Action::Partition { group } => format!("Partition {group:?} | rest"),
         Action::Heal => "Heal".to_string(),
     }
+}
+
+/// The message in a few characters, e.g. `AE t1 p0/0 [1:1] c0`.
+pub fn label(body: &Body) -> String {
+    match body {
+        Body::RequestVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => format!("RV t{term} {last_log_index}/{last_log_term}"),
+        Body::RequestVoteResponse { term, granted } => {
+            format!("RVR t{term} {}", if *granted { "✓" } else { "✗" })
+        }
+        Body::AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => format!(
+            "AE t{term} p{prev_log_index}/{prev_log_term} {} c{leader_commit}",
+            describe_log(entries)
+        ),
+        Body::AppendEntriesResponse {
+            term,
+            success,
+            index,
+            conflict_index,
+        } => {
+            if *success {
+                format!("AER t{term} ok {index}")
+            } else {
+                format!("AER t{term} no {index} h{conflict_index}")
+            }
+        }
+    }
+}
+
+/// The lines under a server's dot: `T1 L v0 c1 [1:1]`, then what only
+/// some servers have (next/match, votes, disk, outbox).
+pub fn annotation(i: usize, s: &AbstractServer, width: usize) -> Vec<String> {
+    let role = match s.role {
+        Role::Leader => "L",
+        Role::Candidate => "C",
+        Role::Follower => "F",
+    };
+    let vote = s.voted_for.map_or("-".to_string(), |v| v.to_string());
+    let mut lines = vec![format!(
+        "T{} {role} v{vote} c{} {}",
+        s.term,
+        s.commit_index,
+        describe_log(&s.log)
+    )];
+    let slots = |v: &[u32]| {
+        v.iter()
+            .enumerate()
+            .map(|(j, x)| {
+                if j == i {
+                    "·".to_string()
+                } else {
+                    x.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match s.role {
+        Role::Leader => {
+            lines.push(format!("next [{}]", slots(&s.next_index)));
+            lines.push(format!("match [{}]", slots(&s.match_index)));
+        }
+        Role::Candidate => {
+            let v: Vec<String> = s.votes_granted.iter().map(|v| v.to_string()).collect();
+            lines.push(format!("votes {{{}}}", v.join(",")));
+        }
+        Role::Follower => {}
+    }
+    if has_pending_writes(s) {
+        let vote = s
+            .durable_voted_for
+            .map_or("-".to_string(), |v| v.to_string());
+        lines.push(format!(
+            "disk T{} v{vote} {}",
+            s.durable_term,
+            describe_log(&s.durable_log)
+        ));
+    }
+    if !s.outbox.is_empty() {
+        let msgs: Vec<String> = s
+            .outbox
+            .iter()
+            .map(|m| format!("{}→{}", short_body(&m.body), m.to))
+            .collect();
+        lines.push(format!("outbox {}", msgs.join(" ")));
+    }
+    lines.iter().flat_map(|l| wrap(l, width)).collect()
 }

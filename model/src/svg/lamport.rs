@@ -3,22 +3,24 @@
 //! put it on the network to the row that delivered, dropped or lost it.
 
 use super::colors::*;
-use super::describe::{action_kind, describe_log, esc, has_pending_writes};
-use super::header::{wrap, Header};
-use crate::trace::{AbstractServer, AbstractState};
-use crate::types::{Action, Body, Message, Role, ServerId};
+use super::describe::{action_kind, annotation, esc, label};
+use super::flights::{trace_copies, End};
+use super::header::Header;
+use super::legend::{header, legend};
+use crate::trace::AbstractState;
+use crate::types::{Action, Message, Role, ServerId};
 use std::fmt::Write;
 
 /// Widest diagram: 7 servers fit a 1400 px window beside its scroll bar
 /// and the Explorer's margins.
 pub const MAX_WIDTH: i64 = 1300;
 const LABEL_W: i64 = 150;
-const PAD: i64 = 10;
+pub(super) const PAD: i64 = 10;
 const MIN_COL: i64 = 160;
 const MAX_COL: i64 = 240;
 /// Width of a character of the 11 px monospace font.
-const CHAR_W: f64 = 6.7;
-const LINE: i64 = 13;
+pub(super) const CHAR_W: f64 = 6.7;
+pub(super) const LINE: i64 = 13;
 const LIFELINE_INSET: i64 = 16;
 
 /// A drawing: the states, what the model knows about the steps, the header.
@@ -31,208 +33,10 @@ pub struct Input<'a> {
     pub header: Header,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum End {
-    Delivered(usize),
-    Dropped(usize),
-    /// Left the network without a Deliver or Drop.
-    Vanished(usize),
-    /// Sent across a cut: lost in the row that sent it.
-    Cut,
-    InFlight,
-}
-
-/// One copy of a message on the network.
-#[derive(Clone, Debug)]
-pub(crate) struct Flight {
-    pub msg: Message,
-    pub sent: usize,
-    /// The row of the Duplicate step that made this copy.
-    pub dup: Option<usize>,
-    pub end: End,
-}
-
-/// Follows every copy of every message through the steps.
-pub(crate) fn trace_copies(input: &Input) -> Vec<Flight> {
-    let mut done = Vec::new();
-    let mut live: Vec<Flight> = input
-        .initial
-        .network
-        .iter()
-        .map(|m| Flight {
-            msg: m.clone(),
-            sent: 0,
-            dup: None,
-            end: End::InFlight,
-        })
-        .collect();
-    for (k, (action, after)) in input.steps.iter().enumerate() {
-        let row = k + 1;
-        let take = |live: &mut Vec<Flight>, m: &Message| {
-            live.iter()
-                .position(|c| &c.msg == m)
-                .map(|p| live.remove(p))
-        };
-        match action {
-            Action::Deliver { message } | Action::Drop { message } => {
-                if let Some(mut c) = take(&mut live, message) {
-                    c.end = match action {
-                        Action::Deliver { .. } => End::Delivered(row),
-                        _ => End::Dropped(row),
-                    };
-                    done.push(c);
-                }
-            }
-            Action::Duplicate { message } => {
-                if let Some(c) = live.iter().find(|c| &c.msg == message) {
-                    let mut copy = c.clone();
-                    copy.dup = Some(row);
-                    live.push(copy);
-                }
-            }
-            _ => {}
-        }
-        // Reconcile with the network after the step: what is new was sent
-        // in this row, what is gone without a Deliver or Drop vanished.
-        let mut matched = vec![false; live.len()];
-        let mut fresh = Vec::new();
-        for m in &after.network {
-            match (0..live.len()).find(|&p| !matched[p] && &live[p].msg == m) {
-                Some(p) => matched[p] = true,
-                None => fresh.push(Flight {
-                    msg: m.clone(),
-                    sent: row,
-                    dup: None,
-                    end: End::InFlight,
-                }),
-            }
-        }
-        let mut kept = Vec::new();
-        for (c, ok) in live.into_iter().zip(matched) {
-            if ok {
-                kept.push(c);
-            } else {
-                done.push(Flight {
-                    end: End::Vanished(row),
-                    ..c
-                });
-            }
-        }
-        live = kept;
-        live.extend(fresh);
-        for m in input.cut_losses.get(k).into_iter().flatten() {
-            done.push(Flight {
-                msg: m.clone(),
-                sent: row,
-                dup: None,
-                end: End::Cut,
-            });
-        }
-    }
-    done.extend(live);
-    done
-}
-
-/// The message in a few characters, e.g. `AE t1 p0/0 [1:1] c0`.
-pub fn label(body: &Body) -> String {
-    match body {
-        Body::RequestVote {
-            term,
-            last_log_index,
-            last_log_term,
-        } => format!("RV t{term} {last_log_index}/{last_log_term}"),
-        Body::RequestVoteResponse { term, granted } => {
-            format!("RVR t{term} {}", if *granted { "✓" } else { "✗" })
-        }
-        Body::AppendEntries {
-            term,
-            prev_log_index,
-            prev_log_term,
-            entries,
-            leader_commit,
-        } => format!(
-            "AE t{term} p{prev_log_index}/{prev_log_term} {} c{leader_commit}",
-            describe_log(entries)
-        ),
-        Body::AppendEntriesResponse {
-            term,
-            success,
-            index,
-            conflict_index,
-        } => {
-            if *success {
-                format!("AER t{term} ok {index}")
-            } else {
-                format!("AER t{term} no {index} h{conflict_index}")
-            }
-        }
-    }
-}
-
-/// The lines under a server's dot: `T1 L v0 c1 [1:1]`, then what only
-/// some servers have (next/match, votes, disk, outbox).
-pub fn annotation(i: usize, s: &AbstractServer, width: usize) -> Vec<String> {
-    let role = match s.role {
-        Role::Leader => "L",
-        Role::Candidate => "C",
-        Role::Follower => "F",
-    };
-    let vote = s.voted_for.map_or("-".to_string(), |v| v.to_string());
-    let mut lines = vec![format!(
-        "T{} {role} v{vote} c{} {}",
-        s.term,
-        s.commit_index,
-        describe_log(&s.log)
-    )];
-    let slots = |v: &[u32]| {
-        v.iter()
-            .enumerate()
-            .map(|(j, x)| {
-                if j == i {
-                    "·".to_string()
-                } else {
-                    x.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    match s.role {
-        Role::Leader => {
-            lines.push(format!("next [{}]", slots(&s.next_index)));
-            lines.push(format!("match [{}]", slots(&s.match_index)));
-        }
-        Role::Candidate => {
-            let v: Vec<String> = s.votes_granted.iter().map(|v| v.to_string()).collect();
-            lines.push(format!("votes {{{}}}", v.join(",")));
-        }
-        Role::Follower => {}
-    }
-    if has_pending_writes(s) {
-        let vote = s
-            .durable_voted_for
-            .map_or("-".to_string(), |v| v.to_string());
-        lines.push(format!(
-            "disk T{} v{vote} {}",
-            s.durable_term,
-            describe_log(&s.durable_log)
-        ));
-    }
-    if !s.outbox.is_empty() {
-        let msgs: Vec<String> = s
-            .outbox
-            .iter()
-            .map(|m| format!("{}→{}", super::describe::short_body(&m.body), m.to))
-            .collect();
-        lines.push(format!("outbox {}", msgs.join(" ")));
-    }
-    lines.iter().flat_map(|l| wrap(l, width)).collect()
-}
-
-struct Layout {
-    n: usize,
-    col: i64,
-    width: i64,
+pub(super) struct Layout {
+    pub n: usize,
+    pub col: i64,
+    pub width: i64,
 }
 
 impl Layout {
@@ -241,7 +45,7 @@ impl Layout {
     fn x(&self, i: ServerId) -> i64 {
         LABEL_W + i64::from(i) * self.col + LIFELINE_INSET
     }
-    fn chars(&self, px: i64) -> usize {
+    pub fn chars(&self, px: i64) -> usize {
         (px as f64 / CHAR_W) as usize
     }
 }
@@ -252,7 +56,7 @@ pub fn width_for(n: usize) -> i64 {
     LABEL_W + n as i64 * col + PAD
 }
 
-fn text(out: &mut String, x: i64, y: i64, fill: &str, extra: &str, s: &str) {
+pub(super) fn text(out: &mut String, x: i64, y: i64, fill: &str, extra: &str, s: &str) {
     let _ = write!(
         out,
         "<text x='{x}' y='{y}' fill='{fill}'{extra}>{}</text>",
@@ -269,7 +73,13 @@ fn halo_text(out: &mut String, x: i64, y: i64, fill: &str, s: &str) {
     text(out, x, y, fill, &extra, s);
 }
 
-fn line(out: &mut String, (x1, y1): (i64, i64), (x2, y2): (i64, i64), stroke: &str, extra: &str) {
+pub(super) fn line(
+    out: &mut String,
+    (x1, y1): (i64, i64),
+    (x2, y2): (i64, i64),
+    stroke: &str,
+    extra: &str,
+) {
     let _ = write!(
         out,
         "<line x1='{x1}' y1='{y1}' x2='{x2}' y2='{y2}' stroke='{stroke}'{extra}/>"
@@ -629,126 +439,4 @@ fn messages(out: &mut String, input: &Input, lay: &Layout, (ey, sy): Heights, bo
         let ly = part(y1, end.1, 0.5) - 3;
         halo_text(out, lx, ly, color, &name);
     }
-}
-
-/// The bounds, the command and the violation; returns the next free y.
-fn header(out: &mut String, h: &Header, lay: &Layout) -> i64 {
-    let chars = lay.chars(lay.width - 2 * PAD);
-    let mut y = 8;
-    if let Some(bounds) = &h.bounds {
-        for l in wrap(&format!("Raft model: {bounds}"), chars * 11 / 12) {
-            y += 16;
-            text(out, PAD, y, INK, " font-size='12' font-weight='bold'", &l);
-        }
-    }
-    if let Some(cmd) = &h.command {
-        for l in wrap(&format!("served by: {cmd}"), chars) {
-            y += LINE;
-            text(out, PAD, y, MUTED, "", &l);
-        }
-    }
-    y += 6;
-    if let Some(v) = &h.violation {
-        let mut lines = Vec::new();
-        for name in &v.properties {
-            let at = if v.step == 0 {
-                "in the initial state".to_string()
-            } else {
-                format!("at step {}", v.step)
-            };
-            lines.extend(wrap(
-                &format!(
-                    "✗ {name} violated {at}: {}",
-                    crate::properties::meaning(name)
-                ),
-                chars * 11 / 12,
-            ));
-        }
-        let hgt = 16 * lines.len() as i64 + 10;
-        let _ = write!(
-            out,
-            "<rect x='4' y='{y}' width='{}' height='{hgt}' fill='{VIOLATION_BAND}' stroke='{RED}' \
-             stroke-width='2' rx='3'/>",
-            lay.width - 8
-        );
-        for l in lines {
-            y += 16;
-            text(out, PAD, y, RED, " font-size='12' font-weight='bold'", &l);
-        }
-        y += 14;
-    } else if h.bounds.is_some() {
-        y += 14;
-        text(
-            out,
-            PAD,
-            y,
-            GREEN,
-            "",
-            "✓ no safety property is violated on this path",
-        );
-        y += 6;
-    }
-    y + 6
-}
-
-/// The notation, then a sample of every kind of line.
-fn legend(out: &mut String, y: i64, lay: &Layout) -> i64 {
-    let chars = lay.chars(lay.width - 2 * PAD);
-    let notes = [
-        "Legend. Time flows down; one line per server. Under a server: T term, L/C/F leader/\
-         candidate/follower, v vote (- none), c commit index, then the log [term:value ...]; \
-         next/match per server (· itself); disk = what is durable when it differs; outbox = \
-         sent, released at the sender's next persist.",
-        "Messages: RV RequestVote t<term> <last index>/<last term>; RVR vote response ✓ granted \
-         ✗ denied; AE AppendEntries t<term> p<prev index>/<prev term> [entries] c<leader commit>; \
-         AER append response ok <index> or no <index> h<hint>.",
-    ];
-    let lines: Vec<String> = notes.iter().flat_map(|n| wrap(n, chars)).collect();
-    let samples: [(&str, &str, &str); 5] = [
-        (DELIVERED, "", "delivered"),
-        (
-            DUPLICATE,
-            " stroke-dasharray='7,3'",
-            "duplicate copy (ring: copied)",
-        ),
-        (RED, "", "dropped ✕"),
-        (LOST, "", "lost: sent across a cut"),
-        (MUTED, " stroke-dasharray='3,3'", "still in flight"),
-    ];
-    // Samples flow left to right and wrap at the diagram's width.
-    let mut placed = Vec::new();
-    let (mut x, mut row) = (PAD, 0);
-    for (color, dash, what) in samples {
-        let w = 34 + (what.chars().count() as f64 * CHAR_W) as i64 + 18;
-        if x > PAD && x + w > lay.width - PAD {
-            x = PAD;
-            row += 1;
-        }
-        placed.push((x, row, color, dash, what));
-        x += w;
-    }
-    let hgt = LINE * lines.len() as i64 + 18 * (row + 1) + 18;
-    let _ = write!(
-        out,
-        "<rect x='4' y='{y}' width='{}' height='{hgt}' fill='{LEGEND_BAND}' stroke='{MUTED}' rx='3'/>",
-        lay.width - 8
-    );
-    let mut yy = y + 2;
-    for l in lines {
-        yy += LINE;
-        text(out, PAD, yy, INK, "", &l);
-    }
-    yy += 18;
-    for (x, row, color, dash, what) in placed {
-        let sy = yy + 18 * row;
-        line(
-            out,
-            (x, sy - 4),
-            (x + 28, sy - 4),
-            color,
-            &format!(" stroke-width='2'{dash}"),
-        );
-        text(out, x + 34, sy, color, "", what);
-    }
-    y + hgt + 8
 }

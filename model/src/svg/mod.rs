@@ -15,8 +15,10 @@
 
 pub mod colors;
 pub mod describe;
+mod flights;
 pub mod header;
 pub mod lamport;
+mod legend;
 
 pub use describe::{
     describe_action, describe_body, describe_log, describe_server, has_pending_writes, new_messages,

@@ -247,12 +247,12 @@ fn messages_run_from_send_to_delivery_and_duplicates_differ() {
         cut_losses: vec![],
         header: Header::default(),
     };
-    let copies = lamport::trace_copies(&input);
+    let copies = flights::trace_copies(&input);
     let ends: Vec<_> = copies
         .iter()
         .map(|c| (c.msg.to, c.sent, c.dup, c.end))
         .collect();
-    use lamport::End::*;
+    use flights::End::*;
     // The original is delivered first; the copy made at step 2 second; both
     // were sent at step 1.
     assert!(ends.contains(&(1, 1, None, Delivered(3))), "{ends:?}");
