@@ -130,6 +130,75 @@ impl Model for RaftExplorer {
     }
 }
 
+/// The state at the Explorer's action indices (the first picks an initial
+/// state; each next one indexes `actions`, as stateright's paths do).
+fn state_at(model: &RaftModel, indices: &[usize]) -> Option<State> {
+    let (&first, rest) = indices.split_first()?;
+    let mut s = model.init_states().into_iter().nth(first)?;
+    for &k in rest {
+        s = step(model, &s, k)?;
+    }
+    Some(s)
+}
+
+fn step(model: &RaftModel, s: &State, k: usize) -> Option<State> {
+    let mut actions = Vec::new();
+    model.actions(s, &mut actions);
+    model.next_state(s, actions.into_iter().nth(k)?)
+}
+
+/// Rewrites stateright's answer to `/.states/<indices>`: each safety
+/// property that a listed step's state violates is marked as discovered at
+/// that step. The UI's per-state property list then says "Counterexample
+/// found" there instead of "Safety holds" (the Explorer's own on-demand
+/// search has not met the state of a link opened directly). None: no change.
+pub fn mark_violations(model: &RaftModel, target: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let rest = target.strip_prefix("/.states")?;
+    let indices: Vec<usize> = rest
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(|c| c.parse().ok())
+        .collect::<Option<_>>()?;
+    let last = match indices.is_empty() {
+        true => None,
+        false => Some(state_at(model, &indices)?),
+    };
+    let mut views: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut changed = false;
+    for view in views.as_array_mut()? {
+        let Some(k) = view["actionIndex"].as_u64().map(|k| k as usize) else {
+            continue;
+        };
+        let state = match &last {
+            None => model.init_states().into_iter().nth(k),
+            Some(s) => step(model, s, k),
+        };
+        let Some(state) = state.filter(|_| view.get("state").is_some()) else {
+            continue;
+        };
+        let violated = raft_model::properties::violated(model, &state);
+        if violated.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = indices.iter().chain([&k]).map(|i| i.to_string()).collect();
+        let Some(props) = view["properties"].as_array_mut() else {
+            continue;
+        };
+        for p in props {
+            let named = p[1].as_str().is_some_and(|n| violated.contains(&n));
+            if named && p[2].is_null() {
+                p[2] = path.join("/").into();
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        serde_json::to_vec(&views).ok()
+    } else {
+        None
+    }
+}
+
 /// Serves the Explorer until the process is stopped: stateright's server
 /// on a private port, behind the proxy on `addr` (see `proxy`).
 pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
@@ -151,10 +220,12 @@ pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
         .context("no free local port for the Explorer")?
         .to_string();
     let cfg = model.cfg.clone();
+    let marker = RaftModel::new(cfg.clone());
     let identity = proxy::Identity {
         tag: raft_model::svg::header::bounds_tag(&cfg),
         bounds: raft_model::svg::header::describe_bounds(&cfg),
         command: raft_model::svg::header::explore_command(&cfg, addr),
+        rewrite_states: Box::new(move |target, body| mark_violations(&marker, target, body)),
     };
     let explorer = RaftExplorer {
         model,
@@ -188,6 +259,7 @@ pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
 mod tests {
     use super::*;
     use raft_model::Bug;
+    use stateright::Checker;
 
     #[test]
     fn the_explorer_has_the_models_properties_and_paths() {
@@ -225,5 +297,34 @@ mod tests {
         let svg = explorer.as_svg(b).unwrap();
         assert!(svg.contains("--addr 127.0.0.1:1"), "{svg}");
         assert!(svg.contains("<details>"), "{svg}");
+    }
+
+    #[test]
+    fn a_violating_step_is_marked_in_the_states_answer() {
+        let model = RaftModel::new(Bug::VoteTwice.default_config());
+        let found = RaftModel::new(Bug::VoteTwice.default_config())
+            .checker()
+            .spawn_bfs()
+            .join()
+            .discovery("VoteOncePerTerm")
+            .unwrap()
+            .encode(&model);
+        let (prefix, last) = found.rsplit_once('/').unwrap();
+        // stateright's shape: one view per action of the last state.
+        let view = |k: &str| {
+            format!(
+                r#"{{"action":"a","state":"s","actionIndex":{k},"properties":[["Always","VoteOncePerTerm",null],["Always","ElectionSafety",null]]}}"#
+            )
+        };
+        let body = format!("[{}]", view(last));
+        let target = format!("/.states/{prefix}");
+        let out = mark_violations(&model, &target, body.as_bytes()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v[0]["properties"][0][2], found.as_str());
+        assert!(v[0]["properties"][1][2].is_null(), "only what is violated");
+        // A step that violates nothing, and a path that does not exist.
+        let init = format!("[{}]", view("0"));
+        assert!(mark_violations(&model, "/.states", init.as_bytes()).is_none());
+        assert!(mark_violations(&model, "/.states/0/99", body.as_bytes()).is_none());
     }
 }

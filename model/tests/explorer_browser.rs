@@ -171,6 +171,21 @@ fn a_counterexample_link_names_its_violation_in_chromium() {
     assert!(command.ends_with(&format!("--addr {addr}")), "{command}");
 
     let explorer = Explorer::start(command, &addr);
+    // The last step's answer marks the violation where it happens, so the
+    // UI's per-state property list does not say "Safety holds" there.
+    let path = link
+        .split("#/steps/")
+        .nth(1)
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap();
+    let prefix = path.rsplit_once('/').unwrap().0;
+    let states = http_get(&addr, &format!("/.states/{prefix}")).unwrap();
+    assert!(
+        states.contains(&format!("[\"Always\",\"VoteOncePerTerm\",\"{path}\"]")),
+        "{states}"
+    );
     let profile = dir.path().join("profile");
     let dom = browse(&chromium, &profile, &["--dump-dom"], link);
     let page = String::from_utf8_lossy(&dom.stdout);

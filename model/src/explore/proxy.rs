@@ -16,7 +16,12 @@ pub struct Identity {
     pub tag: String,
     pub bounds: String,
     pub command: String,
+    /// A new body for stateright's answer to a `/.states` request (target,
+    /// body), or None to pass it on unchanged.
+    pub rewrite_states: Rewrite,
 }
+
+pub type Rewrite = Box<dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
 /// Serves `listener` forever, forwarding to the Explorer at `backend`.
 pub fn run(listener: TcpListener, backend: String, id: Identity) {
@@ -69,6 +74,11 @@ fn handle(mut conn: TcpStream, backend: &str, id: &Identity) -> io::Result<()> {
             return respond(&mut conn, "text/html; charset=utf-8", page.as_bytes());
         }
     }
+    if method == "GET" && target.starts_with("/.states") {
+        if let Some(json) = ok_body(&response).and_then(|b| (id.rewrite_states)(target, b)) {
+            return respond(&mut conn, "application/json", &json);
+        }
+    }
     conn.write_all(&response)
 }
 
@@ -82,14 +92,18 @@ fn respond(conn: &mut TcpStream, content_type: &str, body: &[u8]) -> io::Result<
     conn.write_all(body)
 }
 
+/// The body of a complete `200 OK` answer (not chunked).
+fn ok_body(response: &[u8]) -> Option<&[u8]> {
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&response[..end]).ok()?;
+    let plain = head.starts_with("HTTP/1.1 200") && !head.to_ascii_lowercase().contains("chunked");
+    plain.then_some(&response[end + 4..])
+}
+
 /// stateright's index page with this Explorer's identity and the script,
 /// placed before app.js so that they see its first navigation.
 fn page_with_script(response: &[u8], id: &Identity) -> Option<String> {
-    let text = std::str::from_utf8(response).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") || head.to_ascii_lowercase().contains("chunked") {
-        return None;
-    }
+    let body = std::str::from_utf8(ok_body(response)?).ok()?;
     let anchor = "<script src=\"app.js\"></script>";
     if !body.contains(anchor) {
         return None;
@@ -121,6 +135,7 @@ mod tests {
             tag: "servers3.x".into(),
             bounds: "3 servers".into(),
             command: "raft-model explore </script>".into(),
+            rewrite_states: Box::new(|_, _| None),
         };
         let page = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n<body><script src=\"app.js\"></script></body>";
         let out = page_with_script(page.as_bytes(), &id).unwrap();
