@@ -99,8 +99,46 @@ fn lost_to_cut(model: &RaftModel, before: &State, action: &Action, after: &State
     lost
 }
 
+/// Draws a trace file. A trace that replays through the model on its
+/// bounds (every checker trace) is drawn as its path, with the header's
+/// violation and the partition losses; any other (e.g. recorded from the
+/// implementation) as its abstract states, with the bounds only.
+pub fn diagram_of_trace(trace: &crate::trace::Trace) -> String {
+    let model = RaftModel::new(trace.bounds.clone());
+    let init = model.init_states().remove(0);
+    let actions: Vec<Action> = trace.steps.iter().map(|s| s.action.clone()).collect();
+    if init.to_abstract() == trace.initial {
+        if let Some(path) = stateright::Path::from_actions(&model, init, &actions) {
+            let pairs = path.into_vec();
+            let same = pairs
+                .iter()
+                .skip(1)
+                .zip(&trace.steps)
+                .all(|((s, _), step)| s.to_abstract() == step.state);
+            if same && pairs.len() == trace.steps.len() + 1 {
+                return diagram_of_path(&model, &pairs, None);
+            }
+        }
+    }
+    let steps: Vec<_> = trace
+        .steps
+        .iter()
+        .map(|s| (s.action.clone(), s.state.clone()))
+        .collect();
+    lamport::draw(&lamport::Input {
+        initial: &trace.initial,
+        steps: &steps,
+        cut_losses: Vec::new(),
+        header: Header {
+            bounds: Some(header::describe_bounds(&trace.bounds)),
+            command: None,
+            violation: None,
+        },
+    })
+}
+
 /// Draws `initial` followed by each `(action, state after it)`, without a
-/// model (a trace file): no bounds, violation or partition losses.
+/// model: no bounds, violation or partition losses.
 pub fn sequence_diagram_abstract(
     initial: &AbstractState,
     steps: &[(Action, AbstractState)],

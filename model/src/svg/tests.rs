@@ -383,3 +383,32 @@ fn new_messages_is_a_multiset_difference() {
     assert_eq!(new_messages(&before, &after), vec![&m]);
     assert!(new_messages(&after, &before).is_empty());
 }
+
+#[test]
+fn a_trace_file_is_drawn_with_its_bounds_and_violation() {
+    let (model, path) = vote_twice_counterexample();
+    let pairs = path.into_vec();
+    let steps = pairs
+        .iter()
+        .skip(1)
+        .zip(&pairs)
+        .map(|((s, _), (_, a))| crate::trace::TraceStep {
+            action: a.clone().unwrap(),
+            state: s.to_abstract(),
+        })
+        .collect();
+    let mut trace = crate::trace::Trace::new(
+        crate::trace::TraceKind::Counterexample,
+        Some("VoteOncePerTerm".into()),
+        model.cfg.clone(),
+        pairs[0].0.to_abstract(),
+        steps,
+    );
+    let svg = diagram_of_trace(&trace);
+    assert!(svg.contains("✗ VoteOncePerTerm violated at step"), "{svg}");
+    // A trace that does not replay keeps its bounds, claims no violation.
+    trace.steps[0].state.servers[0].term = 9;
+    let svg = diagram_of_trace(&trace);
+    assert!(svg.contains("Raft model: 3 servers"), "{svg}");
+    assert!(!svg.contains("violated at step"), "{svg}");
+}
