@@ -23,7 +23,18 @@
             ")\nStart the Explorer with the command printed next to the link, then open it again.";
     }
 
+    function clear(id) {
+        var old = document.getElementById(id);
+        if (old) {
+            old.parentNode.removeChild(old);
+        }
+    }
+
+    // Each navigation is judged afresh: a step chosen on the page has no
+    // `bounds` and is a path of this Explorer.
     function checkBounds() {
+        clear("raft-bounds-mismatch");
+        clear("raft-path-missing");
         var query = (window.location.hash.split("?")[1] || "");
         var m = query.match(/(?:^|&)bounds=([^&]*)/);
         if (m && decodeURIComponent(m[1]) !== here.tag) {
