@@ -2,7 +2,8 @@
 //! link that `raft-model check` prints, on an Explorer started with the
 //! command printed next to it, and the page names the violated property
 //! without a script error; the same link on an Explorer with other bounds
-//! says that it was made for other bounds.
+//! says that it was made for other bounds, and a path that exists nowhere
+//! says so.
 //!
 //! Needs Chromium (`apt-get install -y chromium`); RAFT_SKIP_BROWSER=1 skips
 //! the test instead. RAFT_UPDATE_SCREENSHOT=1 copies the screenshot to
@@ -235,4 +236,9 @@ fn a_counterexample_link_names_its_violation_in_chromium() {
         "{page}"
     );
     assert!(page.contains("max term 3"), "{page}");
+    // A path that does not exist here is said so, not a blank page.
+    let nowhere = format!("http://{addr}/#/steps/0/99/99");
+    let dom = browse(&chromium, &profile, &["--dump-dom"], &nowhere);
+    let page = String::from_utf8_lossy(&dom.stdout);
+    assert!(page.contains("does not exist in this Explorer"), "{page}");
 }
