@@ -215,6 +215,8 @@ pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
             format!("cannot listen on {addr}: is another Explorer (or program) using it?")
         })
         .map_err(crate::failed)?;
+    // stateright binds by address only: a free port is picked and released
+    // for it (if another program takes it in between, `ready` fails).
     let backend = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .context("no free local port for the Explorer")?
@@ -235,10 +237,10 @@ pub fn serve(model: RaftModel, addr: &str) -> Result<()> {
     std::thread::spawn(move || {
         explorer.checker().serve(inner);
     });
-    // Ready when stateright accepts connections (it binds in its thread).
+    // Ready when this model's Explorer answers (it binds in its thread).
     let ready = (0..200).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(25));
-        std::net::TcpStream::connect(&backend).is_ok()
+        proxy::answers_as_explorer(&backend)
     });
     if !ready {
         bail!("the Explorer did not start on its private port {backend}");

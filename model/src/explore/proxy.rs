@@ -82,6 +82,22 @@ fn handle(mut conn: TcpStream, backend: &str, id: &Identity) -> io::Result<()> {
     conn.write_all(&response)
 }
 
+/// Whether `backend` is this program's stateright Explorer.
+pub fn answers_as_explorer(backend: &str) -> bool {
+    let Ok(mut up) = TcpStream::connect(backend) else {
+        return false;
+    };
+    let asked = write!(
+        up,
+        "GET /.status HTTP/1.1\r\nHost: {backend}\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    asked.is_ok()
+        && up.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
+        && answer.contains("RaftExplorer")
+}
+
 fn respond(conn: &mut TcpStream, content_type: &str, body: &[u8]) -> io::Result<()> {
     write!(
         conn,
