@@ -392,26 +392,7 @@ impl BoundArgs {
 
 /// The flags that reproduce `cfg` (for the printed `explore` command).
 pub fn config_flags(cfg: &Config) -> String {
-    let network = match cfg.network {
-        NetworkKind::Unordered => "unordered",
-        NetworkKind::Ordered => "ordered",
-    };
-    let mut s = format!(
-        "--servers {} --max-term {} --max-requests {} --max-inflight {} --max-restarts {} \
-         --max-partitions {} --max-duplicates {} --network {network} --persist {}",
-        cfg.servers,
-        cfg.max_term,
-        cfg.max_requests,
-        cfg.max_inflight,
-        cfg.max_restarts,
-        cfg.max_partitions,
-        cfg.max_duplicates,
-        cfg.persist,
-    );
-    if let Some(bug) = cfg.bug {
-        s.push_str(&format!(" --bug {bug}"));
-    }
-    s
+    raft_model::svg::header::config_flags(cfg)
 }
 
 #[cfg(test)]

@@ -102,15 +102,7 @@ fn dispatch(command: Command, sub: &clap::ArgMatches) -> Result<u8> {
             trace.check().map_err(|reason| {
                 anyhow::anyhow!("{}: not a drawable trace: {reason}", args.trace.display())
             })?;
-            let steps: Vec<_> = trace
-                .steps
-                .into_iter()
-                .map(|s| (s.action, s.state))
-                .collect();
-            println!(
-                "{}",
-                raft_model::svg::sequence_diagram_abstract(&trace.initial, &steps)
-            );
+            println!("{}", raft_model::svg::diagram_of_trace(&trace));
             Ok(0)
         }
     }

@@ -36,6 +36,79 @@ pub const SOMETIMES: &[&str] = &[
     "LeaderCommitsBeforeOwnPersist",
 ];
 
+/// Each property's meaning in one line, for the report and the diagram
+/// (every name of `ALWAYS` and `SOMETIMES` has an entry: see the tests).
+pub const MEANINGS: &[(&str, &str)] = &[
+    ("ElectionSafety", "at most one leader is elected per term"),
+    (
+        "LogMatching",
+        "two logs with an entry of the same index and term agree up to that index",
+    ),
+    (
+        "LeaderAppendOnly",
+        "a leader never overwrites or deletes entries of its own log",
+    ),
+    (
+        "LeaderCompleteness",
+        "every leader of a later term has every entry committed earlier",
+    ),
+    (
+        "StateMachineSafety",
+        "no two servers apply different entries at the same index",
+    ),
+    (
+        "MajorityOverlap",
+        "every later leader's voters include a holder of each committed entry",
+    ),
+    (
+        "MinorityNoCommit",
+        "a leader cut off in a minority never advances its commit index",
+    ),
+    (
+        "VoteOncePerTerm",
+        "no server grants its vote to two candidates in one term",
+    ),
+    (
+        "CommittedIsDurable",
+        "every committed entry is on the disk of a majority",
+    ),
+    ("LeaderElected", "some server becomes leader"),
+    ("EntryCommitted", "some server commits an entry"),
+    (
+        "LeaderDeposedByPartition",
+        "a leader cut off in a minority is replaced by a later-term leader",
+    ),
+    (
+        "CommittedSurvivesRestart",
+        "a server that lost its commit index in a restart learns it again",
+    ),
+    (
+        "UncommittedOverwritten",
+        "an uncommitted entry is overwritten by a different one (Figure 8)",
+    ),
+    (
+        "LeaderCommitsBeforeOwnPersist",
+        "a leader commits an entry before its own fsync of it",
+    ),
+];
+
+/// The one-line meaning of property `name` (empty for an unknown name).
+pub fn meaning(name: &str) -> &'static str {
+    MEANINGS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, m)| m)
+}
+
+/// The safety properties `s` violates, in report order.
+pub fn violated(m: &RaftModel, s: &State) -> Vec<&'static str> {
+    SAFETY
+        .iter()
+        .filter(|(_, f)| !f(m, s))
+        .map(|(n, _)| *n)
+        .collect()
+}
+
 /// The `always` properties with their conditions (same order as `ALWAYS`).
 pub const SAFETY: &[(&str, Condition)] = &[
     ("ElectionSafety", election_safety),
@@ -258,4 +331,19 @@ pub fn uncommitted_overwritten(_: &RaftModel, s: &State) -> bool {
 /// quorum.
 pub fn leader_commits_before_own_persist(_: &RaftModel, s: &State) -> bool {
     s.ghost.flags & flags::EVENT_COMMIT_BEFORE_OWN_PERSIST != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_property_has_a_one_line_meaning() {
+        for name in ALWAYS.iter().chain(SOMETIMES) {
+            let m = meaning(name);
+            assert!(!m.is_empty() && !m.contains('\n'), "{name}: {m:?}");
+        }
+        assert_eq!(MEANINGS.len(), ALWAYS.len() + SOMETIMES.len());
+        assert_eq!(meaning("NoSuchProperty"), "");
+    }
 }

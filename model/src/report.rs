@@ -1,8 +1,9 @@
 //! The report of a check: trace files, the JSON document and the text form.
 
-use crate::cli::{config_flags, Strategy};
+use crate::cli::Strategy;
 use crate::run::{Discovery, Outcome, StopReason};
 use anyhow::{Context, Result};
+use raft_model::svg::header::explore_command;
 use raft_model::svg::{describe_action, describe_server};
 use raft_model::trace::{AbstractState, Trace, TraceKind, TraceStep};
 use raft_model::{Config, RaftModel};
@@ -54,6 +55,10 @@ pub struct PropertyReport {
     /// True when a bounded BFS proved no shorter trace exists.
     pub shortest_proven: Option<bool>,
     pub explorer: Option<String>,
+    /// The `raft-model explore` command (same bounds, same `--addr`) that
+    /// serves the `explorer` link; an Explorer on other bounds would show
+    /// another path or none.
+    pub explorer_command: Option<String>,
     #[serde(skip)]
     pub listing: Option<String>,
 }
@@ -140,6 +145,7 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
             original_steps: None,
             shortest_proven: None,
             explorer: None,
+            explorer_command: None,
             listing: None,
         };
         if let Some(d) = outcome.discoveries.get(p.name) {
@@ -162,16 +168,18 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
                     })
             };
             let link = explorer_link(model, input.addr, &d.actions);
+            let command = explore_command(&model.cfg, input.addr);
             let shown = match &written {
                 Ok(()) => file.display().to_string(),
                 Err(e) => format!("NOT WRITTEN ({}: {e})", file.display()),
             };
-            pr.listing = Some(listing(model, p.name, kind, &trace, d, &shown, &link));
+            pr.listing = Some(listing(p.name, kind, &trace, d, &shown, (&link, &command)));
             pr.trace = written.ok().map(|()| file.display().to_string());
             pr.steps = Some(d.actions.len());
             pr.original_steps = Some(d.original_len);
             pr.shortest_proven = Some(d.proven_shortest);
             pr.explorer = Some(link);
+            pr.explorer_command = Some(command);
         }
         properties.push(pr);
     }
@@ -316,20 +324,24 @@ pub fn explorer_link(
 ) -> String {
     let init = model.init_states().remove(0);
     match Path::from_actions(model, init, actions) {
-        Some(path) => format!("http://{addr}/#/steps/{}", path.encode(model)),
+        Some(path) => format!(
+            "http://{addr}/#/steps/{}?bounds={}",
+            path.encode(model),
+            raft_model::svg::header::bounds_tag(&model.cfg)
+        ),
         None => format!("http://{addr}/"),
     }
 }
 
-/// The numbered steps of a discovery; after each step, the servers it changed.
+/// The numbered steps of a discovery; after each step, the servers it
+/// changed. `explorer` is the link and the command that serves it.
 fn listing(
-    model: &RaftModel,
     name: &str,
     kind: TraceKind,
     trace: &Trace,
     d: &Discovery,
     file: &str,
-    link: &str,
+    (link, command): (&str, &str),
 ) -> String {
     let mut out = String::new();
     let what = if kind == TraceKind::Counterexample {
@@ -352,11 +364,14 @@ fn listing(
         "{what} for {name}: {} steps{shrunk}{proven}",
         d.actions.len()
     );
+    let meaning = raft_model::properties::meaning(name);
+    if !meaning.is_empty() {
+        let _ = writeln!(out, "  {name}: {meaning}");
+    }
     let _ = writeln!(out, "  trace file: {file}");
     let _ = writeln!(
         out,
-        "  explorer:   {link}\n              (serve it with: raft-model explore {})",
-        config_flags(&model.cfg)
+        "  explorer:   {link}\n              (serve it with: {command})"
     );
     let _ = writeln!(out, "   0. initial state");
     for (i, s) in trace.initial.servers.iter().enumerate() {
