@@ -135,6 +135,29 @@ pub enum Command {
         its own local cluster, kills the leader with SIGKILL and times the first \
         successful write after it, restarting the victim between trials.")]
     Bench(BenchArgs),
+    /// Show where every node stands: role, term, leader, indexes, fsync latency.
+    #[command(after_help = "Examples:\n  \
+        raftkv status --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n  \
+        raftkv status --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --json | jq '.[] | select(.role == \"leader\")'\n\n\
+        One row per address, asked concurrently: the node's id, whether it answered, its \
+        role, term, the leader it knows of, its commit index, last log index and applied \
+        index, and its fsync latency p50/p99 in microseconds since it started (empty \
+        until it has fsynced). --json prints a list of objects with the keys id, addr, \
+        reachable, role, term, leader, commit_index, last_index, applied_index, \
+        fsync_p50_us, fsync_p99_us and error; a node that does not answer is a row with \
+        reachable false, error saying why, and every other field null. Nodes answer \
+        from their live state, so the fields of a busy node may be a step apart.\n\n\
+        Exit codes: 0 every node answered, 1 some node did not, 2 bad input.")]
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Print JSON (a list of objects, one per address) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

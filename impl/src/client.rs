@@ -8,7 +8,7 @@
 //! The client talks to nodes through a [`Connector`]: [`TcpConnector`] for a
 //! real cluster; tests plug in one that calls services in memory.
 
-use crate::codec::{ClientRequest, ClientResponse, Frame, FrameCodec, NodeMetrics, Op};
+use crate::codec::{ClientRequest, ClientResponse, Frame, FrameCodec, NodeMetrics, NodeStatus, Op};
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
@@ -291,6 +291,53 @@ pub async fn node_metrics(addr: &str, timeout: Duration) -> Result<NodeMetrics, 
                 "{addr}: connection closed (an older raftkv without metrics?)"
             )),
         }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r.map_err(fail),
+        Err(_) => Err(fail(format!("{addr}: no answer"))),
+    }
+}
+
+/// Asks the node at `addr` where it stands and for its metrics (two
+/// requests on one connection of its own): its [`NodeStatus`] and the
+/// [`NodeMetrics`] `raftkv bench` reads its fsync latency from.
+pub async fn node_status(
+    addr: &str,
+    timeout: Duration,
+) -> Result<(NodeStatus, NodeMetrics), ClientError> {
+    let fail = |last_error: String| ClientError::Timeout {
+        timeout,
+        last_error,
+    };
+    let attempt = async {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("{addr}: cannot connect: {e}"))?;
+        let mut conn = Framed::new(stream, FrameCodec::default());
+        conn.feed(Frame::StatusRequest { id: 1 })
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        conn.send(Frame::MetricsRequest { id: 2 })
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let (mut status, mut metrics) = (None, None);
+        while status.is_none() || metrics.is_none() {
+            match conn.next().await {
+                Some(Ok(Frame::StatusResponse { status: s, .. })) => status = Some(s),
+                Some(Ok(Frame::MetricsResponse { metrics: m, .. })) => metrics = Some(m),
+                Some(Ok(_)) => return Err(format!("{addr}: unexpected frame from server")),
+                Some(Err(e)) => return Err(format!("{addr}: {e}")),
+                None => {
+                    return Err(format!(
+                        "{addr}: connection closed (an older raftkv without status?)"
+                    ))
+                }
+            }
+        }
+        Ok((
+            status.expect("loop ends with both"),
+            metrics.expect("loop ends with both"),
+        ))
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r.map_err(fail),

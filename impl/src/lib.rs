@@ -23,8 +23,8 @@ pub mod transport;
 pub mod types;
 
 pub use node::{
-    ApplyMsg, FsyncLatency, Leadership, Node, NodeConfig, NodeError, NotLeader, StartError,
-    TimerMode,
+    ApplyMsg, FsyncLatency, Leadership, Node, NodeConfig, NodeError, NodeProgress, NotLeader,
+    StartError, TimerMode,
 };
 pub use storage::{FileStorage, MemStorage, Storage};
 pub use trace::TraceSink;

@@ -13,6 +13,7 @@ macro_rules! out {
 mod bench;
 mod cli;
 mod launcher;
+mod status;
 
 use anyhow::{Context, Result};
 use bench::BenchOptions;
@@ -62,12 +63,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn client(args: &ClientArgs) -> Result<Client> {
+fn client_timeout(args: &ClientArgs) -> Result<Duration> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         return Err(usage("--timeout must be a positive number of seconds"));
     }
+    Ok(Duration::from_secs_f64(args.timeout))
+}
+
+fn client(args: &ClientArgs) -> Result<Client> {
     let cfg = ClientConfig {
-        op_timeout: Duration::from_secs_f64(args.timeout),
+        op_timeout: client_timeout(args)?,
         ..ClientConfig::default()
     };
     Ok(Client::connect(args.cluster.clone(), cfg)?)
@@ -146,6 +151,28 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Cluster(a) => launcher::run(a).await,
+        Command::Status(a) => {
+            let timeout = client_timeout(&a.client)?;
+            let rows = status::rows(&a.client.cluster, timeout).await;
+            if a.json {
+                out!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                use std::io::Write as _;
+                let _ = write!(std::io::stdout(), "{}", status::table(&rows));
+            }
+            let mut all = true;
+            for r in &rows {
+                if let Some(e) = &r.error {
+                    eprintln!("{} unreachable: {e}", r.addr);
+                    all = false;
+                }
+            }
+            Ok(if all {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(cli::exit::FAILED)
+            })
+        }
         Command::Bench(a) => {
             if a.clients == 0 || a.ops == 0 {
                 return Err(usage("--clients and --ops must be at least 1"));

@@ -1,7 +1,7 @@
 //! One `raftkv serve` process: a Raft node on durable storage, the KV
 //! service on top, and one TCP address serving both peers and clients.
 
-use crate::codec::{ClientRequest, ClientResponse, NodeMetrics};
+use crate::codec::{ClientRequest, ClientResponse, NodeMetrics, NodeStatus};
 use crate::kv::{KvConfig, KvService};
 use crate::message::{Message, MsgTag};
 use crate::node::{ImplBug, Node, NodeConfig, NodeError};
@@ -14,6 +14,7 @@ use futures::FutureExt;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -118,6 +119,20 @@ impl Inbound for Handler {
                 .iter_recorded()
                 .map(|v| (v.value_iterated_to(), v.count_at_value()))
                 .collect(),
+        }
+    }
+
+    fn status(&self) -> NodeStatus {
+        let leadership = *self.node.watch_leadership().borrow();
+        let progress = self.node.progress();
+        NodeStatus {
+            node: self.id,
+            role: leadership.role,
+            term: leadership.term,
+            leader: leadership.leader_hint,
+            commit_index: progress.commit_index.load(Ordering::Relaxed),
+            last_index: progress.last_index.load(Ordering::Relaxed),
+            applied_index: self.service.last_applied(),
         }
     }
 

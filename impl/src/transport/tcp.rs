@@ -16,7 +16,9 @@
 //! requests to the KV service (answered on the same connection). A malformed
 //! or oversized frame closes that connection with a logged error.
 
-use crate::codec::{ClientRequest, ClientResponse, CodecError, Frame, FrameCodec, NodeMetrics};
+use crate::codec::{
+    ClientRequest, ClientResponse, CodecError, Frame, FrameCodec, NodeMetrics, NodeStatus,
+};
 use crate::message::{Message, MsgTag};
 use crate::transport::Transport;
 use crate::types::NodeId;
@@ -290,6 +292,8 @@ pub trait Inbound: Send + Sync + 'static {
     fn peer_message(&self, msg: Message, tag: Option<MsgTag>);
     /// The node's metrics, for a [`Frame::MetricsRequest`].
     fn metrics(&self) -> NodeMetrics;
+    /// Where the node stands, for a [`Frame::StatusRequest`].
+    fn status(&self) -> NodeStatus;
     /// A client request; the response is written back on its connection.
     fn client_request(&self, request: ClientRequest) -> BoxFuture<'static, ClientResponse>;
 }
@@ -348,11 +352,19 @@ async fn handle_connection(stream: TcpStream, handler: Arc<dyn Inbound>) -> Resu
                     let metrics = handler.metrics();
                     sink.send(Frame::MetricsResponse { id, metrics }).await?;
                 }
+                Some(Ok(Frame::StatusRequest { id })) => {
+                    let status = handler.status();
+                    sink.send(Frame::StatusResponse { id, status }).await?;
+                }
                 Some(Ok(Frame::Request { id, request })) => {
                     let fut = handler.client_request(request);
                     pending.push(async move { Frame::Response { id, response: fut.await } }.boxed());
                 }
-                Some(Ok(Frame::Response { .. } | Frame::MetricsResponse { .. })) => {
+                Some(Ok(
+                    Frame::Response { .. }
+                    | Frame::MetricsResponse { .. }
+                    | Frame::StatusResponse { .. },
+                )) => {
                     break Err(CodecError::Unexpected("a response sent to a server"))
                 }
             }
