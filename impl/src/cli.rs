@@ -88,6 +88,10 @@ pub enum Command {
         flags to recover. The node locks --data-dir for as long as it runs and refuses \
         a directory that belongs to another node or cluster, or that lost a file \
         (docs/operating.md, \"Startup checks\"). SIGINT, SIGTERM and SIGHUP stop it.\n\n\
+        With --metrics-addr 127.0.0.1:9001 the node serves Prometheus metrics at \
+        http://127.0.0.1:9001/metrics: role, term, leader, commit/last/applied index, \
+        proposals, fsync and client write latency histograms, and messages sent, \
+        received and dropped per peer (docs/operating.md, \"Metrics\").\n\n\
         Exit codes: 0 stopped by a signal, 1 failed (e.g. the data directory was \
         refused), 2 bad flags.")]
     Serve(ServeArgs),
@@ -189,6 +193,10 @@ pub struct ServeArgs {
     /// binary built with the `seeded-bugs` feature).
     #[arg(long, value_name = "NAME")]
     pub impl_bug: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP: bind
+    /// it to loopback or a private network). Off by default.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(Args)]

@@ -13,6 +13,8 @@ pub mod core;
 pub mod kv;
 pub mod linearizability;
 pub mod message;
+#[cfg(not(loom))]
+pub mod metrics;
 pub mod node;
 #[cfg(not(loom))]
 pub mod server;

@@ -256,6 +256,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         Duration::from_millis(a.election_timeout_ms.1),
     );
     cfg.heartbeat_interval = Duration::from_millis(a.heartbeat_ms);
+    cfg.metrics_addr = a.metrics_addr;
     let server = Server::start(cfg)
         .await
         .with_context(|| format!("starting node {}", a.id))?;

@@ -20,6 +20,7 @@ use crate::codec::{
     ClientRequest, ClientResponse, CodecError, Frame, FrameCodec, NodeMetrics, NodeStatus,
 };
 use crate::message::{Message, MsgTag};
+use crate::metrics::{PeerCounterMap, PeerCounters};
 use crate::transport::Transport;
 use crate::types::NodeId;
 use bytes::{Buf, BytesMut};
@@ -78,6 +79,8 @@ struct PeerOut {
     wake: Notify,
     /// Most frames buffered before `send` starts dropping.
     capacity: usize,
+    /// Messages sent and dropped (atomics; `received` is the server's).
+    counters: PeerCounters,
 }
 
 #[derive(Default)]
@@ -99,6 +102,7 @@ impl PeerOut {
     /// Drops everything buffered (the connection is gone or not there).
     fn discard(&self) {
         let mut st = self.lock();
+        self.counters.dropped.inc_by(st.frames as u64);
         st.buf.clear();
         st.frames = 0;
     }
@@ -111,6 +115,18 @@ impl TcpTransport {
         peers: impl IntoIterator<Item = (NodeId, String)>,
         cfg: TcpConfig,
     ) -> Arc<Self> {
+        Self::spawn_counted(id, peers, cfg, PeerCounterMap::new())
+    }
+
+    /// [`spawn`](Self::spawn), counting each peer's sent and dropped
+    /// messages in `counters` (a peer missing from it gets counters of its
+    /// own that nobody reads).
+    pub fn spawn_counted(
+        id: NodeId,
+        peers: impl IntoIterator<Item = (NodeId, String)>,
+        cfg: TcpConfig,
+        counters: PeerCounterMap,
+    ) -> Arc<Self> {
         let mut outs = HashMap::new();
         let mut tasks = Vec::new();
         for (peer, addr) in peers {
@@ -121,6 +137,7 @@ impl TcpTransport {
                 state: Mutex::new(OutState::default()),
                 wake: Notify::new(),
                 capacity: cfg.queue_capacity.max(1),
+                counters: counters.get(&peer).cloned().unwrap_or_default(),
             });
             outs.insert(peer, out.clone());
             tasks.push(tokio::spawn(peer_loop(id, peer, addr, out, cfg.clone())));
@@ -161,6 +178,7 @@ impl Transport for TcpTransport {
         };
         let mut st = out.lock();
         if st.frames >= out.capacity {
+            out.counters.dropped.inc();
             debug!(from = self.id, "dropping outbound message: queue full");
             return;
         }
@@ -172,6 +190,7 @@ impl Transport for TcpTransport {
             return;
         }
         st.frames += 1;
+        out.counters.sent.inc();
         if start == 0 {
             if let Some(conn) = st.conn.clone() {
                 // Errors other than a full socket are left to the peer's
@@ -250,6 +269,7 @@ async fn peer_loop(me: NodeId, peer: NodeId, addr: String, out: Arc<PeerOut>, cf
         {
             let mut st = out.lock();
             st.conn = None;
+            out.counters.dropped.inc_by(st.frames as u64);
             st.buf.clear();
             st.frames = 0;
         }
