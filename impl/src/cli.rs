@@ -88,6 +88,10 @@ pub enum Command {
         flags to recover. The node locks --data-dir for as long as it runs and refuses \
         a directory that belongs to another node or cluster, or that lost a file \
         (docs/operating.md, \"Startup checks\"). SIGINT, SIGTERM and SIGHUP stop it.\n\n\
+        With --tls-dir DIR every peer and client connection uses mutual TLS: DIR holds \
+        ca.pem, node-ID.pem and node-ID-key.pem (`raftkv cluster --tls` makes a set); a \
+        peer or client without a certificate the CA signed is refused and logged \
+        (docs/operating.md, \"TLS\").\n\n\
         With --metrics-addr 127.0.0.1:9001 the node serves Prometheus metrics at \
         http://127.0.0.1:9001/metrics: role, term, leader, commit/last/applied index, \
         proposals, fsync and client write latency histograms, and messages sent, \
@@ -126,7 +130,12 @@ pub enum Command {
         and its log in DIR/node-i.log; run it again with the same DIR to restart the \
         cluster with its data. SIGINT, SIGTERM and SIGHUP are passed on to every node; \
         the nodes also stop if the launcher is killed. If a node dies, the launcher \
-        names it and its log, stops the others and exits with code 1."
+        names it and its log, stops the others and exits with code 1.\n\n\
+        With --tls the launcher writes a throwaway CA and certificates into DIR/tls \
+        (ca.pem, node-i.pem, client.pem and their keys) and every connection uses mutual \
+        TLS; talk to the cluster with --tls-dir DIR/tls, e.g.\n  \
+        raftkv cluster --nodes 3 --dir /tmp/raftkv-tls --tls\n  \
+        raftkv put color blue --cluster 127.0.0.1:7001 --tls-dir /tmp/raftkv-tls/tls"
     )]
     Cluster(ClusterArgs),
     /// Measure throughput and latency of a running cluster.
@@ -197,6 +206,12 @@ pub struct ServeArgs {
     /// it to loopback or a private network). Off by default.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
     pub metrics_addr: Option<String>,
+    /// Mutual TLS on every peer and client connection: DIR holds ca.pem
+    /// (the cluster CA), node-ID.pem and node-ID-key.pem (this node's
+    /// certificate, signed by the CA, naming the host of its --peers entry).
+    /// Connections without a certificate the CA signed are refused.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -226,6 +241,10 @@ pub struct ClientArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+    /// Connect with mutual TLS: DIR holds ca.pem (the cluster CA),
+    /// client.pem and client-key.pem (a client certificate the CA signed).
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -242,6 +261,11 @@ pub struct ClusterArgs {
     /// Every node appends its step records to FILE (`serve --trace`).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Mutual TLS: make a throwaway CA and certificates in DIR/tls (kept
+    /// and reused when they are there already) and start every node with
+    /// `--tls-dir DIR/tls`; clients then need `--tls-dir DIR/tls`.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 #[derive(Args)]
@@ -281,6 +305,9 @@ pub struct BenchArgs {
     /// Failover: port of node 1.
     #[arg(long, default_value_t = 7101)]
     pub base_port: u16,
+    /// Connect with mutual TLS (as `put --tls-dir`; not with --failover).
+    #[arg(long, value_name = "DIR", conflicts_with = "failover")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 /// `HOST:PORT` (an IPv6 host in brackets): checked for shape only, so a

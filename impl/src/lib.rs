@@ -20,6 +20,8 @@ pub mod node;
 pub mod server;
 pub mod storage;
 pub mod sync;
+#[cfg(not(loom))]
+pub mod tls;
 pub mod trace;
 pub mod transport;
 pub mod types;

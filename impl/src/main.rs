@@ -23,6 +23,7 @@ use raftkv::client::{Client, ClientConfig};
 use raftkv::codec::MAX_KV_BYTES;
 use raftkv::server::{Server, ServerConfig};
 use raftkv::storage::DirLock;
+use raftkv::tls::Dialer;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -70,12 +71,23 @@ fn client_timeout(args: &ClientArgs) -> Result<Duration> {
     Ok(Duration::from_secs_f64(args.timeout))
 }
 
+/// The client's dialer: plain TCP, or TLS from `--tls-dir` (a missing or
+/// garbled file is bad input, exit code 2).
+fn dialer(tls_dir: Option<&std::path::Path>) -> Result<Dialer> {
+    match tls_dir {
+        None => Ok(Dialer::plain()),
+        Some(dir) => raftkv::tls::client_tls(dir)
+            .map_err(|e| usage(format!("--tls-dir {}: {e}", dir.display()))),
+    }
+}
+
 fn client(args: &ClientArgs) -> Result<Client> {
     let cfg = ClientConfig {
         op_timeout: client_timeout(args)?,
         ..ClientConfig::default()
     };
-    Ok(Client::connect(args.cluster.clone(), cfg)?)
+    let dialer = dialer(args.tls_dir.as_deref())?;
+    Ok(Client::connect_with(args.cluster.clone(), cfg, dialer)?)
 }
 
 /// The value of a put or append: the argument, or the file's contents.
@@ -153,7 +165,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cluster(a) => launcher::run(a).await,
         Command::Status(a) => {
             let timeout = client_timeout(&a.client)?;
-            let rows = status::rows(&a.client.cluster, timeout).await;
+            let dialer = dialer(a.client.tls_dir.as_deref())?;
+            let rows = status::rows(&dialer, &a.client.cluster, timeout).await;
             if a.json {
                 out!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -195,6 +208,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     ops: a.ops,
                     value_size: a.value_size,
                     fsync_dir: a.fsync_dir,
+                    dialer: dialer(a.tls_dir.as_deref())?,
                 };
                 let report = bench::writes(&opts).await?;
                 out!("{report}");
@@ -257,6 +271,12 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     );
     cfg.heartbeat_interval = Duration::from_millis(a.heartbeat_ms);
     cfg.metrics_addr = a.metrics_addr;
+    if let Some(dir) = &a.tls_dir {
+        cfg.tls = Some(
+            raftkv::tls::node_tls(dir, a.id)
+                .map_err(|e| usage(format!("--tls-dir {}: {e}", dir.display())))?,
+        );
+    }
     let server = Server::start(cfg)
         .await
         .with_context(|| format!("starting node {}", a.id))?;

@@ -7,6 +7,7 @@ use crate::message::{Message, MsgTag};
 use crate::metrics::{Metrics, PeerCounterMap};
 use crate::node::{ImplBug, Node, NodeConfig, NodeError};
 use crate::storage::{DirIdentity, FileStorage, FileStorageOptions, StorageError};
+use crate::tls::NodeTls;
 use crate::trace::TraceSink;
 use crate::transport::tcp::{self, Inbound, TcpConfig, TcpTransport};
 use crate::types::NodeId;
@@ -41,6 +42,8 @@ pub struct ServerConfig {
     pub bug: Option<ImplBug>,
     /// Serve Prometheus metrics over HTTP here (`GET /metrics`).
     pub metrics_addr: Option<String>,
+    /// Mutual TLS for every peer and client connection (plain TCP if `None`).
+    pub tls: Option<NodeTls>,
 }
 
 impl ServerConfig {
@@ -60,6 +63,7 @@ impl ServerConfig {
             trace: None,
             bug: None,
             metrics_addr: None,
+            tls: None,
         }
     }
 }
@@ -212,10 +216,14 @@ impl Server {
             };
         let metrics = Arc::new(Metrics::new(cfg.id, cfg.peers.keys().copied()));
         let counters = metrics.peer_counters();
+        let mut tcp_cfg = cfg.tcp.clone();
+        if let Some(tls) = &cfg.tls {
+            tcp_cfg.dialer = tls.dialer.clone();
+        }
         let transport = TcpTransport::spawn_counted(
             cfg.id,
             cfg.peers.iter().map(|(id, a)| (*id, a.clone())),
-            cfg.tcp.clone(),
+            tcp_cfg,
             counters.clone(),
         );
         let mut node_cfg = NodeConfig::new(
@@ -246,7 +254,8 @@ impl Server {
             metrics: metrics.clone(),
             counters,
         });
-        let accept = tokio::spawn(tcp::serve(listener, handler));
+        let acceptor = cfg.tls.as_ref().map(|t| t.acceptor.clone());
+        let accept = tokio::spawn(tcp::serve_with(listener, handler, acceptor));
         let mut metrics_addr = None;
         let mut metrics_task = None;
         if let Some(l) = metrics_listener {
@@ -257,7 +266,13 @@ impl Server {
                 info!(id = cfg.id, metrics = %format!("http://{a}/metrics"), "serving metrics");
             }
         }
-        info!(id = cfg.id, %local_addr, data_dir = %cfg.data_dir.display(), "serving");
+        info!(
+            id = cfg.id,
+            %local_addr,
+            data_dir = %cfg.data_dir.display(),
+            tls = cfg.tls.is_some(),
+            "serving"
+        );
         Ok(Server {
             local_addr,
             metrics_addr,

@@ -1,6 +1,7 @@
 //! `raftkv status`: one row per node, like `etcdctl endpoint status`.
 
 use raftkv::client::node_status;
+use raftkv::tls::Dialer;
 use raftkv::types::Role;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -34,9 +35,9 @@ fn role_name(r: Role) -> &'static str {
 }
 
 /// Asks every address concurrently; rows in the order of `addrs`.
-pub async fn rows(addrs: &[String], timeout: Duration) -> Vec<Row> {
+pub async fn rows(dialer: &Dialer, addrs: &[String], timeout: Duration) -> Vec<Row> {
     let asks = addrs.iter().map(|addr| async move {
-        match node_status(addr, timeout).await {
+        match node_status(dialer, addr, timeout).await {
             Ok((s, m)) => {
                 let h = m.fsync_histogram();
                 let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q));
