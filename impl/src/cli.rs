@@ -9,10 +9,10 @@ use std::path::PathBuf;
 pub mod exit {
     /// The operation failed: the cluster could not be reached or timed out,
     /// the key does not exist, a node refused its data directory, a node of
-    /// `cluster` died.
+    /// `cluster` died, a node `status` asked did not answer.
     pub const FAILED: u8 = 1;
     /// Bad input or usage: an unknown flag, a malformed value, --id not in
-    /// --peers, a value over the size limit.
+    /// --peers, a value over the size limit, a missing or garbled TLS file.
     pub const USAGE: u8 = 2;
 }
 
@@ -22,9 +22,10 @@ macro_rules! exit_codes_help {
         "Exit codes:\n  \
         0  success\n  \
         1  the operation failed: cluster unreachable or timed out, key not found, \
-        a node refused its data directory, a node of `cluster` died\n  \
+        a node refused its data directory, a node of `cluster` died, a node `status` \
+        asked did not answer\n  \
         2  bad input or usage: unknown flag, malformed --peers or --cluster, --id not \
-        in --peers, a value over the 64 KiB limit"
+        in --peers, a value over the 64 KiB limit, a missing or garbled --tls-dir file"
     };
 }
 
@@ -67,6 +68,12 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         raftkv put color blue --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n  \
         raftkv append color -green --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n  \
         raftkv get color --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n\n  \
+        # operate it: every node's role, term and indexes; Prometheus metrics\n  \
+        raftkv status --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n  \
+        raftkv serve ... --metrics-addr 127.0.0.1:9001   # then GET http://127.0.0.1:9001/metrics\n\n  \
+        # mutual TLS: a local cluster with throwaway certificates in /tmp/raftkv-tls/tls\n  \
+        raftkv cluster --nodes 3 --dir /tmp/raftkv-tls --tls\n  \
+        raftkv put color blue --cluster 127.0.0.1:7001 --tls-dir /tmp/raftkv-tls/tls\n\n  \
         # measure it\n  \
         raftkv bench --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --clients 64 --ops 20000\n\n\
         Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=raftkv=debug) for more.\n\n",
@@ -154,8 +161,8 @@ pub enum Command {
         raftkv status --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --json | jq '.[] | select(.role == \"leader\")'\n\n\
         One row per address, asked concurrently: the node's id, whether it answered, its \
         role, term, the leader it knows of, its commit index, last log index and applied \
-        index, and its fsync latency p50/p99 in microseconds since it started (empty \
-        until it has fsynced). --json prints a list of objects with the keys id, addr, \
+        index, and its fsync latency p50/p99 in microseconds since it started (- in the \
+        table, null in JSON, until it has fsynced). --json prints a list of objects with the keys id, addr, \
         reachable, role, term, leader, commit_index, last_index, applied_index, \
         fsync_p50_us, fsync_p99_us and error; a node that does not answer is a row with \
         reachable false, error saying why, and every other field null. Nodes answer \
