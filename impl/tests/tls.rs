@@ -325,3 +325,56 @@ fn bad_tls_dirs_are_usage_errors_naming_the_file() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("ca.pem"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_tls_cluster_survives_killing_its_leader_and_the_node_rejoins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = certs(&tmp.path().join("good"));
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mut procs = Procs::start(&data, 3, |_| tls_args(&good));
+    let cluster = procs.cluster();
+    let o = put(&cluster, Some(&good), "before", "30");
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), procs.logs());
+    let rows = |addr: &str| -> Vec<Value> {
+        let o = raftkv(&[
+            "status",
+            "--cluster",
+            addr,
+            "--json",
+            "--timeout",
+            "5",
+            "--tls-dir",
+            good.to_str().unwrap(),
+        ]);
+        serde_json::from_str::<Value>(&stdout(&o))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let mut leader = None;
+    assert!(wait_until(30, || {
+        leader = rows(&cluster)
+            .iter()
+            .find(|r| r["role"] == "leader")
+            .and_then(|r| r["id"].as_u64());
+        leader.is_some()
+    }));
+    let leader = leader.unwrap();
+    procs.kill(leader);
+    // The other two elect a leader over TLS and take the write.
+    let o = put(&cluster, Some(&good), "after", "30");
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), procs.logs());
+    // The restarted node reconnects over TLS and catches up.
+    procs.spawn(leader);
+    let addr = procs.addrs[&leader].clone();
+    let mut last = Vec::new();
+    let caught_up = wait_until(30, || {
+        last = rows(&addr);
+        last[0]["applied_index"].as_u64() >= Some(2)
+    });
+    assert!(caught_up, "{last:?}\n{}", procs.logs());
+    let o = get(&cluster, &good, "after");
+    assert_eq!(stdout(&o).trim(), "v", "{}", stderr(&o));
+}

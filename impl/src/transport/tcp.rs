@@ -339,12 +339,22 @@ async fn tls_peer_loop(me: NodeId, peer: NodeId, addr: String, out: Arc<PeerOut>
             }
         };
         debug!(me, peer, %addr, "TLS connection to peer open");
+        let opened = tokio::time::Instant::now();
         match tls_session(stream, &out).await {
-            SessionEnd::Closed => {
+            // A connection that lasted: the peer restarted, reconnect at once.
+            SessionEnd::Closed if opened.elapsed() >= REFUSED_BACKOFF.0 => {
                 info!(me, peer, %addr, "peer closed the connection");
                 backoff = cfg.backoff_min;
                 refused = REFUSED_BACKOFF.0;
                 out.discard();
+            }
+            // Closed at once (a refusal whose alert was lost to a reset, or
+            // a peer dying again): the usual backoff, not reset, bounds the
+            // reconnects.
+            SessionEnd::Closed => {
+                info!(me, peer, %addr, "peer closed the connection; retrying in {backoff:?}");
+                wait_discarding(&out, backoff).await;
+                backoff = (backoff * 2).min(cfg.backoff_max);
             }
             SessionEnd::Failed(e) => {
                 warn!(me, peer, %addr, "connection to peer failed: {e}; retrying in {refused:?}");
