@@ -4,6 +4,7 @@ use crate::launcher::LocalCluster;
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use raftkv::client::{node_metrics, Client, ClientConfig};
+use raftkv::tls::Dialer;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -16,6 +17,8 @@ pub struct BenchOptions {
     pub ops: u64,
     pub value_size: usize,
     pub fsync_dir: PathBuf,
+    /// How connections are opened (plain TCP or TLS).
+    pub dialer: Dialer,
 }
 
 /// Latency of `fdatasync` after a 4 KiB append, the floor for a durable write.
@@ -63,7 +66,8 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
     // Warm up: every client finds the leader and opens its connection.
     let mut clients = Vec::new();
     for _ in 0..o.clients {
-        let mut c = Client::connect(o.cluster.clone(), ClientConfig::default())?;
+        let mut c =
+            Client::connect_with(o.cluster.clone(), ClientConfig::default(), o.dialer.clone())?;
         c.put("bench-warmup", "x")
             .await
             .context("warm-up write (is the cluster up?)")?;
@@ -71,7 +75,7 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
     }
     let leader_addr = clients[0].last_target().to_string();
     // The nodes' own fsync histograms, before and after the load.
-    let before_nodes = read_node_fsyncs(&o.cluster).await;
+    let before_nodes = read_node_fsyncs(&o.dialer, &o.cluster).await;
     let per = o.ops / o.clients as u64;
     let extra = o.ops % o.clients as u64;
     let start = Instant::now();
@@ -94,7 +98,7 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
         lat.add(t.await.context("bench client panicked")??)?;
     }
     let elapsed = start.elapsed();
-    let after_nodes = read_node_fsyncs(&o.cluster).await;
+    let after_nodes = read_node_fsyncs(&o.dialer, &o.cluster).await;
     let before = fsync.value_at_quantile(0.5);
     let after_h = measure_fdatasync(&o.fsync_dir, 200)?;
     let after = after_h.value_at_quantile(0.5);
@@ -179,11 +183,12 @@ pub async fn writes(o: &BenchOptions) -> Result<String> {
 
 /// Every node's id and fsync histogram, by address (errors kept per node).
 async fn read_node_fsyncs(
+    dialer: &Dialer,
     addrs: &[String],
 ) -> BTreeMap<String, Result<(u64, Histogram<u64>), String>> {
     let mut out = BTreeMap::new();
     for a in addrs {
-        let m = node_metrics(a, Duration::from_secs(5))
+        let m = node_metrics(dialer, a, Duration::from_secs(5))
             .await
             .map(|m| (m.node, m.fsync_histogram()))
             .map_err(|e| e.to_string());

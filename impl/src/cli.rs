@@ -9,10 +9,10 @@ use std::path::PathBuf;
 pub mod exit {
     /// The operation failed: the cluster could not be reached or timed out,
     /// the key does not exist, a node refused its data directory, a node of
-    /// `cluster` died.
+    /// `cluster` died, a node `status` asked did not answer.
     pub const FAILED: u8 = 1;
     /// Bad input or usage: an unknown flag, a malformed value, --id not in
-    /// --peers, a value over the size limit.
+    /// --peers, a value over the size limit, a missing or garbled TLS file.
     pub const USAGE: u8 = 2;
 }
 
@@ -22,9 +22,10 @@ macro_rules! exit_codes_help {
         "Exit codes:\n  \
         0  success\n  \
         1  the operation failed: cluster unreachable or timed out, key not found, \
-        a node refused its data directory, a node of `cluster` died\n  \
+        a node refused its data directory, a node of `cluster` died, a node `status` \
+        asked did not answer\n  \
         2  bad input or usage: unknown flag, malformed --peers or --cluster, --id not \
-        in --peers, a value over the 64 KiB limit"
+        in --peers, a value over the 64 KiB limit, a missing or garbled --tls-dir file"
     };
 }
 
@@ -67,6 +68,12 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         raftkv put color blue --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n  \
         raftkv append color -green --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n  \
         raftkv get color --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n\n  \
+        # operate it: every node's role, term and indexes; Prometheus metrics\n  \
+        raftkv status --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n  \
+        raftkv serve ... --metrics-addr 127.0.0.1:9001   # then GET http://127.0.0.1:9001/metrics\n\n  \
+        # mutual TLS: a local cluster with throwaway certificates in /tmp/raftkv-tls/tls\n  \
+        raftkv cluster --nodes 3 --dir /tmp/raftkv-tls --tls\n  \
+        raftkv put color blue --cluster 127.0.0.1:7001 --tls-dir /tmp/raftkv-tls/tls\n\n  \
         # measure it\n  \
         raftkv bench --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --clients 64 --ops 20000\n\n\
         Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=raftkv=debug) for more.\n\n",
@@ -88,6 +95,14 @@ pub enum Command {
         flags to recover. The node locks --data-dir for as long as it runs and refuses \
         a directory that belongs to another node or cluster, or that lost a file \
         (docs/operating.md, \"Startup checks\"). SIGINT, SIGTERM and SIGHUP stop it.\n\n\
+        With --tls-dir DIR every peer and client connection uses mutual TLS: DIR holds \
+        ca.pem, node-ID.pem and node-ID-key.pem (`raftkv cluster --tls` makes a set); a \
+        peer or client without a certificate the CA signed is refused and logged \
+        (docs/operating.md, \"TLS\").\n\n\
+        With --metrics-addr 127.0.0.1:9001 the node serves Prometheus metrics at \
+        http://127.0.0.1:9001/metrics: role, term, leader, commit/last/applied index, \
+        proposals, fsync and client write latency histograms, and messages sent, \
+        received and dropped per peer (docs/operating.md, \"Metrics\").\n\n\
         Exit codes: 0 stopped by a signal, 1 failed (e.g. the data directory was \
         refused), 2 bad flags.")]
     Serve(ServeArgs),
@@ -122,7 +137,12 @@ pub enum Command {
         and its log in DIR/node-i.log; run it again with the same DIR to restart the \
         cluster with its data. SIGINT, SIGTERM and SIGHUP are passed on to every node; \
         the nodes also stop if the launcher is killed. If a node dies, the launcher \
-        names it and its log, stops the others and exits with code 1."
+        names it and its log, stops the others and exits with code 1.\n\n\
+        With --tls the launcher writes a throwaway CA and certificates into DIR/tls \
+        (ca.pem, node-i.pem, client.pem and their keys) and every connection uses mutual \
+        TLS; talk to the cluster with --tls-dir DIR/tls, e.g.\n  \
+        raftkv cluster --nodes 3 --dir /tmp/raftkv-tls --tls\n  \
+        raftkv put color blue --cluster 127.0.0.1:7001 --tls-dir /tmp/raftkv-tls/tls"
     )]
     Cluster(ClusterArgs),
     /// Measure throughput and latency of a running cluster.
@@ -135,6 +155,29 @@ pub enum Command {
         its own local cluster, kills the leader with SIGKILL and times the first \
         successful write after it, restarting the victim between trials.")]
     Bench(BenchArgs),
+    /// Show where every node stands: role, term, leader, indexes, fsync latency.
+    #[command(after_help = "Examples:\n  \
+        raftkv status --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003\n  \
+        raftkv status --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --json | jq '.[] | select(.role == \"leader\")'\n\n\
+        One row per address, asked concurrently: the node's id, whether it answered, its \
+        role, term, the leader it knows of, its commit index, last log index and applied \
+        index, and its fsync latency p50/p99 in microseconds since it started (- in the \
+        table, null in JSON, until it has fsynced). --json prints a list of objects with the keys id, addr, \
+        reachable, role, term, leader, commit_index, last_index, applied_index, \
+        fsync_p50_us, fsync_p99_us and error; a node that does not answer is a row with \
+        reachable false, error saying why, and every other field null. Nodes answer \
+        from their live state, so the fields of a busy node may be a step apart.\n\n\
+        Exit codes: 0 every node answered, 1 some node did not, 2 bad input.")]
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Print JSON (a list of objects, one per address) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -166,6 +209,16 @@ pub struct ServeArgs {
     /// binary built with the `seeded-bugs` feature).
     #[arg(long, value_name = "NAME")]
     pub impl_bug: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP: bind
+    /// it to loopback or a private network). Off by default.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
+    pub metrics_addr: Option<String>,
+    /// Mutual TLS on every peer and client connection: DIR holds ca.pem
+    /// (the cluster CA), node-ID.pem and node-ID-key.pem (this node's
+    /// certificate, signed by the CA, naming the host of its --peers entry).
+    /// Connections without a certificate the CA signed are refused.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -195,6 +248,10 @@ pub struct ClientArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+    /// Connect with mutual TLS: DIR holds ca.pem (the cluster CA),
+    /// client.pem and client-key.pem (a client certificate the CA signed).
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -211,6 +268,11 @@ pub struct ClusterArgs {
     /// Every node appends its step records to FILE (`serve --trace`).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Mutual TLS: make a throwaway CA and certificates in DIR/tls (kept
+    /// and reused when they are there already) and start every node with
+    /// `--tls-dir DIR/tls`; clients then need `--tls-dir DIR/tls`.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 #[derive(Args)]
@@ -250,6 +312,9 @@ pub struct BenchArgs {
     /// Failover: port of node 1.
     #[arg(long, default_value_t = 7101)]
     pub base_port: u16,
+    /// Connect with mutual TLS (as `put --tls-dir`; not with --failover).
+    #[arg(long, value_name = "DIR", conflicts_with = "failover")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 /// `HOST:PORT` (an IPv6 host in brackets): checked for shape only, so a

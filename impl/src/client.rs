@@ -8,13 +8,13 @@
 //! The client talks to nodes through a [`Connector`]: [`TcpConnector`] for a
 //! real cluster; tests plug in one that calls services in memory.
 
-use crate::codec::{ClientRequest, ClientResponse, Frame, FrameCodec, NodeMetrics, Op};
+use crate::codec::{ClientRequest, ClientResponse, Frame, FrameCodec, NodeMetrics, NodeStatus, Op};
+use crate::tls::{Conn, Dialer};
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tracing::debug;
@@ -73,9 +73,18 @@ pub struct Client<C: Connector = TcpConnector> {
 }
 
 impl Client<TcpConnector> {
-    /// A client of the cluster whose nodes listen on `addrs`.
+    /// A client of the cluster whose nodes listen on `addrs` (plain TCP).
     pub fn connect(addrs: Vec<String>, cfg: ClientConfig) -> Result<Self, ClientError> {
         Client::with_connector(addrs, TcpConnector::default(), cfg)
+    }
+
+    /// A client that opens its connections with `dialer` (e.g. TLS).
+    pub fn connect_with(
+        addrs: Vec<String>,
+        cfg: ClientConfig,
+        dialer: Dialer,
+    ) -> Result<Self, ClientError> {
+        Client::with_connector(addrs, TcpConnector::new(dialer), cfg)
     }
 }
 
@@ -207,25 +216,35 @@ impl<C: Connector> Client<C> {
     }
 }
 
-/// Connections to nodes over TCP, one per address, opened on demand and
-/// dropped after an error.
+/// Connections to nodes over TCP (or TLS), one per address, opened on
+/// demand and dropped after an error.
 #[derive(Default)]
 pub struct TcpConnector {
-    conns: HashMap<String, Framed<TcpStream, FrameCodec>>,
+    dialer: Dialer,
+    conns: HashMap<String, Framed<Conn, FrameCodec>>,
     next_id: u64,
 }
 
 impl TcpConnector {
+    pub fn new(dialer: Dialer) -> Self {
+        TcpConnector {
+            dialer,
+            conns: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
     async fn call_inner(
         &mut self,
         addr: &str,
         request: ClientRequest,
     ) -> Result<ClientResponse, String> {
         if !self.conns.contains_key(addr) {
-            let stream = TcpStream::connect(addr)
+            let stream = self
+                .dialer
+                .connect(addr)
                 .await
                 .map_err(|e| format!("cannot connect: {e}"))?;
-            let _ = stream.set_nodelay(true);
             self.conns
                 .insert(addr.to_string(), Framed::new(stream, FrameCodec::default()));
         }
@@ -238,7 +257,7 @@ impl TcpConnector {
         loop {
             match conn.next().await {
                 None => return Err("connection closed".into()),
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) => return Err(explain(e)),
                 // A late answer to an abandoned earlier attempt: skip it.
                 Some(Ok(Frame::Response { id: rid, .. })) if rid != id => continue,
                 Some(Ok(Frame::Response { response, .. })) => return Ok(response),
@@ -268,15 +287,32 @@ impl Connector for TcpConnector {
     }
 }
 
+/// A codec error as the client reports it: a "frame length" that is a TLS
+/// record header means the node speaks TLS and this client does not.
+fn explain(e: crate::codec::CodecError) -> String {
+    if let crate::codec::CodecError::Oversized { len, .. } = &e {
+        let (kind, major) = (len >> 24, (len >> 16) & 0xff);
+        if (0x14..=0x17).contains(&kind) && major == 3 {
+            return "the node answered with TLS: connect with --tls-dir".into();
+        }
+    }
+    e.to_string()
+}
+
 /// Asks the node at `addr` for its metrics ([`NodeMetrics`]: its id and
 /// fsync latency histogram) over a connection of its own.
-pub async fn node_metrics(addr: &str, timeout: Duration) -> Result<NodeMetrics, ClientError> {
+pub async fn node_metrics(
+    dialer: &Dialer,
+    addr: &str,
+    timeout: Duration,
+) -> Result<NodeMetrics, ClientError> {
     let fail = |last_error: String| ClientError::Timeout {
         timeout,
         last_error,
     };
     let attempt = async {
-        let stream = TcpStream::connect(addr)
+        let stream = dialer
+            .connect(addr)
             .await
             .map_err(|e| format!("{addr}: cannot connect: {e}"))?;
         let mut conn = Framed::new(stream, FrameCodec::default());
@@ -286,11 +322,60 @@ pub async fn node_metrics(addr: &str, timeout: Duration) -> Result<NodeMetrics, 
         match conn.next().await {
             Some(Ok(Frame::MetricsResponse { metrics, .. })) => Ok(metrics),
             Some(Ok(_)) => Err(format!("{addr}: unexpected frame from server")),
-            Some(Err(e)) => Err(format!("{addr}: {e}")),
+            Some(Err(e)) => Err(format!("{addr}: {}", explain(e))),
             None => Err(format!(
                 "{addr}: connection closed (an older raftkv without metrics?)"
             )),
         }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r.map_err(fail),
+        Err(_) => Err(fail(format!("{addr}: no answer"))),
+    }
+}
+
+/// Asks the node at `addr` where it stands and for its metrics (two
+/// requests on one connection of its own): its [`NodeStatus`] and the
+/// [`NodeMetrics`] `raftkv bench` reads its fsync latency from.
+pub async fn node_status(
+    dialer: &Dialer,
+    addr: &str,
+    timeout: Duration,
+) -> Result<(NodeStatus, NodeMetrics), ClientError> {
+    let fail = |last_error: String| ClientError::Timeout {
+        timeout,
+        last_error,
+    };
+    let attempt = async {
+        let stream = dialer
+            .connect(addr)
+            .await
+            .map_err(|e| format!("{addr}: cannot connect: {e}"))?;
+        let mut conn = Framed::new(stream, FrameCodec::default());
+        conn.feed(Frame::StatusRequest { id: 1 })
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        conn.send(Frame::MetricsRequest { id: 2 })
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let (mut status, mut metrics) = (None, None);
+        while status.is_none() || metrics.is_none() {
+            match conn.next().await {
+                Some(Ok(Frame::StatusResponse { status: s, .. })) => status = Some(s),
+                Some(Ok(Frame::MetricsResponse { metrics: m, .. })) => metrics = Some(m),
+                Some(Ok(_)) => return Err(format!("{addr}: unexpected frame from server")),
+                Some(Err(e)) => return Err(format!("{addr}: {}", explain(e))),
+                None => {
+                    return Err(format!(
+                        "{addr}: connection closed (an older raftkv without status?)"
+                    ))
+                }
+            }
+        }
+        Ok((
+            status.expect("loop ends with both"),
+            metrics.expect("loop ends with both"),
+        ))
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r.map_err(fail),

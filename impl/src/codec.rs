@@ -36,6 +36,26 @@ pub enum Frame {
     MetricsRequest { id: u64 },
     /// The answer to the [`Frame::MetricsRequest`] with the same `id`.
     MetricsResponse { id: u64, metrics: NodeMetrics },
+    /// A client asks the node where it stands (`raftkv status`).
+    StatusRequest { id: u64 },
+    /// The answer to the [`Frame::StatusRequest`] with the same `id`.
+    StatusResponse { id: u64, status: NodeStatus },
+}
+
+/// Where a node stands ([`Frame::StatusRequest`]); read from the node's
+/// published state without stopping it, so the fields are each current but
+/// not one atomic snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node: NodeId,
+    pub role: crate::types::Role,
+    pub term: u64,
+    /// The leader this node knows of (itself when leader).
+    pub leader: Option<NodeId>,
+    pub commit_index: u64,
+    pub last_index: u64,
+    /// The highest index the node's KV store has applied.
+    pub applied_index: u64,
 }
 
 /// What a node reports about itself ([`Frame::MetricsRequest`]).
@@ -253,6 +273,59 @@ mod tests {
         assert!(matches!(
             codec.decode(&mut buf),
             Err(CodecError::Oversized { len: 17, max: 16 })
+        ));
+    }
+
+    #[test]
+    fn status_frames_roundtrip_and_malformed_ones_are_errors() {
+        let status = NodeStatus {
+            node: 2,
+            role: crate::types::Role::Leader,
+            term: 5,
+            leader: Some(2),
+            commit_index: 10,
+            last_index: 11,
+            applied_index: 9,
+        };
+        roundtrip(Frame::StatusRequest { id: 3 });
+        roundtrip(Frame::StatusResponse {
+            id: 3,
+            status: status.clone(),
+        });
+        let full = encode_payload(&Frame::StatusResponse { id: 3, status }).unwrap();
+        // Every truncation of a valid status response is malformed, not a panic.
+        for cut in 0..full.len() {
+            assert!(
+                matches!(decode_payload(&full[..cut]), Err(CodecError::Malformed(_))),
+                "cut at {cut}"
+            );
+        }
+        // A trailing byte is malformed too.
+        let mut long = full.clone();
+        long.push(0);
+        assert!(matches!(
+            decode_payload(&long),
+            Err(CodecError::Malformed(_))
+        ));
+        // A role outside the enum is malformed.
+        let mut bad_role = encode_payload(&Frame::StatusResponse {
+            id: 3,
+            status: NodeStatus {
+                node: 2,
+                role: crate::types::Role::Follower,
+                term: 0,
+                leader: None,
+                commit_index: 0,
+                last_index: 0,
+                applied_index: 0,
+            },
+        })
+        .unwrap();
+        // variant tag, id, node, then the role's tag.
+        bad_role[3] = 0x7f;
+        assert!(matches!(
+            decode_payload(&bad_role),
+            Err(CodecError::Malformed(_))
         ));
     }
 

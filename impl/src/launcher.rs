@@ -27,6 +27,8 @@ pub struct LocalCluster {
     log_to_files: bool,
     /// Every node records its steps here (`serve --trace`).
     trace: Option<PathBuf>,
+    /// Every node serves with `--tls-dir` this directory.
+    tls_dir: Option<PathBuf>,
 }
 
 impl LocalCluster {
@@ -37,7 +39,7 @@ impl LocalCluster {
         base_port: u16,
         log_to_files: bool,
     ) -> Result<Self> {
-        Self::start_full(exe, nodes, dir, base_port, log_to_files, None)
+        Self::start_full(exe, nodes, dir, base_port, log_to_files, None, None)
     }
 
     pub fn start_full(
@@ -47,6 +49,7 @@ impl LocalCluster {
         base_port: u16,
         log_to_files: bool,
         trace: Option<PathBuf>,
+        tls_dir: Option<PathBuf>,
     ) -> Result<Self> {
         if nodes == 0 {
             return Err(usage("--nodes must be at least 1"));
@@ -67,6 +70,7 @@ impl LocalCluster {
             children: BTreeMap::new(),
             log_to_files,
             trace,
+            tls_dir,
         };
         for id in 1..=nodes {
             c.spawn(id)?;
@@ -124,6 +128,9 @@ impl LocalCluster {
             .stdout(Stdio::null());
         if let Some(t) = &self.trace {
             cmd.arg("--trace").arg(t);
+        }
+        if let Some(t) = &self.tls_dir {
+            cmd.arg("--tls-dir").arg(t);
         }
         if self.log_to_files {
             let path = self.log_path(id);
@@ -322,8 +329,21 @@ impl NodeStopSignals {
 pub async fn run(a: ClusterArgs) -> Result<ExitCode> {
     let mut signals = StopSignals::install()?;
     let exe = std::env::current_exe().context("finding the raftkv executable")?;
-    let mut cluster = LocalCluster::start_full(&exe, a.nodes, &a.dir, a.base_port, true, a.trace)
-        .context("starting the local cluster")?;
+    let tls_dir = if a.tls {
+        Some(throwaway_certs(&a.dir, a.nodes)?)
+    } else {
+        None
+    };
+    let mut cluster = LocalCluster::start_full(
+        &exe,
+        a.nodes,
+        &a.dir,
+        a.base_port,
+        true,
+        a.trace,
+        tls_dir.clone(),
+    )
+    .context("starting the local cluster")?;
     out!(
         "cluster of {} nodes (data in {}):",
         a.nodes,
@@ -336,7 +356,14 @@ pub async fn run(a: ClusterArgs) -> Result<ExitCode> {
             cluster.log_path(*id).display()
         );
     }
-    out!("--cluster {}", cluster.addr_list());
+    match &tls_dir {
+        None => out!("--cluster {}", cluster.addr_list()),
+        Some(t) => out!(
+            "--cluster {} --tls-dir {}",
+            cluster.addr_list(),
+            t.display()
+        ),
+    }
     out!("Ctrl-C stops every node.");
     enum Outcome {
         Signal(i32, &'static str),
@@ -385,4 +412,30 @@ fn libc_sigterm() -> i32 {
 #[cfg(not(unix))]
 fn libc_sigterm() -> i32 {
     15
+}
+
+/// `cluster --tls`: DIR/tls with a CA and certificates for nodes
+/// 1..=nodes and a client; kept when every file is there already (so
+/// clients' certificates stay valid across restarts), else made anew.
+fn throwaway_certs(dir: &Path, nodes: u64) -> Result<PathBuf> {
+    use raftkv::tls;
+    let tls_dir = dir.join("tls");
+    let mut files = vec![
+        tls::CA_CERT.to_string(),
+        tls::CLIENT_CERT.to_string(),
+        tls::CLIENT_KEY.to_string(),
+    ];
+    for id in 1..=nodes {
+        files.push(tls::node_cert(id));
+        files.push(tls::node_key(id));
+    }
+    if files.iter().all(|f| tls_dir.join(f).is_file()) {
+        tracing::info!(dir = %tls_dir.display(), "reusing the cluster's certificates");
+        return Ok(tls_dir);
+    }
+    let ids: Vec<u64> = (1..=nodes).collect();
+    tls::generate(&tls_dir, &ids, &["127.0.0.1".into(), "localhost".into()])
+        .with_context(|| format!("making certificates in {}", tls_dir.display()))?;
+    tracing::info!(dir = %tls_dir.display(), "made a throwaway CA and certificates");
+    Ok(tls_dir)
 }

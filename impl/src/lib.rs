@@ -13,18 +13,22 @@ pub mod core;
 pub mod kv;
 pub mod linearizability;
 pub mod message;
+#[cfg(not(loom))]
+pub mod metrics;
 pub mod node;
 #[cfg(not(loom))]
 pub mod server;
 pub mod storage;
 pub mod sync;
+#[cfg(not(loom))]
+pub mod tls;
 pub mod trace;
 pub mod transport;
 pub mod types;
 
 pub use node::{
-    ApplyMsg, FsyncLatency, Leadership, Node, NodeConfig, NodeError, NotLeader, StartError,
-    TimerMode,
+    ApplyMsg, FsyncLatency, Leadership, Node, NodeConfig, NodeError, NodeProgress, NotLeader,
+    StartError, TimerMode,
 };
 pub use storage::{FileStorage, MemStorage, Storage};
 pub use trace::TraceSink;

@@ -13,6 +13,7 @@ macro_rules! out {
 mod bench;
 mod cli;
 mod launcher;
+mod status;
 
 use anyhow::{Context, Result};
 use bench::BenchOptions;
@@ -22,6 +23,7 @@ use raftkv::client::{Client, ClientConfig};
 use raftkv::codec::MAX_KV_BYTES;
 use raftkv::server::{Server, ServerConfig};
 use raftkv::storage::DirLock;
+use raftkv::tls::Dialer;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,15 +64,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn client(args: &ClientArgs) -> Result<Client> {
+fn client_timeout(args: &ClientArgs) -> Result<Duration> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         return Err(usage("--timeout must be a positive number of seconds"));
     }
+    Ok(Duration::from_secs_f64(args.timeout))
+}
+
+/// The client's dialer: plain TCP, or TLS from `--tls-dir` (a missing or
+/// garbled file is bad input, exit code 2).
+fn dialer(tls_dir: Option<&std::path::Path>) -> Result<Dialer> {
+    match tls_dir {
+        None => Ok(Dialer::plain()),
+        Some(dir) => raftkv::tls::client_tls(dir)
+            .map_err(|e| usage(format!("--tls-dir {}: {e}", dir.display()))),
+    }
+}
+
+fn client(args: &ClientArgs) -> Result<Client> {
     let cfg = ClientConfig {
-        op_timeout: Duration::from_secs_f64(args.timeout),
+        op_timeout: client_timeout(args)?,
         ..ClientConfig::default()
     };
-    Ok(Client::connect(args.cluster.clone(), cfg)?)
+    let dialer = dialer(args.tls_dir.as_deref())?;
+    Ok(Client::connect_with(args.cluster.clone(), cfg, dialer)?)
 }
 
 /// The value of a put or append: the argument, or the file's contents.
@@ -146,6 +163,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Cluster(a) => launcher::run(a).await,
+        Command::Status(a) => {
+            let timeout = client_timeout(&a.client)?;
+            let dialer = dialer(a.client.tls_dir.as_deref())?;
+            let rows = status::rows(&dialer, &a.client.cluster, timeout).await;
+            if a.json {
+                out!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                use std::io::Write as _;
+                let _ = write!(std::io::stdout(), "{}", status::table(&rows));
+            }
+            let mut all = true;
+            for r in &rows {
+                if let Some(e) = &r.error {
+                    eprintln!("{} unreachable: {e}", r.addr);
+                    all = false;
+                }
+            }
+            Ok(if all {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(cli::exit::FAILED)
+            })
+        }
         Command::Bench(a) => {
             if a.clients == 0 || a.ops == 0 {
                 return Err(usage("--clients and --ops must be at least 1"));
@@ -168,6 +208,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     ops: a.ops,
                     value_size: a.value_size,
                     fsync_dir: a.fsync_dir,
+                    dialer: dialer(a.tls_dir.as_deref())?,
                 };
                 let report = bench::writes(&opts).await?;
                 out!("{report}");
@@ -229,6 +270,13 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         Duration::from_millis(a.election_timeout_ms.1),
     );
     cfg.heartbeat_interval = Duration::from_millis(a.heartbeat_ms);
+    cfg.metrics_addr = a.metrics_addr;
+    if let Some(dir) = &a.tls_dir {
+        cfg.tls = Some(
+            raftkv::tls::node_tls(dir, a.id)
+                .map_err(|e| usage(format!("--tls-dir {}: {e}", dir.display())))?,
+        );
+    }
     let server = Server::start(cfg)
         .await
         .with_context(|| format!("starting node {}", a.id))?;

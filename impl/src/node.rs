@@ -31,6 +31,7 @@ use crate::transport::Transport;
 use crate::types::{LogIndex, NodeId, Role, Status, Term};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -148,6 +149,19 @@ pub enum NodeError {
     Trace(#[from] crate::trace::TraceError),
 }
 
+/// Where the node's log stands, published after every step (relaxed
+/// atomics: for `raftkv status` and the metrics endpoint, never for
+/// decisions).
+#[derive(Debug, Default)]
+pub struct NodeProgress {
+    /// The commit index after the node's last step.
+    pub commit_index: AtomicU64,
+    /// The index of the last entry of the node's log (durable or not).
+    pub last_index: AtomicU64,
+    /// Proposals this node accepted as leader (ClientRequest steps).
+    pub proposals: AtomicU64,
+}
+
 /// The node's fsync latency since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FsyncLatency {
@@ -196,6 +210,7 @@ pub struct Node {
     leadership: watch::Receiver<Leadership>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
     fsync: Arc<Mutex<Histogram<u64>>>,
+    progress: Arc<NodeProgress>,
 }
 
 impl std::fmt::Debug for Node {
@@ -262,6 +277,11 @@ impl Node {
         let now = Instant::now();
         let slots = cfg.peers.iter().copied().chain([cfg.id]).max().unwrap_or(0) as usize + 1;
         let fsync = Arc::new(Mutex::new(new_histogram()));
+        let progress = Arc::new(NodeProgress {
+            commit_index: AtomicU64::new(core.commit_index()),
+            last_index: AtomicU64::new(core.last_index()),
+            proposals: AtomicU64::new(0),
+        });
         let mut task = NodeTask {
             core,
             storage,
@@ -278,6 +298,7 @@ impl Node {
             pending_ops: Vec::new(),
             recorder,
             fsync: fsync.clone(),
+            progress: progress.clone(),
             failed: false,
         };
         task.reset_election_timer();
@@ -289,6 +310,7 @@ impl Node {
                 leadership: lead_rx,
                 task: Arc::new(Mutex::new(Some(handle))),
                 fsync,
+                progress,
             },
             apply_rx,
         ))
@@ -404,6 +426,12 @@ impl Node {
         self.fsync.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Commit index, last log index and proposal count, as of the node's
+    /// last step.
+    pub fn progress(&self) -> &NodeProgress {
+        &self.progress
+    }
+
     /// Whether the node task is still running.
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
@@ -439,6 +467,7 @@ struct NodeTask {
     pending_ops: Vec<LogOp>,
     recorder: Option<Recorder>,
     fsync: Arc<Mutex<Histogram<u64>>>,
+    progress: Arc<NodeProgress>,
     /// Storage failed: the node stops (fail-stop).
     failed: bool,
 }
@@ -544,6 +573,7 @@ impl NodeTask {
                     let _ = reply.send(Err(e.into()));
                 }
                 Ok((index, term, r)) => {
+                    self.progress.proposals.fetch_add(1, Ordering::Relaxed);
                     let cmd = self.core.entry(index).map(|e| e.command.clone());
                     self.after_step(
                         TraceEvent::ClientRequest(cmd.as_deref().unwrap_or(&[])),
@@ -718,6 +748,12 @@ impl NodeTask {
         if r.committed.is_some() {
             self.apply_committed();
         }
+        self.progress
+            .commit_index
+            .store(self.core.commit_index(), Ordering::Relaxed);
+        self.progress
+            .last_index
+            .store(self.core.last_index(), Ordering::Relaxed);
         let now = Leadership {
             term: self.core.term(),
             role: self.core.role(),

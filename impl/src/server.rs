@@ -1,11 +1,13 @@
 //! One `raftkv serve` process: a Raft node on durable storage, the KV
 //! service on top, and one TCP address serving both peers and clients.
 
-use crate::codec::{ClientRequest, ClientResponse, NodeMetrics};
+use crate::codec::{ClientRequest, ClientResponse, NodeMetrics, NodeStatus};
 use crate::kv::{KvConfig, KvService};
 use crate::message::{Message, MsgTag};
+use crate::metrics::{Metrics, PeerCounterMap};
 use crate::node::{ImplBug, Node, NodeConfig, NodeError};
 use crate::storage::{DirIdentity, FileStorage, FileStorageOptions, StorageError};
+use crate::tls::NodeTls;
 use crate::trace::TraceSink;
 use crate::transport::tcp::{self, Inbound, TcpConfig, TcpTransport};
 use crate::types::NodeId;
@@ -14,8 +16,9 @@ use futures::FutureExt;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -37,6 +40,10 @@ pub struct ServerConfig {
     pub trace: Option<TraceSink>,
     /// A seeded protocol bug; honoured only with the `seeded-bugs` feature.
     pub bug: Option<ImplBug>,
+    /// Serve Prometheus metrics over HTTP here (`GET /metrics`).
+    pub metrics_addr: Option<String>,
+    /// Mutual TLS for every peer and client connection (plain TCP if `None`).
+    pub tls: Option<NodeTls>,
 }
 
 impl ServerConfig {
@@ -55,6 +62,8 @@ impl ServerConfig {
             tcp: TcpConfig::default(),
             trace: None,
             bug: None,
+            metrics_addr: None,
+            tls: None,
         }
     }
 }
@@ -75,6 +84,12 @@ pub enum ServerError {
         #[source]
         source: StorageError,
     },
+    #[error("cannot serve metrics on {addr}")]
+    MetricsBind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Node(#[from] NodeError),
 }
@@ -82,8 +97,12 @@ pub enum ServerError {
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
 pub struct Server {
     pub local_addr: SocketAddr,
+    /// Where the metrics are served, with `metrics_addr`.
+    pub metrics_addr: Option<SocketAddr>,
     pub service: Arc<KvService>,
+    pub metrics: Arc<Metrics>,
     accept: JoinHandle<()>,
+    metrics_task: Option<JoinHandle<()>>,
 }
 
 struct Handler {
@@ -91,6 +110,8 @@ struct Handler {
     node: Node,
     service: Arc<KvService>,
     peers: BTreeMap<NodeId, String>,
+    metrics: Arc<Metrics>,
+    counters: PeerCounterMap,
 }
 
 impl Inbound for Handler {
@@ -107,6 +128,9 @@ impl Inbound for Handler {
         if let crate::message::Body::RequestVote { term, .. } = &msg.body {
             debug!(me = self.id, from = msg.from, term, "vote requested");
         }
+        if let Some(c) = self.counters.get(&msg.from) {
+            c.received.inc();
+        }
         self.node.deliver_tagged(msg, tag);
     }
 
@@ -121,9 +145,35 @@ impl Inbound for Handler {
         }
     }
 
+    fn status(&self) -> NodeStatus {
+        let leadership = *self.node.watch_leadership().borrow();
+        let progress = self.node.progress();
+        NodeStatus {
+            node: self.id,
+            role: leadership.role,
+            term: leadership.term,
+            leader: leadership.leader_hint,
+            commit_index: progress.commit_index.load(Ordering::Relaxed),
+            last_index: progress.last_index.load(Ordering::Relaxed),
+            applied_index: self.service.last_applied(),
+        }
+    }
+
     fn client_request(&self, request: ClientRequest) -> BoxFuture<'static, ClientResponse> {
         let service = self.service.clone();
-        async move { service.handle(request).await }.boxed()
+        if !request.op.is_write() {
+            return async move { service.handle(request).await }.boxed();
+        }
+        let metrics = self.metrics.clone();
+        async move {
+            let t = Instant::now();
+            let r = service.handle(request).await;
+            if matches!(r, ClientResponse::Ok { .. }) {
+                metrics.observe_write(t.elapsed());
+            }
+            r
+        }
+        .boxed()
     }
 }
 
@@ -154,10 +204,27 @@ impl Server {
                 dir: cfg.data_dir.clone(),
                 source,
             })?;
-        let transport = TcpTransport::spawn(
+        let metrics_listener =
+            match &cfg.metrics_addr {
+                None => None,
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| {
+                    ServerError::MetricsBind {
+                        addr: addr.clone(),
+                        source,
+                    }
+                })?),
+            };
+        let metrics = Arc::new(Metrics::new(cfg.id, cfg.peers.keys().copied()));
+        let counters = metrics.peer_counters();
+        let mut tcp_cfg = cfg.tcp.clone();
+        if let Some(tls) = &cfg.tls {
+            tcp_cfg.dialer = tls.dialer.clone();
+        }
+        let transport = TcpTransport::spawn_counted(
             cfg.id,
             cfg.peers.iter().map(|(id, a)| (*id, a.clone())),
-            cfg.tcp.clone(),
+            tcp_cfg,
+            counters.clone(),
         );
         let mut node_cfg = NodeConfig::new(
             cfg.id,
@@ -175,24 +242,53 @@ impl Server {
             cfg.peers.iter().map(|(id, a)| (*id, a.clone())).collect(),
             cfg.kv.clone(),
         );
+        {
+            let service = service.clone();
+            metrics.bind(node.clone(), move || service.last_applied());
+        }
         let handler = Arc::new(Handler {
             id: cfg.id,
             node,
             service: service.clone(),
             peers: cfg.peers.clone(),
+            metrics: metrics.clone(),
+            counters,
         });
-        let accept = tokio::spawn(tcp::serve(listener, handler));
-        info!(id = cfg.id, %local_addr, data_dir = %cfg.data_dir.display(), "serving");
+        let acceptor = cfg.tls.as_ref().map(|t| t.acceptor.clone());
+        let accept = tokio::spawn(tcp::serve_with(listener, handler, acceptor));
+        let mut metrics_addr = None;
+        let mut metrics_task = None;
+        if let Some(l) = metrics_listener {
+            let a = l.local_addr().ok();
+            metrics_addr = a;
+            metrics_task = Some(tokio::spawn(crate::metrics::serve_http(l, metrics.clone())));
+            if let Some(a) = a {
+                info!(id = cfg.id, metrics = %format!("http://{a}/metrics"), "serving metrics");
+            }
+        }
+        info!(
+            id = cfg.id,
+            %local_addr,
+            data_dir = %cfg.data_dir.display(),
+            tls = cfg.tls.is_some(),
+            "serving"
+        );
         Ok(Server {
             local_addr,
+            metrics_addr,
             service,
+            metrics,
             accept,
+            metrics_task,
         })
     }
 
     /// Stops accepting connections and stops the node.
     pub async fn shutdown(self) {
         self.accept.abort();
+        if let Some(t) = &self.metrics_task {
+            t.abort();
+        }
         self.service.node().clone().shutdown().await;
     }
 }

@@ -16,8 +16,12 @@
 //! requests to the KV service (answered on the same connection). A malformed
 //! or oversized frame closes that connection with a logged error.
 
-use crate::codec::{ClientRequest, ClientResponse, CodecError, Frame, FrameCodec, NodeMetrics};
+use crate::codec::{
+    ClientRequest, ClientResponse, CodecError, Frame, FrameCodec, NodeMetrics, NodeStatus,
+};
 use crate::message::{Message, MsgTag};
+use crate::metrics::{PeerCounterMap, PeerCounters};
+use crate::tls::Dialer;
 use crate::transport::Transport;
 use crate::types::NodeId;
 use bytes::{Buf, BytesMut};
@@ -28,11 +32,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{Encoder, FramedRead, FramedWrite};
 use tracing::{debug, info, warn};
 
@@ -43,6 +48,8 @@ pub struct TcpConfig {
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub connect_timeout: Duration,
+    /// How peer connections are opened: plain TCP (the default) or TLS.
+    pub dialer: Dialer,
 }
 
 impl Default for TcpConfig {
@@ -54,6 +61,7 @@ impl Default for TcpConfig {
             // leader again before it times out and disrupts the cluster.
             backoff_max: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(1),
+            dialer: Dialer::plain(),
         }
     }
 }
@@ -76,6 +84,8 @@ struct PeerOut {
     wake: Notify,
     /// Most frames buffered before `send` starts dropping.
     capacity: usize,
+    /// Messages sent and dropped (atomics; `received` is the server's).
+    counters: PeerCounters,
 }
 
 #[derive(Default)]
@@ -97,6 +107,7 @@ impl PeerOut {
     /// Drops everything buffered (the connection is gone or not there).
     fn discard(&self) {
         let mut st = self.lock();
+        self.counters.dropped.inc_by(st.frames as u64);
         st.buf.clear();
         st.frames = 0;
     }
@@ -109,6 +120,18 @@ impl TcpTransport {
         peers: impl IntoIterator<Item = (NodeId, String)>,
         cfg: TcpConfig,
     ) -> Arc<Self> {
+        Self::spawn_counted(id, peers, cfg, PeerCounterMap::new())
+    }
+
+    /// [`spawn`](Self::spawn), counting each peer's sent and dropped
+    /// messages in `counters` (a peer missing from it gets counters of its
+    /// own that nobody reads).
+    pub fn spawn_counted(
+        id: NodeId,
+        peers: impl IntoIterator<Item = (NodeId, String)>,
+        cfg: TcpConfig,
+        counters: PeerCounterMap,
+    ) -> Arc<Self> {
         let mut outs = HashMap::new();
         let mut tasks = Vec::new();
         for (peer, addr) in peers {
@@ -119,9 +142,20 @@ impl TcpTransport {
                 state: Mutex::new(OutState::default()),
                 wake: Notify::new(),
                 capacity: cfg.queue_capacity.max(1),
+                counters: counters.get(&peer).cloned().unwrap_or_default(),
             });
             outs.insert(peer, out.clone());
-            tasks.push(tokio::spawn(peer_loop(id, peer, addr, out, cfg.clone())));
+            if cfg.dialer.is_tls() {
+                tasks.push(tokio::spawn(tls_peer_loop(
+                    id,
+                    peer,
+                    addr,
+                    out,
+                    cfg.clone(),
+                )));
+            } else {
+                tasks.push(tokio::spawn(peer_loop(id, peer, addr, out, cfg.clone())));
+            }
         }
         Arc::new(TcpTransport {
             id,
@@ -159,6 +193,7 @@ impl Transport for TcpTransport {
         };
         let mut st = out.lock();
         if st.frames >= out.capacity {
+            out.counters.dropped.inc();
             debug!(from = self.id, "dropping outbound message: queue full");
             return;
         }
@@ -170,6 +205,7 @@ impl Transport for TcpTransport {
             return;
         }
         st.frames += 1;
+        out.counters.sent.inc();
         if start == 0 {
             if let Some(conn) = st.conn.clone() {
                 // Errors other than a full socket are left to the peer's
@@ -248,8 +284,137 @@ async fn peer_loop(me: NodeId, peer: NodeId, addr: String, out: Arc<PeerOut>, cf
         {
             let mut st = out.lock();
             st.conn = None;
+            out.counters.dropped.inc_by(st.frames as u64);
             st.buf.clear();
             st.frames = 0;
+        }
+    }
+}
+
+/// First and largest pause after a TLS peer refused this node (or this
+/// node refused its certificate): a misconfiguration, not a restart, so
+/// the node retries slowly instead of flooding both logs.
+const REFUSED_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(10));
+
+/// How a TLS session with a peer ended.
+enum SessionEnd {
+    /// The peer closed or died: reconnect as after a restart.
+    Closed,
+    /// The connection failed otherwise (typically a TLS alert: the peer
+    /// refused our certificate).
+    Failed(std::io::Error),
+}
+
+/// [`peer_loop`] over TLS. A TLS stream has no non-blocking write from
+/// another task, so `send` only buffers (the connection stays `None` in
+/// the shared state) and this task writes everything.
+async fn tls_peer_loop(me: NodeId, peer: NodeId, addr: String, out: Arc<PeerOut>, cfg: TcpConfig) {
+    let mut backoff = cfg.backoff_min;
+    let mut refused = REFUSED_BACKOFF.0;
+    loop {
+        let stream = match tokio::time::timeout(cfg.connect_timeout, cfg.dialer.connect(&addr))
+            .await
+        {
+            Ok(Ok(tokio_util::either::Either::Right(s))) => s,
+            Ok(Ok(tokio_util::either::Either::Left(_))) => {
+                unreachable!("a TLS dialer opens TLS connections")
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                debug!(me, peer, %addr, "connect failed: {e}; retrying in {backoff:?}");
+                wait_discarding(&out, backoff).await;
+                backoff = (backoff * 2).min(cfg.backoff_max);
+                continue;
+            }
+            Ok(Err(e)) => {
+                warn!(me, peer, %addr, "TLS connection to peer failed: {e}; retrying in {refused:?}");
+                wait_discarding(&out, refused).await;
+                refused = (refused * 2).min(REFUSED_BACKOFF.1);
+                continue;
+            }
+            Err(_) => {
+                debug!(me, peer, %addr, "connect timed out; retrying in {backoff:?}");
+                wait_discarding(&out, backoff).await;
+                backoff = (backoff * 2).min(cfg.backoff_max);
+                continue;
+            }
+        };
+        debug!(me, peer, %addr, "TLS connection to peer open");
+        let opened = tokio::time::Instant::now();
+        match tls_session(stream, &out).await {
+            // A connection that lasted: the peer restarted, reconnect at once.
+            SessionEnd::Closed if opened.elapsed() >= REFUSED_BACKOFF.0 => {
+                info!(me, peer, %addr, "peer closed the connection");
+                backoff = cfg.backoff_min;
+                refused = REFUSED_BACKOFF.0;
+                out.discard();
+            }
+            // Closed at once (a refusal whose alert was lost to a reset, or
+            // a peer dying again): the usual backoff, not reset, bounds the
+            // reconnects.
+            SessionEnd::Closed => {
+                info!(me, peer, %addr, "peer closed the connection; retrying in {backoff:?}");
+                wait_discarding(&out, backoff).await;
+                backoff = (backoff * 2).min(cfg.backoff_max);
+            }
+            SessionEnd::Failed(e) => {
+                warn!(me, peer, %addr, "connection to peer failed: {e}; retrying in {refused:?}");
+                wait_discarding(&out, refused).await;
+                refused = (refused * 2).min(REFUSED_BACKOFF.1);
+            }
+        }
+    }
+}
+
+/// Writes whatever is buffered for the peer until the connection ends.
+async fn tls_session(
+    stream: tokio_rustls::client::TlsStream<TcpStream>,
+    out: &PeerOut,
+) -> SessionEnd {
+    let (mut read_half, mut write_half) = tokio::io::split(stream);
+    let mut probe = [0u8; 64];
+    let end = |e: std::io::Error| match e.kind() {
+        // Killed without a TLS close_notify: the process died.
+        std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::BrokenPipe => SessionEnd::Closed,
+        _ => SessionEnd::Failed(e),
+    };
+    loop {
+        let chunk = {
+            let mut st = out.lock();
+            if st.buf.is_empty() {
+                None
+            } else {
+                let n = st.frames;
+                st.frames = 0;
+                Some((st.buf.split(), n))
+            }
+        };
+        match chunk {
+            Some((bytes, n)) => {
+                let written = async {
+                    write_half.write_all(&bytes).await?;
+                    write_half.flush().await
+                };
+                if let Err(e) = written.await {
+                    out.counters.dropped.inc_by(n as u64);
+                    return end(e);
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = out.wake.notified() => {}
+                    // The peer never writes application data: readable
+                    // means closed, or an alert (it refused our certificate).
+                    r = read_half.read(&mut probe) => {
+                        return match r {
+                            Ok(0) => SessionEnd::Closed,
+                            Ok(_) => SessionEnd::Failed(std::io::Error::other("unexpected bytes from peer")),
+                            Err(e) => end(e),
+                        };
+                    }
+                }
+            }
         }
     }
 }
@@ -290,20 +455,69 @@ pub trait Inbound: Send + Sync + 'static {
     fn peer_message(&self, msg: Message, tag: Option<MsgTag>);
     /// The node's metrics, for a [`Frame::MetricsRequest`].
     fn metrics(&self) -> NodeMetrics;
+    /// Where the node stands, for a [`Frame::StatusRequest`].
+    fn status(&self) -> NodeStatus;
     /// A client request; the response is written back on its connection.
     fn client_request(&self, request: ClientRequest) -> BoxFuture<'static, ClientResponse>;
 }
 
 /// Accepts connections forever, handling each on its own task.
 pub async fn serve(listener: TcpListener, handler: Arc<dyn Inbound>) {
+    serve_with(listener, handler, None).await
+}
+
+/// Longest a TLS handshake may take before the connection is closed.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`serve`], with TLS when `tls` is given: a connection whose handshake
+/// fails (no certificate, one the CA did not sign, not TLS at all) is
+/// closed with a logged warning before any frame is read.
+pub async fn serve_with(
+    listener: TcpListener,
+    handler: Arc<dyn Inbound>,
+    tls: Option<TlsAcceptor>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = handle_connection(stream, handler).await {
-                        warn!(%remote, "closing connection: {e}");
+                    let r = match tls {
+                        None => {
+                            let (read, write) = stream.into_split();
+                            handle_connection(read, write, handler).await
+                        }
+                        Some(acceptor) => {
+                            let stream = match tokio::time::timeout(
+                                HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    warn!(%remote, "TLS handshake refused: {e}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    warn!(%remote, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let (read, write) = tokio::io::split(stream);
+                            handle_connection(read, write, handler).await
+                        }
+                    };
+                    match r {
+                        Ok(()) => {}
+                        // A TLS client that exits without close_notify:
+                        // the end of its connection, not an error.
+                        Err(CodecError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            debug!(%remote, "connection closed: {e}");
+                        }
+                        Err(e) => warn!(%remote, "closing connection: {e}"),
                     }
                 });
             }
@@ -321,8 +535,15 @@ pub async fn serve(listener: TcpListener, handler: Arc<dyn Inbound>) {
 /// per request, no writer task), so an answer is written by the task the
 /// applier wakes, one hop after the commit. While an answer is being
 /// written the connection reads nothing (TCP backpressure).
-async fn handle_connection(stream: TcpStream, handler: Arc<dyn Inbound>) -> Result<(), CodecError> {
-    let (read, write) = stream.into_split();
+async fn handle_connection<R, W>(
+    read: R,
+    write: W,
+    handler: Arc<dyn Inbound>,
+) -> Result<(), CodecError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut frames = FramedRead::new(read, FrameCodec::default());
     let mut sink = FramedWrite::new(write, FrameCodec::default());
     let mut pending: FuturesUnordered<BoxFuture<'static, Frame>> = FuturesUnordered::new();
@@ -348,11 +569,19 @@ async fn handle_connection(stream: TcpStream, handler: Arc<dyn Inbound>) -> Resu
                     let metrics = handler.metrics();
                     sink.send(Frame::MetricsResponse { id, metrics }).await?;
                 }
+                Some(Ok(Frame::StatusRequest { id })) => {
+                    let status = handler.status();
+                    sink.send(Frame::StatusResponse { id, status }).await?;
+                }
                 Some(Ok(Frame::Request { id, request })) => {
                     let fut = handler.client_request(request);
                     pending.push(async move { Frame::Response { id, response: fut.await } }.boxed());
                 }
-                Some(Ok(Frame::Response { .. } | Frame::MetricsResponse { .. })) => {
+                Some(Ok(
+                    Frame::Response { .. }
+                    | Frame::MetricsResponse { .. }
+                    | Frame::StatusResponse { .. },
+                )) => {
                     break Err(CodecError::Unexpected("a response sent to a server"))
                 }
             }
