@@ -1,20 +1,20 @@
 //! A cluster of real async raftkv nodes driven event by event.
 //!
 //! Each node runs with [`TimerMode::Manual`] on real [`FileStorage`] in its
-//! own data directory, and sends through the harness's [`SimNetwork`]. Every
-//! model action maps to exactly one thing the harness does to the nodes or
-//! the network (DESIGN.md §3); each call returns once the step is complete
+//! own data directory, and sends into a [`MemNetwork`] in Held mode: sent
+//! messages wait there until the harness delivers, drops or duplicates
+//! them. Every model action maps to exactly one thing the harness does to
+//! the nodes or the network; each call returns once the step is complete
 //! (state changed, persisted, messages handed to the transport).
 
 use crate::mapping::{self, MappingError};
-use crate::network::SimNetwork;
 use raft_model::trace::AbstractState;
 use raft_model::types::{Action, ServerId};
 use raftkv::node::{ApplyMsg, ImplBug, Node, NodeConfig, TimerMode};
 use raftkv::storage::FileStorage;
+use raftkv::transport::memory::{Faults, MemNetwork, NetMode};
 use raftkv::types::Status;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Why a step could not be applied to the implementation at all.
@@ -80,7 +80,7 @@ pub fn data_root() -> PathBuf {
 }
 
 pub struct Cluster {
-    net: Arc<SimNetwork>,
+    net: MemNetwork,
     nodes: Vec<Option<Node>>,
     applies: Vec<UnboundedReceiver<ApplyMsg>>,
     dirs: Vec<PathBuf>,
@@ -122,7 +122,7 @@ impl Cluster {
                 root: root.display().to_string(),
                 source,
             })?;
-        let net = Arc::new(SimNetwork::new());
+        let net = MemNetwork::new(NetMode::Held, Faults::reliable(), 0);
         let mut cluster = Cluster {
             net,
             nodes: Vec::with_capacity(n),
@@ -159,7 +159,7 @@ impl Cluster {
         self.dirs.is_empty()
     }
 
-    pub fn network(&self) -> &Arc<SimNetwork> {
+    pub fn network(&self) -> &MemNetwork {
         &self.net
     }
 
@@ -179,16 +179,16 @@ impl Cluster {
             node: id,
             reason: e.to_string(),
         })?;
-        Node::spawn(
-            cfg,
-            Box::new(storage),
-            self.net.clone() as Arc<dyn raftkv::transport::Transport>,
-        )
-        .await
-        .map_err(|e| ClusterError::Spawn {
-            node: id,
-            reason: e.to_string(),
-        })
+        let (node, applied) = Node::spawn(cfg, Box::new(storage), self.net.endpoint(id))
+            .await
+            .map_err(|e| ClusterError::Spawn {
+                node: id,
+                reason: e.to_string(),
+            })?;
+        // Routes the network's deliveries to this node (replaces a
+        // restarted node's predecessor).
+        self.net.register(node.clone());
+        Ok((node, applied))
     }
 
     fn node(&self, server: ServerId) -> Result<&Node, StepError> {
@@ -236,29 +236,36 @@ impl Cluster {
                 if usize::from(message.to) >= self.len() {
                     return Err(StepError::NoServer(message.to));
                 }
-                if self.net.is_cut(msg.from, msg.to) {
+                if !self.net.connected(msg.from, msg.to) {
                     return Err(StepError::LinkCut(format!("{message:?}")));
                 }
-                let Some(tag) = self.net.take_tagged(&msg) else {
+                let Some(id) = self.net.find(&msg) else {
                     return Err(StepError::NotInFlight(format!("{message:?}")));
                 };
                 let node = self.node(message.to)?;
-                node.deliver_tagged_and_wait(msg, tag).await;
+                // Runs the Deliver step on the node and waits for it.
+                self.net
+                    .deliver(id)
+                    .await
+                    .map_err(|_| StepError::Down(msg.to))?;
                 if self.sync_persist {
                     node.fire_persist().await;
                 }
             }
             Action::Drop { message } => {
-                if !self.net.take(&mapping::message_to_impl(message)) {
+                let msg = mapping::message_to_impl(message);
+                let dropped = self.net.find(&msg).map(|id| self.net.drop_message(id));
+                if !matches!(dropped, Some(Ok(_))) {
                     return Err(StepError::NotInFlight(format!("{message:?}")));
                 }
             }
             Action::Duplicate { message } => {
                 let msg = mapping::message_to_impl(message);
-                if self.net.is_cut(msg.from, msg.to) {
+                if !self.net.connected(msg.from, msg.to) {
                     return Err(StepError::LinkCut(format!("{message:?}")));
                 }
-                if !self.net.duplicate(&msg) {
+                let copied = self.net.find(&msg).map(|id| self.net.duplicate(id));
+                if !matches!(copied, Some(Ok(_))) {
                     return Err(StepError::NotInFlight(format!("{message:?}")));
                 }
             }
@@ -269,7 +276,7 @@ impl Cluster {
                     return Err(StepError::NoServer(bad));
                 }
                 let ids: Vec<u64> = group.iter().map(|&s| mapping::node_id(s)).collect();
-                self.net.partition(&ids);
+                self.net.partition(ids);
             }
             Action::Heal => self.net.heal(),
         }
@@ -326,9 +333,10 @@ impl Cluster {
             .active_partition()
             .map(|g| mapping::group_to_model(&g, statuses.len()))
             .transpose()?;
+        let in_flight: Vec<_> = self.net.in_flight().into_iter().map(|(_, m)| m).collect();
         Ok(mapping::abstract_state(
             &statuses,
-            &self.net.in_flight(),
+            &in_flight,
             partition.as_deref(),
         )?)
     }
@@ -341,6 +349,16 @@ impl Cluster {
             if let Some(node) = n.take() {
                 node.shutdown().await;
             }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    /// The network holds a handle of every node and every node a handle of
+    /// the network: unregistering breaks that cycle so the node tasks end.
+    fn drop(&mut self) {
+        for id in 1..=self.dirs.len() as u64 {
+            self.net.unregister(id);
         }
     }
 }

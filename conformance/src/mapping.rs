@@ -1,6 +1,6 @@
 //! The explicit bridge between the model's vocabulary (`raft_model::types`)
 //! and the implementation's (`raftkv`). The two crates describe one protocol
-//! independently (DESIGN.md §2); this module is the only place that knows
+//! independently; this module is the only place that knows
 //! both, so every translation rule lives here:
 //!
 //! - server ids: model `i` (0..n) ↔ node id `i + 1` (1..=n);

@@ -78,7 +78,7 @@ impl Body {
     }
 }
 
-/// One event of DESIGN.md §3: the model's actions and the conformance
+/// One event of docs/protocol.md §4: the model's actions and the conformance
 /// harness's steps. `Persist` is docs/protocol.md §4 Persist / §7: one
 /// fsync of every pending write, then the outbox enters the network.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
