@@ -372,48 +372,6 @@ pub fn server_to_status(id: m::ServerId, s: &AbstractServer) -> kt::Status {
     }
 }
 
-/// Checks that a state read from a trace is well formed for `servers`
-/// servers, so that replaying it cannot index out of bounds.
-pub fn check_state_shape(state: &AbstractState, servers: usize) -> Result<(), String> {
-    if state.servers.len() != servers {
-        return Err(format!(
-            "state has {} servers, bounds say {servers}",
-            state.servers.len()
-        ));
-    }
-    let n = servers as u8;
-    for (i, s) in state.servers.iter().enumerate() {
-        let bad = |what: &str| format!("server {i}: {what}");
-        if s.voted_for.is_some_and(|v| v >= n) {
-            return Err(bad("voted_for names no server"));
-        }
-        if s.votes_granted.iter().any(|&v| v >= n) {
-            return Err(bad("votes_granted names no server"));
-        }
-        if s.role == m::Role::Leader
-            && (s.next_index.len() != servers || s.match_index.len() != servers)
-        {
-            return Err(bad(
-                "a leader's next_index/match_index must have one slot per server",
-            ));
-        }
-        if s.log.iter().any(|e| e.value == 0) {
-            return Err(bad("log values must be positive"));
-        }
-    }
-    for msg in &state.network {
-        if msg.from >= n || msg.to >= n {
-            return Err(format!("message {msg:?} names no server"));
-        }
-    }
-    if let Some(g) = &state.partition {
-        if g.iter().any(|&x| x >= n) {
-            return Err("partition group names no server".into());
-        }
-    }
-    Ok(())
-}
-
 // ----- recorded steps (docs/trace-format.md, "Recorded steps") ---------
 
 /// What a recorded trace may need that the model cannot represent: these
@@ -1200,18 +1158,5 @@ mod tests {
             abstract_state(&swapped, &[], None),
             Err(MappingError::StatusOrder { pos: 0, .. })
         ));
-    }
-
-    #[test]
-    fn shape_check_rejects_out_of_range_ids() {
-        let mut st = AbstractState {
-            servers: vec![sample_server(m::Role::Follower); 3],
-            network: vec![],
-            partition: None,
-        };
-        assert_eq!(check_state_shape(&st, 3), Ok(()));
-        assert!(check_state_shape(&st, 2).is_err());
-        st.servers[0].voted_for = Some(7);
-        assert!(check_state_shape(&st, 3).is_err());
     }
 }
