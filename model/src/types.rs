@@ -5,7 +5,7 @@
 //! Terms, indexes and values are `u32`: wide enough for traces recorded from
 //! real clusters (`raft-conform validate --trace`), where thousands of
 //! client commands and log entries occur. Measured against `u8` on the
-//! checker's hot path in docs/checking.md ("Widths of the model's integers").
+//! checker's hot path in docs/measurements.md ("Widths of the model's integers").
 
 use serde::{Deserialize, Serialize};
 
