@@ -216,7 +216,8 @@ impl RaftModel {
 
     // ----- helpers used by the events -------------------------------------
 
-    /// Puts `m` in flight unless its link is cut (then it is lost at once).
+    /// Puts `m` in flight unless its link is cut (then it is lost at once,
+    /// R-net-2).
     /// A granted RequestVoteResponse entering the network is the moment the
     /// vote becomes observable: it is recorded then (see `record_vote`).
     fn send(&self, s: &mut State, m: Message) {
@@ -246,10 +247,10 @@ impl RaftModel {
         }
     }
 
-    /// docs/protocol.md §3 (R-term-1, R-term-2): a higher term makes the
-    /// receiver a follower of it and empties its outbox (every message in
-    /// it carries the older term).
-    fn observe_term(&self, s: &mut State, i: ServerId, term: Term) {
+    /// §3 term rule (R-term-1, R-term-2): a higher term makes the receiver
+    /// a follower of it and empties its outbox (every message in it carries
+    /// the older term).
+    fn term_rule(&self, s: &mut State, i: ServerId, term: Term) {
         let srv = &mut s.servers[usize::from(i)];
         if term > srv.term {
             srv.term = term;
@@ -259,7 +260,8 @@ impl RaftModel {
         }
     }
 
-    /// The AppendEntries that leader `i` sends `j` from `next_index[j]`.
+    /// The AppendEntries that leader `i` sends `j` from `next_index[j]`
+    /// (R-append-2: at most `max_batch` entries).
     fn append_entries_for(&self, s: &State, i: ServerId, j: ServerId) -> Message {
         let l = &s.servers[usize::from(i)];
         let next = l.next_index[usize::from(j)].max(1);
@@ -282,6 +284,7 @@ impl RaftModel {
         }
     }
 
+    /// R-append-2: AppendEntries to every peer, in increasing order of id.
     fn broadcast_append_entries(&self, s: &mut State, i: ServerId) {
         for j in 0..self.cfg.servers {
             if j != i {
@@ -327,8 +330,8 @@ impl RaftModel {
         }
     }
 
-    /// Candidate `i` has a majority: it becomes leader and sends
-    /// AppendEntries to every peer in the same step.
+    /// R-vote-4, becoming leader: candidate `i` has a majority; it becomes
+    /// leader and sends AppendEntries to every peer in the same step.
     fn become_leader(&self, s: &mut State, i: ServerId) {
         let n = self.n();
         let term = s.servers[usize::from(i)].term;
@@ -376,7 +379,7 @@ impl RaftModel {
         self.broadcast_append_entries(s, i);
     }
 
-    /// docs/protocol.md §6, R-persist-4: leader `i` commits the largest N
+    /// §6 commit rule (R-commit-1, R-persist-4): leader `i` commits the largest N
     /// whose entry is of its current term with a quorum of matches, counting
     /// itself only when its log is durable up to N (Raft dissertation
     /// §10.2.1: it replicates before its own fsync completes).
@@ -439,7 +442,7 @@ impl RaftModel {
 
     // ----- the events (docs/protocol.md §4) ------------------------------
 
-    /// Timeout(i): start an election.
+    /// Timeout(i), R-vote-1: start an election.
     pub fn timeout(&self, s: &mut State, i: ServerId) {
         let srv = &mut s.servers[usize::from(i)];
         srv.term += 1;
@@ -474,12 +477,13 @@ impl RaftModel {
         }
     }
 
-    /// Heartbeat(i): AppendEntries to every peer, next_index unchanged.
+    /// Heartbeat(i), R-append-2: AppendEntries to every peer, next_index
+    /// unchanged.
     pub fn heartbeat(&self, s: &mut State, i: ServerId) {
         self.broadcast_append_entries(s, i);
     }
 
-    /// ClientRequest(i, v): append (term, v) in memory; nothing is sent. A
+    /// ClientRequest(i, v), R-append-1: append (term, v) in memory; nothing is sent. A
     /// single-server leader commits it at its next Persist (R-persist-4).
     pub fn client_request(&self, s: &mut State, i: ServerId, v: Value) {
         let srv = &mut s.servers[usize::from(i)];
@@ -488,7 +492,8 @@ impl RaftModel {
         s.requests = v;
     }
 
-    /// Deliver RequestVote from `c` to `i`.
+    /// Deliver(m) — RequestVote from `c` to `i`: the term rule, then
+    /// R-vote-2 (grant iff same term, vote free, log up to date).
     pub fn handle_request_vote(
         &self,
         s: &mut State,
@@ -498,7 +503,7 @@ impl RaftModel {
         last_log_index: Index,
         last_log_term: Term,
     ) {
-        self.observe_term(s, i, term);
+        self.term_rule(s, i, term);
         let srv = &s.servers[usize::from(i)];
         let vote_free =
             srv.voted_for.is_none() || srv.voted_for == Some(c) || self.has_bug(Bug::VoteTwice);
@@ -527,7 +532,8 @@ impl RaftModel {
         );
     }
 
-    /// Deliver RequestVoteResponse from `j` to `i`.
+    /// Deliver(m) — RequestVoteResponse from `j` to `i`: the term rule, then
+    /// R-vote-3 (count the vote) and R-vote-4 (a majority makes a leader).
     pub fn handle_request_vote_response(
         &self,
         s: &mut State,
@@ -536,7 +542,7 @@ impl RaftModel {
         term: Term,
         granted: bool,
     ) {
-        self.observe_term(s, i, term);
+        self.term_rule(s, i, term);
         let srv = &mut s.servers[usize::from(i)];
         if srv.role != Role::Candidate || term != srv.term || !granted {
             return;
@@ -547,8 +553,9 @@ impl RaftModel {
         }
     }
 
-    /// Deliver AppendEntries from `l` to `i`: consistency check, conflict
-    /// rule, commit adoption, reply.
+    /// Deliver(m) — AppendEntries from `l` to `i`: R-append-3 (stale term),
+    /// the term rule, R-append-4 (consistency check), R-append-5 (conflict
+    /// rule), R-commit-2 (commit adoption), the reply.
     #[allow(clippy::too_many_arguments)]
     pub fn handle_append_entries(
         &self,
@@ -584,7 +591,7 @@ impl RaftModel {
             reply(s, own, false, 0, 0);
             return;
         }
-        self.observe_term(s, i, term);
+        self.term_rule(s, i, term);
         let srv = &mut s.servers[usize::from(i)];
         if srv.role == Role::Candidate {
             srv.become_follower();
@@ -635,7 +642,9 @@ impl RaftModel {
         reply(s, term, true, vouched, 0);
     }
 
-    /// Deliver AppendEntriesResponse from `j` to `i`.
+    /// Deliver(m) — AppendEntriesResponse from `j` to `i`: the term rule,
+    /// then R-append-6 (success: monotonic match/next, commit) or R-append-7
+    /// (rejection: back next_index up, resend).
     #[allow(clippy::too_many_arguments)]
     pub fn handle_append_entries_response(
         &self,
@@ -647,7 +656,7 @@ impl RaftModel {
         index: Index,
         conflict_index: Index,
     ) {
-        self.observe_term(s, i, term);
+        self.term_rule(s, i, term);
         let srv = &mut s.servers[usize::from(i)];
         if srv.role != Role::Leader || term != srv.term {
             return;
@@ -670,7 +679,8 @@ impl RaftModel {
         }
     }
 
-    /// Deliver(m): remove one copy of `m` and let its destination handle it.
+    /// Deliver(m): remove one copy of `m` and let its destination handle it
+    /// (the handlers below).
     pub fn deliver(&self, s: &mut State, m: &Message) {
         if let Some(pos) = self.deliverable_position(s, m) {
             s.network.remove(pos);
@@ -718,14 +728,14 @@ impl RaftModel {
         }
     }
 
-    /// Drop(m): the network loses one copy of `m`.
+    /// Drop(m), R-net-1: the network loses one copy of `m`.
     pub fn drop_message(&self, s: &mut State, m: &Message) {
         if let Some(pos) = s.network.iter().position(|o| o == m) {
             s.network.remove(pos);
         }
     }
 
-    /// Duplicate(m): a second copy of `m`. On the ordered network the copy
+    /// Duplicate(m), R-net-1: a second copy of `m`. On the ordered network the copy
     /// goes right behind the original, so the link delivers it twice in a row.
     pub fn duplicate(&self, s: &mut State, m: &Message) {
         if let Some(pos) = self.deliverable_position(s, m) {
@@ -774,7 +784,7 @@ impl RaftModel {
         }
     }
 
-    /// Restart(i), R-persist-5: term, vote and log become the durable ones
+    /// Restart(i), R-restart-1 and R-persist-5: term, vote and log become the durable ones
     /// (pending writes are lost), the outbox is lost, volatile state reset.
     pub fn restart(&self, s: &mut State, i: ServerId) {
         let srv = &mut s.servers[usize::from(i)];
@@ -788,11 +798,13 @@ impl RaftModel {
         s.restarts += 1;
     }
 
+    /// Partition(S), R-net-2: cut every link between `group` and the rest.
     pub fn partition(&self, s: &mut State, group: &[ServerId]) {
         s.partition = group.iter().fold(0, |acc, &id| acc | bit(id));
         s.partitions += 1;
     }
 
+    /// Heal, R-net-2: restore every link.
     pub fn heal(&self, s: &mut State) {
         s.partition = 0;
     }

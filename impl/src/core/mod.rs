@@ -135,7 +135,7 @@ pub struct RaftCore {
 }
 
 impl RaftCore {
-    /// Restart(i) (R-persist-5): a server (re)starting from its durable
+    /// Restart(i) (R-restart-1, R-persist-5): a server (re)starting from its durable
     /// state: everything durable, empty outbox, follower, commit 0.
     pub fn new(cfg: CoreConfig, hard_state: HardState, log: Vec<Entry>) -> RaftCore {
         let mut peers: Vec<NodeId> = cfg.peers.into_iter().filter(|p| *p != cfg.id).collect();
@@ -389,7 +389,7 @@ impl RaftCore {
     // ClientRequest on a non-leader, a message not addressed to this server
     // or from a stranger) changes nothing and returns an empty `Ready`.
 
-    /// Timeout(i): start an election (not enabled on a leader). The new
+    /// Timeout(i), R-vote-1: start an election (not enabled on a leader). The new
     /// term and the self-vote are pending, so the RequestVotes wait in the
     /// outbox (R-persist-2).
     pub fn timeout(&mut self) -> Ready {
@@ -423,16 +423,17 @@ impl RaftCore {
         r
     }
 
-    /// Heartbeat(i): AppendEntries to every peer (not enabled unless leader).
+    /// Heartbeat(i), R-append-2: AppendEntries to every peer (not enabled
+    /// unless leader).
     pub fn heartbeat(&mut self) -> Ready {
         let mut r = Ready::default();
         if self.role == Role::Leader {
-            self.broadcast_append(&mut r);
+            self.broadcast_append_entries(&mut r);
         }
         r
     }
 
-    /// ClientRequest(i, v): append `(term, command)`; nothing is sent and
+    /// ClientRequest(i, v), R-append-1: append `(term, command)`; nothing is sent and
     /// nothing commits until the entry is durable (a single-server leader
     /// commits it at its next [`persist`](Self::persist), R-persist-4).
     /// Returns the entry's index and term.
@@ -450,7 +451,7 @@ impl RaftCore {
         let index = self.last_index() + 1;
         self.append_entries(vec![entry], &mut r);
         if self.bug(ImplBug::LeaderCountsVolatileSelf) {
-            self.advance_commit(&mut r);
+            self.advance_commit_index(&mut r);
         }
         Ok((index, self.term, r))
     }
@@ -472,12 +473,13 @@ impl RaftCore {
         self.durable_tail.clear();
         r.messages = std::mem::take(&mut self.outbox);
         if self.role == Role::Leader {
-            self.advance_commit(&mut r);
+            self.advance_commit_index(&mut r);
         }
         r
     }
 
-    /// Deliver(m): one message handled by this server.
+    /// Deliver(m): one message handled by this server: the term rule, then
+    /// the handler of its body.
     pub fn deliver(&mut self, m: Message) -> Ready {
         let mut r = Ready::default();
         if m.to != self.id || !self.peers.contains(&m.from) {
@@ -491,14 +493,9 @@ impl RaftCore {
                 term,
                 last_log_index,
                 last_log_term,
-            } => self.on_request_vote(m.from, term, last_log_index, last_log_term, &mut r),
+            } => self.handle_request_vote(m.from, term, last_log_index, last_log_term, &mut r),
             Body::RequestVoteResponse { term, granted } => {
-                if self.role == Role::Candidate && term == self.term && granted {
-                    self.votes_granted.insert(m.from);
-                    if self.votes_granted.len() >= self.majority() {
-                        self.become_leader(&mut r);
-                    }
-                }
+                self.handle_request_vote_response(m.from, term, granted, &mut r)
             }
             Body::AppendEntries {
                 term,
@@ -506,7 +503,7 @@ impl RaftCore {
                 prev_log_term,
                 entries,
                 leader_commit,
-            } => self.on_append_entries(
+            } => self.handle_append_entries(
                 m.from,
                 term,
                 prev_log_index,
@@ -520,12 +517,19 @@ impl RaftCore {
                 success,
                 index,
                 conflict_index,
-            } => self.on_append_response(m.from, term, success, index, conflict_index, &mut r),
+            } => self.handle_append_entries_response(
+                m.from,
+                term,
+                success,
+                index,
+                conflict_index,
+                &mut r,
+            ),
         }
         r
     }
 
-    /// §3 term rule, before anything else: adopt the newer term, forget the
+    /// §3 term rule (R-term-1), before anything else: adopt the newer term, forget the
     /// vote, step down, and empty the outbox (R-term-2: its messages carry
     /// the older term and are lost, as the network may lose any message).
     fn term_rule(&mut self, term: Term, r: &mut Ready) {
@@ -540,7 +544,10 @@ impl RaftCore {
         }
     }
 
-    fn on_request_vote(
+    /// Deliver(m) — RequestVote from `c` (after the term rule): R-vote-2,
+    /// grant iff same term, vote free, log up to date; a granted response
+    /// waits for the vote to be durable (R-persist-2).
+    fn handle_request_vote(
         &mut self,
         c: NodeId,
         term: Term,
@@ -575,8 +582,29 @@ impl RaftCore {
         }
     }
 
+    /// Deliver(m) — RequestVoteResponse from `j` (after the term rule):
+    /// R-vote-3 (count a granted vote of this term) and R-vote-4 (a
+    /// majority makes this candidate leader).
+    fn handle_request_vote_response(
+        &mut self,
+        j: NodeId,
+        term: Term,
+        granted: bool,
+        r: &mut Ready,
+    ) {
+        if self.role == Role::Candidate && term == self.term && granted {
+            self.votes_granted.insert(j);
+            if self.votes_granted.len() >= self.majority() {
+                self.become_leader(r);
+            }
+        }
+    }
+
+    /// Deliver(m) — AppendEntries from `l` (after the term rule):
+    /// R-append-3 (stale term), R-append-4 (consistency check), R-append-5
+    /// (conflict rule), R-commit-2 (commit adoption), the reply.
     #[allow(clippy::too_many_arguments)]
-    fn on_append_entries(
+    fn handle_append_entries(
         &mut self,
         l: NodeId,
         term: Term,
@@ -668,7 +696,11 @@ impl RaftCore {
         }
     }
 
-    fn on_append_response(
+    /// Deliver(m) — AppendEntriesResponse from `j` (after the term rule):
+    /// R-term-3 / R-append-6 (ignored unless leader of this term; success
+    /// moves match/next monotonically and commits) or R-append-7 (a current
+    /// rejection backs next_index up and resends at once).
+    fn handle_append_entries_response(
         &mut self,
         j: NodeId,
         term: Term,
@@ -694,7 +726,7 @@ impl RaftCore {
             };
             self.match_index.insert(j, m);
             self.next_index.insert(j, n);
-            self.advance_commit(r);
+            self.advance_commit_index(r);
         } else if conflict_index == 0 {
             // stale-term rejection: ignored
         } else if index != next - 1 && !stale_ok {
@@ -702,7 +734,7 @@ impl RaftCore {
         } else {
             let lowered = (matched + 1).max(conflict_index.min(next - 1));
             self.next_index.insert(j, lowered);
-            let m = self.append_for(j);
+            let m = self.append_entries_for(j);
             r.messages.push(m);
         }
     }
@@ -765,6 +797,8 @@ impl RaftCore {
         self.match_index.clear();
     }
 
+    /// R-vote-4, becoming leader: next_index after the log, match_index 0,
+    /// AppendEntries to every peer in the same step.
     fn become_leader(&mut self, r: &mut Ready) {
         self.role = Role::Leader;
         self.votes_granted.clear();
@@ -774,17 +808,19 @@ impl RaftCore {
             self.next_index.insert(j, next);
             self.match_index.insert(j, 0);
         }
-        self.broadcast_append(r);
+        self.broadcast_append_entries(r);
     }
 
-    fn broadcast_append(&self, r: &mut Ready) {
+    /// R-append-2: AppendEntries to every peer, in increasing order of id.
+    fn broadcast_append_entries(&self, r: &mut Ready) {
         for &j in &self.peers {
-            r.messages.push(self.append_for(j));
+            r.messages.push(self.append_entries_for(j));
         }
     }
 
-    /// The AppendEntries for peer `j` built from `next_index[j]`.
-    fn append_for(&self, j: NodeId) -> Message {
+    /// The AppendEntries for peer `j` built from `next_index[j]` (R-append-2:
+    /// at most `max_batch` entries).
+    fn append_entries_for(&self, j: NodeId) -> Message {
         let next = self.next_index[&j].max(1);
         let prev_log_index = next - 1;
         let start = prev_log_index as usize;
@@ -819,10 +855,10 @@ impl RaftCore {
         }
     }
 
-    /// §6 commit rule: the largest N > commit_index with `log[N]` of the
+    /// §6 commit rule (R-commit-1): the largest N > commit_index with `log[N]` of the
     /// current term and a majority at or above N, this leader counting only
     /// for what is durable on it (R-persist-4).
-    fn advance_commit(&mut self, r: &mut Ready) {
+    fn advance_commit_index(&mut self, r: &mut Ready) {
         let mut matched: Vec<LogIndex> = self.match_index.values().copied().collect();
         matched.push(self.self_match());
         matched.sort_unstable_by(|a, b| b.cmp(a));
