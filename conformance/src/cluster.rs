@@ -7,13 +7,13 @@
 //! the nodes or the network; each call returns once the step is complete
 //! (state changed, persisted, messages handed to the transport).
 
-use crate::mapping::{self, MappingError};
+use crate::mapping::{self, MappingError, NodeCall};
 use raft_model::trace::AbstractState;
 use raft_model::types::{Action, ServerId};
 use raftkv::node::{ApplyMsg, ImplBug, Node, NodeConfig, TimerMode};
 use raftkv::storage::FileStorage;
 use raftkv::transport::memory::{Faults, MemNetwork, NetMode};
-use raftkv::types::Status;
+use raftkv::types::{NodeId, Status};
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -112,7 +112,7 @@ impl Cluster {
         root: &Path,
         trace: Option<raftkv::trace::TraceSink>,
     ) -> Result<Cluster, ClusterError> {
-        if n == 0 || n > 7 {
+        if !mapping::supported_cluster_size(n) {
             return Err(ClusterError::Size(n));
         }
         let tmp = tempfile::Builder::new()
@@ -167,10 +167,9 @@ impl Cluster {
         &self,
         i: usize,
     ) -> Result<(Node, UnboundedReceiver<ApplyMsg>), ClusterError> {
-        let n = self.dirs.len() as u64;
-        let id = i as u64 + 1;
-        let peers = (1..=n).filter(|&p| p != id).collect();
-        let mut cfg = NodeConfig::new(id, peers);
+        let server = i as ServerId;
+        let id = mapping::node_id(server);
+        let mut cfg = NodeConfig::new(id, mapping::peer_ids(self.dirs.len() as u8, server));
         cfg.timers = TimerMode::Manual;
         cfg.bug = self.bug;
         cfg.seed = Some(id);
@@ -191,94 +190,102 @@ impl Cluster {
         Ok((node, applied))
     }
 
-    fn node(&self, server: ServerId) -> Result<&Node, StepError> {
-        match self.nodes.get(usize::from(server)) {
-            None => Err(StepError::NoServer(server)),
-            Some(None) => Err(StepError::Down(mapping::node_id(server))),
+    fn node(&self, id: NodeId) -> Result<&Node, StepError> {
+        match self.nodes.get(mapping::node_position(id)) {
+            None => Err(StepError::NoServer(mapping::node_position(id) as ServerId)),
+            Some(None) => Err(StepError::Down(id)),
             Some(Some(node)) => Ok(node),
         }
     }
 
-    /// Applies one event (a model action) to the implementation.
+    /// In sync mode (docs/protocol.md §7) each step is followed at once by
+    /// the Persist of the server it changed; in async mode Persist is a
+    /// step of its own.
+    async fn persist_if_sync(&self, node: &Node) {
+        if self.sync_persist {
+            node.fire_persist().await;
+        }
+    }
+
+    /// Applies one event (a model action) to the implementation: the call
+    /// of [`mapping::node_call`].
     pub async fn apply(&mut self, action: &Action) -> Result<(), StepError> {
-        match action {
-            // In sync mode (docs/protocol.md §7) each step is followed at
-            // once by the Persist of the server it changed; in async mode
-            // Persist is a step of its own.
-            Action::Timeout { server } => {
-                let node = self.node(*server)?;
+        // Errors name the message as the model does.
+        let shown = || match action {
+            Action::Deliver { message }
+            | Action::Drop { message }
+            | Action::Duplicate { message } => format!("{message:?}"),
+            other => format!("{other:?}"),
+        };
+        match mapping::node_call(action) {
+            NodeCall::ElectionTimeout { node } => {
+                let node = self.node(node)?;
                 node.fire_election_timeout().await;
-                if self.sync_persist {
-                    node.fire_persist().await;
-                }
+                self.persist_if_sync(node).await;
             }
-            Action::Heartbeat { server } => {
-                let node = self.node(*server)?;
+            NodeCall::Heartbeat { node } => {
+                let node = self.node(node)?;
                 node.fire_heartbeat().await;
-                if self.sync_persist {
-                    node.fire_persist().await;
-                }
+                self.persist_if_sync(node).await;
             }
-            Action::ClientRequest { server, value } => {
-                let node = self.node(*server)?;
-                node.start(mapping::command(*value))
-                    .await
-                    .map_err(|e| StepError::Start {
-                        node: node.id(),
-                        reason: e.to_string(),
-                    })?;
-                if self.sync_persist {
-                    node.fire_persist().await;
-                }
+            NodeCall::Propose { node, command } => {
+                let node = self.node(node)?;
+                node.start(command).await.map_err(|e| StepError::Start {
+                    node: node.id(),
+                    reason: e.to_string(),
+                })?;
+                self.persist_if_sync(node).await;
             }
-            Action::Deliver { message } => {
-                let msg = mapping::message_to_impl(message);
-                if usize::from(message.to) >= self.len() {
-                    return Err(StepError::NoServer(message.to));
+            NodeCall::Deliver { message: msg } => {
+                if mapping::node_position(msg.to) >= self.len() {
+                    return Err(StepError::NoServer(
+                        mapping::node_position(msg.to) as ServerId
+                    ));
                 }
                 if !self.net.connected(msg.from, msg.to) {
-                    return Err(StepError::LinkCut(format!("{message:?}")));
+                    return Err(StepError::LinkCut(shown()));
                 }
                 let Some(id) = self.net.find(&msg) else {
-                    return Err(StepError::NotInFlight(format!("{message:?}")));
+                    return Err(StepError::NotInFlight(shown()));
                 };
-                let node = self.node(message.to)?;
+                let node = self.node(msg.to)?;
                 // Runs the Deliver step on the node and waits for it.
                 self.net
                     .deliver(id)
                     .await
                     .map_err(|_| StepError::Down(msg.to))?;
-                if self.sync_persist {
-                    node.fire_persist().await;
-                }
+                self.persist_if_sync(node).await;
             }
-            Action::Drop { message } => {
-                let msg = mapping::message_to_impl(message);
+            NodeCall::Drop { message: msg } => {
                 let dropped = self.net.find(&msg).map(|id| self.net.drop_message(id));
                 if !matches!(dropped, Some(Ok(_))) {
-                    return Err(StepError::NotInFlight(format!("{message:?}")));
+                    return Err(StepError::NotInFlight(shown()));
                 }
             }
-            Action::Duplicate { message } => {
-                let msg = mapping::message_to_impl(message);
+            NodeCall::Duplicate { message: msg } => {
                 if !self.net.connected(msg.from, msg.to) {
-                    return Err(StepError::LinkCut(format!("{message:?}")));
+                    return Err(StepError::LinkCut(shown()));
                 }
                 let copied = self.net.find(&msg).map(|id| self.net.duplicate(id));
                 if !matches!(copied, Some(Ok(_))) {
-                    return Err(StepError::NotInFlight(format!("{message:?}")));
+                    return Err(StepError::NotInFlight(shown()));
                 }
             }
-            Action::Persist { server } => self.node(*server)?.fire_persist().await,
-            Action::Restart { server } => self.restart(*server).await?,
-            Action::Partition { group } => {
-                if let Some(&bad) = group.iter().find(|&&s| usize::from(s) >= self.len()) {
-                    return Err(StepError::NoServer(bad));
-                }
-                let ids: Vec<u64> = group.iter().map(|&s| mapping::node_id(s)).collect();
-                self.net.partition(ids);
+            NodeCall::Persist { node } => self.node(node)?.fire_persist().await,
+            NodeCall::Restart { node } => {
+                self.restart(mapping::node_position(node) as ServerId)
+                    .await?
             }
-            Action::Heal => self.net.heal(),
+            NodeCall::Partition { group } => {
+                if let Some(&bad) = group
+                    .iter()
+                    .find(|&&id| mapping::node_position(id) >= self.len())
+                {
+                    return Err(StepError::NoServer(mapping::node_position(bad) as ServerId));
+                }
+                self.net.partition(group);
+            }
+            NodeCall::Heal => self.net.heal(),
         }
         self.drain_applies();
         Ok(())
@@ -319,7 +326,7 @@ impl Cluster {
         for (i, n) in self.nodes.iter().enumerate() {
             match n {
                 Some(node) => out.push(node.status().await),
-                None => return Err(StepError::Down(i as u64 + 1)),
+                None => return Err(StepError::Down(mapping::node_id(i as ServerId))),
             }
         }
         Ok(out)

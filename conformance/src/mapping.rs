@@ -8,7 +8,10 @@
 //! - messages, bodies and entries field by field;
 //! - a node's `Status` (+ the messages in flight + the partition) ↔ the
 //!   model's `AbstractState`: next/match index lists of `(peer, value)` ↔
-//!   arrays of length n with the leader's own slot 0.
+//!   arrays of length n with the leader's own slot 0;
+//! - model actions → the one call on a node, a core or the network that
+//!   executes each ([`NodeCall`]), and the cluster sizes both sides support;
+//! - recorded steps (docs/trace-format.md) ↔ model actions and views.
 //!
 //! The model uses small integers (u8); the implementation u64. Narrowing is
 //! checked: a value that does not fit is a [`MappingError`], never a wrap.
@@ -42,6 +45,92 @@ pub enum MappingError {
 /// Model server id → node id.
 pub fn node_id(server: m::ServerId) -> kt::NodeId {
     u64::from(server) + 1
+}
+
+/// Node id → position of the node in a cluster's list (the model server id
+/// as an index; unchecked: the caller looks the position up).
+pub fn node_position(node: kt::NodeId) -> usize {
+    node.saturating_sub(1) as usize
+}
+
+/// Cluster sizes that both sides support: the model's server sets are `u8`
+/// bit masks (raft_model::config::MAX_SERVERS).
+pub fn supported_cluster_size(servers: usize) -> bool {
+    (1..=usize::from(raft_model::config::MAX_SERVERS)).contains(&servers)
+}
+
+/// The configuration of the core of model server `i` in an `n`-server
+/// cluster: its node id and its peers' ids.
+pub fn core_config(
+    n: u8,
+    i: m::ServerId,
+    max_batch: usize,
+    bug: Option<raftkv::node::ImplBug>,
+) -> raftkv::core::CoreConfig {
+    raftkv::core::CoreConfig {
+        id: node_id(i),
+        peers: peer_ids(n, i),
+        max_batch,
+        bug,
+    }
+}
+
+/// The node ids of the peers of model server `i` in an `n`-server cluster.
+pub fn peer_ids(n: u8, i: m::ServerId) -> Vec<kt::NodeId> {
+    (0..n).filter(|&j| j != i).map(node_id).collect()
+}
+
+/// What executes a model action on the implementation: one call on a node
+/// (or its core), or one change of the harness's network. `Timeout` and
+/// `Heartbeat` fire the node's timers, `ClientRequest(i, v)` proposes the
+/// command of `v`, `Restart` reopens the node from its data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeCall {
+    ElectionTimeout { node: kt::NodeId },
+    Heartbeat { node: kt::NodeId },
+    Propose { node: kt::NodeId, command: Vec<u8> },
+    Deliver { message: k::Message },
+    Drop { message: k::Message },
+    Duplicate { message: k::Message },
+    Persist { node: kt::NodeId },
+    Restart { node: kt::NodeId },
+    Partition { group: Vec<kt::NodeId> },
+    Heal,
+}
+
+/// Model action → the call that executes it.
+pub fn node_call(action: &m::Action) -> NodeCall {
+    match action {
+        m::Action::Timeout { server } => NodeCall::ElectionTimeout {
+            node: node_id(*server),
+        },
+        m::Action::Heartbeat { server } => NodeCall::Heartbeat {
+            node: node_id(*server),
+        },
+        m::Action::ClientRequest { server, value } => NodeCall::Propose {
+            node: node_id(*server),
+            command: command(*value),
+        },
+        m::Action::Deliver { message } => NodeCall::Deliver {
+            message: message_to_impl(message),
+        },
+        m::Action::Drop { message } => NodeCall::Drop {
+            message: message_to_impl(message),
+        },
+        m::Action::Duplicate { message } => NodeCall::Duplicate {
+            message: message_to_impl(message),
+        },
+        m::Action::Persist { server } => NodeCall::Persist {
+            node: node_id(*server),
+        },
+        m::Action::Restart { server } => NodeCall::Restart {
+            node: node_id(*server),
+        },
+        m::Action::Partition { group } => NodeCall::Partition {
+            group: group.iter().map(|&s| node_id(s)).collect(),
+        },
+        m::Action::Heal => NodeCall::Heal,
+    }
 }
 
 /// Node id → model server id, checked against the cluster size.
