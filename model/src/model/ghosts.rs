@@ -1,5 +1,5 @@
 //! Ghost records: the history the properties read and servers forget
-//! (model/src/state.rs, `Ghost`). The handlers record votes, elections and
+//! (model/src/state/mod.rs, `Ghost`). The handlers record votes, elections and
 //! commits where they happen (`record_vote`, `become_leader`,
 //! `advance_commit_index`); what compares the states before and after a
 //! whole step is here (`update_ghosts`).
