@@ -4,7 +4,7 @@
 
 use super::RaftModel;
 use crate::config::Bug;
-use crate::state::{bit, members, ElectionRecord, QuorumRecord, State};
+use crate::state::{bit, State};
 use crate::types::{Body, Index, Message, Role, ServerId, Term};
 
 impl RaftModel {
@@ -25,39 +25,7 @@ impl RaftModel {
     /// leader and sends AppendEntries to every peer in the same step.
     pub(super) fn become_leader(&self, s: &mut State, i: ServerId) {
         let n = self.n();
-        let term = s.servers[usize::from(i)].term;
-        // The self-vote is effective now at the latest (a single server
-        // wins before its first Persist).
-        self.record_vote(s, term, i, i);
-        let voters = s.servers[usize::from(i)].votes_granted;
-        let mut held: [crate::state::ValueSet; crate::config::MAX_SERVERS as usize] =
-            Default::default();
-        for v in members(voters) {
-            if let Some(r) = s
-                .ghost
-                .votes
-                .iter()
-                .find(|r| r.term == term && r.voter == v && r.candidate == i)
-            {
-                held[usize::from(v)] = r.held.clone();
-            }
-        }
-        if !s
-            .ghost
-            .elections
-            .iter()
-            .any(|e| e.term == term && e.leader == i)
-        {
-            s.ghost.elections.push(ElectionRecord { term, leader: i });
-            s.ghost.elections.sort();
-        }
-        s.ghost.quorums.push(QuorumRecord {
-            term,
-            leader: i,
-            voters,
-            held,
-        });
-        s.ghost.quorums.sort();
+        self.record_election(s, i);
         let srv = &mut s.servers[usize::from(i)];
         let next = srv.last_index() + 1;
         srv.role = Role::Leader;

@@ -1,13 +1,21 @@
 //! Ghost records: the history the properties read and servers forget
-//! (model/src/state/mod.rs, `Ghost`). The handlers record votes, elections and
-//! commits where they happen (`record_vote`, `become_leader`,
-//! `advance_commit_index`); what compares the states before and after a
-//! whole step is here (`update_ghosts`).
+//! (model/src/state/mod.rs, `Ghost`), all written here. The handlers do the
+//! protocol and call one hook where a record is made: a vote when it becomes
+//! observable (`record_vote`, from `send` and `persist`), an election and its
+//! quorum (`record_election`, from `become_leader`), the entries a leader
+//! commits (`record_commits`, from `advance_commit_index`). What compares
+//! the states before and after a whole step is `update_ghosts`. (Deriving
+//! the hooks from the before/after states too would need the moment a vote
+//! entered the network and the quorum of each commit, which the states do
+//! not keep.)
 
 use super::RaftModel;
+use crate::config::MAX_SERVERS;
 use crate::properties;
-use crate::state::{bit, flags, State, VoteRecord};
-use crate::types::{Action, Role, ServerId, Term};
+use crate::state::{
+    bit, flags, members, CommitRecord, ElectionRecord, QuorumRecord, State, ValueSet, VoteRecord,
+};
+use crate::types::{Action, Entry, Index, Role, ServerId, Term};
 
 impl RaftModel {
     /// Ghost: `voter` voted for `candidate` in `term`; `held` is what is in
@@ -123,5 +131,82 @@ impl RaftModel {
                 c.role == Role::Candidate && c.term == r.term
             }
         });
+    }
+
+    /// Candidate `i` becomes leader (R-vote-4): its self-vote is effective
+    /// now at the latest (a single server wins before its first Persist),
+    /// and the election and its vote quorum (what each voter held when it
+    /// voted) are recorded. Called before the role changes.
+    pub(super) fn record_election(&self, s: &mut State, i: ServerId) {
+        let term = s.servers[usize::from(i)].term;
+        self.record_vote(s, term, i, i);
+        let voters = s.servers[usize::from(i)].votes_granted;
+        let mut held: [ValueSet; MAX_SERVERS as usize] = Default::default();
+        for v in members(voters) {
+            if let Some(r) = s
+                .ghost
+                .votes
+                .iter()
+                .find(|r| r.term == term && r.voter == v && r.candidate == i)
+            {
+                held[usize::from(v)] = r.held.clone();
+            }
+        }
+        if !s
+            .ghost
+            .elections
+            .iter()
+            .any(|e| e.term == term && e.leader == i)
+        {
+            s.ghost.elections.push(ElectionRecord { term, leader: i });
+            s.ghost.elections.sort();
+        }
+        s.ghost.quorums.push(QuorumRecord {
+            term,
+            leader: i,
+            voters,
+            held,
+        });
+        s.ghost.quorums.sort();
+    }
+
+    /// Leader `i` commits `old + 1..=new` with the replicas in `quorum`
+    /// (R-commit-1): the first (lowest-term) commit of each entry is
+    /// recorded, and a commit before the leader's own Persist is flagged.
+    pub(super) fn record_commits(
+        &self,
+        s: &mut State,
+        i: ServerId,
+        old: Index,
+        new: Index,
+        quorum: u8,
+    ) {
+        let srv = &s.servers[usize::from(i)];
+        if !srv.durable_upto(new) {
+            s.ghost.flags |= flags::EVENT_COMMIT_BEFORE_OWN_PERSIST;
+        }
+        let term = srv.term;
+        let entries: Vec<(Index, Entry)> = (old + 1..=new)
+            .filter_map(|k| srv.entry_at(k).map(|e| (k, *e)))
+            .collect();
+        for (index, entry) in entries {
+            let known = s
+                .ghost
+                .commits
+                .iter()
+                .any(|c| c.index == index && c.entry == entry && c.term <= term);
+            if !known {
+                s.ghost
+                    .commits
+                    .retain(|c| !(c.index == index && c.entry == entry));
+                s.ghost.commits.push(CommitRecord {
+                    index,
+                    entry,
+                    term,
+                    quorum,
+                });
+            }
+        }
+        s.ghost.commits.sort();
     }
 }

@@ -5,7 +5,7 @@
 
 use super::RaftModel;
 use crate::config::Bug;
-use crate::state::{bit, flags, CommitRecord, State};
+use crate::state::{bit, flags, State};
 use crate::types::{Body, Entry, Index, Message, Role, ServerId, Term, Value};
 
 impl RaftModel {
@@ -75,33 +75,8 @@ impl RaftModel {
         if new == old {
             return;
         }
-        if !srv.durable_upto(new) {
-            s.ghost.flags |= flags::EVENT_COMMIT_BEFORE_OWN_PERSIST;
-        }
-        let term = srv.term;
-        let entries: Vec<(Index, Entry)> = (old + 1..=new)
-            .filter_map(|k| srv.entry_at(k).map(|e| (k, *e)))
-            .collect();
+        self.record_commits(s, i, old, new, quorum);
         s.servers[usize::from(i)].commit_index = new;
-        for (index, entry) in entries {
-            let known = s
-                .ghost
-                .commits
-                .iter()
-                .any(|c| c.index == index && c.entry == entry && c.term <= term);
-            if !known {
-                s.ghost
-                    .commits
-                    .retain(|c| !(c.index == index && c.entry == entry));
-                s.ghost.commits.push(CommitRecord {
-                    index,
-                    entry,
-                    term,
-                    quorum,
-                });
-            }
-        }
-        s.ghost.commits.sort();
     }
 
     /// Heartbeat(i), R-append-2: AppendEntries to every peer, next_index
