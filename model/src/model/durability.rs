@@ -65,7 +65,6 @@ impl RaftModel {
     /// (pending writes are lost), the outbox is lost, volatile state reset.
     pub fn restart(&self, s: &mut State, i: ServerId) {
         let srv = &mut s.servers[usize::from(i)];
-        srv.lost_commit = srv.lost_commit.max(srv.commit_index);
         srv.commit_index = 0;
         srv.become_follower();
         srv.term = srv.durable_term;

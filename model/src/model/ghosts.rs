@@ -4,7 +4,8 @@
 //! observable (`record_vote`, from `send` and `persist`), an election and its
 //! quorum (`record_election`, from `become_leader`), the entries a leader
 //! commits (`record_commits`, from `advance_commit_index`). What compares
-//! the states before and after a whole step is `update_ghosts`. (Deriving
+//! the states before and after a whole step is `update_ghosts` (the commit
+//! index a Restart lost, append-only leaders, minority commits, pruning). (Deriving
 //! the hooks from the before/after states too would need the moment a vote
 //! entered the network and the quorum of each commit, which the states do
 //! not keep.)
@@ -63,6 +64,15 @@ impl RaftModel {
     /// Ghost bookkeeping that compares the states before and after a step.
     pub(super) fn update_ghosts(&self, last: &State, action: &Action, s: &mut State) {
         for (i, (before, after)) in last.servers.iter().zip(s.servers.iter_mut()).enumerate() {
+            // A Restart forgets the commit index: the highest one lost is
+            // kept until it is regained (CommittedSurvivesRestart).
+            if *action
+                == (Action::Restart {
+                    server: i as ServerId,
+                })
+            {
+                after.lost_commit = before.lost_commit.max(before.commit_index);
+            }
             // A cut-off leader's own Persist may commit what a majority
             // acknowledged before the cut (it now counts itself): legal.
             let own_persist = *action
