@@ -144,7 +144,7 @@ pub struct RaftCore {
 }
 
 impl RaftCore {
-    /// Restart(i) (R-restart-1, R-persist-5): a server (re)starting from its durable
+    /// Restart(i) (R-restart-1, R-persist-5, R-commit-3): a server (re)starting from its durable
     /// state: everything durable, empty outbox, follower, commit 0.
     pub fn new(cfg: CoreConfig, hard_state: HardState, log: Vec<Entry>) -> RaftCore {
         let mut peers: Vec<NodeId> = cfg.peers.into_iter().filter(|p| *p != cfg.id).collect();

@@ -226,7 +226,8 @@ impl RaftCore {
 
     /// §6 commit rule (R-commit-1): the largest N > commit_index with `log[N]` of the
     /// current term and a majority at or above N, this leader counting only
-    /// for what is durable on it (R-persist-4).
+    /// for what is durable on it (R-persist-4). Only ever raises the commit
+    /// index (R-commit-3).
     pub(super) fn advance_commit_index(&mut self, r: &mut Ready) {
         let mut matched: Vec<LogIndex> = self.match_index.values().copied().collect();
         matched.push(self.self_match());

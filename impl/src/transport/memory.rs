@@ -9,7 +9,7 @@
 //! - [`NetMode::Held`]: sent messages wait in the network; the harness lists
 //!   them and delivers, drops or duplicates them one by one.
 //!
-//! Links follow docs/protocol.md §4: a message sent across a cut link is lost
+//! Links follow docs/protocol.md §4 (R-net-1, R-net-2): a message sent across a cut link is lost
 //! at once; one already in flight across a cut can only be dropped.
 
 use crate::message::{Message, MsgTag};

@@ -61,8 +61,9 @@ impl RaftModel {
         }
     }
 
-    /// Restart(i), R-restart-1 and R-persist-5: term, vote and log become the durable ones
-    /// (pending writes are lost), the outbox is lost, volatile state reset.
+    /// Restart(i), R-restart-1 and R-persist-5: term, vote and log become the
+    /// durable ones (pending writes are lost), the outbox is lost, volatile
+    /// state reset (the commit index to 0, R-commit-3).
     pub fn restart(&self, s: &mut State, i: ServerId) {
         let srv = &mut s.servers[usize::from(i)];
         srv.commit_index = 0;

@@ -114,7 +114,8 @@ impl RaftModel {
     }
 
     /// Deliver(m) — RequestVoteResponse from `j` to `i`: the term rule, then
-    /// R-vote-3 (count the vote) and R-vote-4 (a majority makes a leader).
+    /// R-term-3 (a stale response is ignored), R-vote-3 (count the vote) and
+    /// R-vote-4 (a majority makes a leader).
     pub fn handle_request_vote_response(
         &self,
         s: &mut State,

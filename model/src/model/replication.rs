@@ -46,7 +46,8 @@ impl RaftModel {
     /// §6 commit rule (R-commit-1, R-persist-4): leader `i` commits the largest N
     /// whose entry is of its current term with a quorum of matches, counting
     /// itself only when its log is durable up to N (Raft dissertation
-    /// §10.2.1: it replicates before its own fsync completes).
+    /// §10.2.1: it replicates before its own fsync completes). Only ever
+    /// raises the commit index (R-commit-3).
     pub(super) fn advance_commit_index(&self, s: &mut State, i: ServerId) {
         let srv = &s.servers[usize::from(i)];
         let old = srv.commit_index;
@@ -184,7 +185,7 @@ impl RaftModel {
     }
 
     /// Deliver(m) — AppendEntriesResponse from `j` to `i`: the term rule,
-    /// then R-append-6 (success: monotonic match/next, commit) or R-append-7
+    /// R-term-3 (a stale response is ignored), then R-append-6 (success: monotonic match/next, commit) or R-append-7
     /// (rejection: back next_index up, resend).
     #[allow(clippy::too_many_arguments)]
     pub fn handle_append_entries_response(
