@@ -1,20 +1,20 @@
 //! A cluster of real async raftkv nodes driven event by event.
 //!
 //! Each node runs with [`TimerMode::Manual`] on real [`FileStorage`] in its
-//! own data directory, and sends through the harness's [`SimNetwork`]. Every
-//! model action maps to exactly one thing the harness does to the nodes or
-//! the network (DESIGN.md §3); each call returns once the step is complete
+//! own data directory, and sends into a [`MemNetwork`] in Held mode: sent
+//! messages wait there until the harness delivers, drops or duplicates
+//! them. Every model action maps to exactly one thing the harness does to
+//! the nodes or the network; each call returns once the step is complete
 //! (state changed, persisted, messages handed to the transport).
 
-use crate::mapping::{self, MappingError};
-use crate::network::SimNetwork;
+use crate::mapping::{self, MappingError, NodeCall};
 use raft_model::trace::AbstractState;
 use raft_model::types::{Action, ServerId};
 use raftkv::node::{ApplyMsg, ImplBug, Node, NodeConfig, TimerMode};
 use raftkv::storage::FileStorage;
-use raftkv::types::Status;
+use raftkv::transport::memory::{Faults, MemNetwork, NetMode};
+use raftkv::types::{NodeId, Status};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Why a step could not be applied to the implementation at all.
@@ -80,7 +80,7 @@ pub fn data_root() -> PathBuf {
 }
 
 pub struct Cluster {
-    net: Arc<SimNetwork>,
+    net: MemNetwork,
     nodes: Vec<Option<Node>>,
     applies: Vec<UnboundedReceiver<ApplyMsg>>,
     dirs: Vec<PathBuf>,
@@ -112,7 +112,7 @@ impl Cluster {
         root: &Path,
         trace: Option<raftkv::trace::TraceSink>,
     ) -> Result<Cluster, ClusterError> {
-        if n == 0 || n > 7 {
+        if !mapping::supported_cluster_size(n) {
             return Err(ClusterError::Size(n));
         }
         let tmp = tempfile::Builder::new()
@@ -122,7 +122,7 @@ impl Cluster {
                 root: root.display().to_string(),
                 source,
             })?;
-        let net = Arc::new(SimNetwork::new());
+        let net = MemNetwork::new(NetMode::Held, Faults::reliable(), 0);
         let mut cluster = Cluster {
             net,
             nodes: Vec::with_capacity(n),
@@ -159,7 +159,7 @@ impl Cluster {
         self.dirs.is_empty()
     }
 
-    pub fn network(&self) -> &Arc<SimNetwork> {
+    pub fn network(&self) -> &MemNetwork {
         &self.net
     }
 
@@ -167,10 +167,9 @@ impl Cluster {
         &self,
         i: usize,
     ) -> Result<(Node, UnboundedReceiver<ApplyMsg>), ClusterError> {
-        let n = self.dirs.len() as u64;
-        let id = i as u64 + 1;
-        let peers = (1..=n).filter(|&p| p != id).collect();
-        let mut cfg = NodeConfig::new(id, peers);
+        let server = i as ServerId;
+        let id = mapping::node_id(server);
+        let mut cfg = NodeConfig::new(id, mapping::peer_ids(self.dirs.len() as u8, server));
         cfg.timers = TimerMode::Manual;
         cfg.bug = self.bug;
         cfg.seed = Some(id);
@@ -179,99 +178,114 @@ impl Cluster {
             node: id,
             reason: e.to_string(),
         })?;
-        Node::spawn(
-            cfg,
-            Box::new(storage),
-            self.net.clone() as Arc<dyn raftkv::transport::Transport>,
-        )
-        .await
-        .map_err(|e| ClusterError::Spawn {
-            node: id,
-            reason: e.to_string(),
-        })
+        let (node, applied) = Node::spawn(cfg, Box::new(storage), self.net.endpoint(id))
+            .await
+            .map_err(|e| ClusterError::Spawn {
+                node: id,
+                reason: e.to_string(),
+            })?;
+        // Routes the network's deliveries to this node (replaces a
+        // restarted node's predecessor).
+        self.net.register(node.clone());
+        Ok((node, applied))
     }
 
-    fn node(&self, server: ServerId) -> Result<&Node, StepError> {
-        match self.nodes.get(usize::from(server)) {
-            None => Err(StepError::NoServer(server)),
-            Some(None) => Err(StepError::Down(mapping::node_id(server))),
+    fn node(&self, id: NodeId) -> Result<&Node, StepError> {
+        match self.nodes.get(mapping::node_position(id)) {
+            None => Err(StepError::NoServer(mapping::node_position(id) as ServerId)),
+            Some(None) => Err(StepError::Down(id)),
             Some(Some(node)) => Ok(node),
         }
     }
 
-    /// Applies one event (a model action) to the implementation.
+    /// In sync mode (docs/protocol.md §7) each step is followed at once by
+    /// the Persist of the server it changed; in async mode Persist is a
+    /// step of its own.
+    async fn persist_if_sync(&self, node: &Node) {
+        if self.sync_persist {
+            node.fire_persist().await;
+        }
+    }
+
+    /// Applies one event (a model action) to the implementation: the call
+    /// of [`mapping::node_call`].
     pub async fn apply(&mut self, action: &Action) -> Result<(), StepError> {
-        match action {
-            // In sync mode (docs/protocol.md §7) each step is followed at
-            // once by the Persist of the server it changed; in async mode
-            // Persist is a step of its own.
-            Action::Timeout { server } => {
-                let node = self.node(*server)?;
+        // Errors name the message as the model does.
+        let shown = || match action {
+            Action::Deliver { message }
+            | Action::Drop { message }
+            | Action::Duplicate { message } => format!("{message:?}"),
+            other => format!("{other:?}"),
+        };
+        match mapping::node_call(action) {
+            NodeCall::ElectionTimeout { node } => {
+                let node = self.node(node)?;
                 node.fire_election_timeout().await;
-                if self.sync_persist {
-                    node.fire_persist().await;
-                }
+                self.persist_if_sync(node).await;
             }
-            Action::Heartbeat { server } => {
-                let node = self.node(*server)?;
+            NodeCall::Heartbeat { node } => {
+                let node = self.node(node)?;
                 node.fire_heartbeat().await;
-                if self.sync_persist {
-                    node.fire_persist().await;
-                }
+                self.persist_if_sync(node).await;
             }
-            Action::ClientRequest { server, value } => {
-                let node = self.node(*server)?;
-                node.start(mapping::command(*value))
-                    .await
-                    .map_err(|e| StepError::Start {
-                        node: node.id(),
-                        reason: e.to_string(),
-                    })?;
-                if self.sync_persist {
-                    node.fire_persist().await;
-                }
+            NodeCall::Propose { node, command } => {
+                let node = self.node(node)?;
+                node.start(command).await.map_err(|e| StepError::Start {
+                    node: node.id(),
+                    reason: e.to_string(),
+                })?;
+                self.persist_if_sync(node).await;
             }
-            Action::Deliver { message } => {
-                let msg = mapping::message_to_impl(message);
-                if usize::from(message.to) >= self.len() {
-                    return Err(StepError::NoServer(message.to));
+            NodeCall::Deliver { message: msg } => {
+                if mapping::node_position(msg.to) >= self.len() {
+                    return Err(StepError::NoServer(
+                        mapping::node_position(msg.to) as ServerId
+                    ));
                 }
-                if self.net.is_cut(msg.from, msg.to) {
-                    return Err(StepError::LinkCut(format!("{message:?}")));
+                if !self.net.connected(msg.from, msg.to) {
+                    return Err(StepError::LinkCut(shown()));
                 }
-                let Some(tag) = self.net.take_tagged(&msg) else {
-                    return Err(StepError::NotInFlight(format!("{message:?}")));
+                let Some(id) = self.net.find(&msg) else {
+                    return Err(StepError::NotInFlight(shown()));
                 };
-                let node = self.node(message.to)?;
-                node.deliver_tagged_and_wait(msg, tag).await;
-                if self.sync_persist {
-                    node.fire_persist().await;
+                let node = self.node(msg.to)?;
+                // Runs the Deliver step on the node and waits for it.
+                self.net
+                    .deliver(id)
+                    .await
+                    .map_err(|_| StepError::Down(msg.to))?;
+                self.persist_if_sync(node).await;
+            }
+            NodeCall::Drop { message: msg } => {
+                let dropped = self.net.find(&msg).map(|id| self.net.drop_message(id));
+                if !matches!(dropped, Some(Ok(_))) {
+                    return Err(StepError::NotInFlight(shown()));
                 }
             }
-            Action::Drop { message } => {
-                if !self.net.take(&mapping::message_to_impl(message)) {
-                    return Err(StepError::NotInFlight(format!("{message:?}")));
+            NodeCall::Duplicate { message: msg } => {
+                if !self.net.connected(msg.from, msg.to) {
+                    return Err(StepError::LinkCut(shown()));
+                }
+                let copied = self.net.find(&msg).map(|id| self.net.duplicate(id));
+                if !matches!(copied, Some(Ok(_))) {
+                    return Err(StepError::NotInFlight(shown()));
                 }
             }
-            Action::Duplicate { message } => {
-                let msg = mapping::message_to_impl(message);
-                if self.net.is_cut(msg.from, msg.to) {
-                    return Err(StepError::LinkCut(format!("{message:?}")));
-                }
-                if !self.net.duplicate(&msg) {
-                    return Err(StepError::NotInFlight(format!("{message:?}")));
-                }
+            NodeCall::Persist { node } => self.node(node)?.fire_persist().await,
+            NodeCall::Restart { node } => {
+                self.restart(mapping::node_position(node) as ServerId)
+                    .await?
             }
-            Action::Persist { server } => self.node(*server)?.fire_persist().await,
-            Action::Restart { server } => self.restart(*server).await?,
-            Action::Partition { group } => {
-                if let Some(&bad) = group.iter().find(|&&s| usize::from(s) >= self.len()) {
-                    return Err(StepError::NoServer(bad));
+            NodeCall::Partition { group } => {
+                if let Some(&bad) = group
+                    .iter()
+                    .find(|&&id| mapping::node_position(id) >= self.len())
+                {
+                    return Err(StepError::NoServer(mapping::node_position(bad) as ServerId));
                 }
-                let ids: Vec<u64> = group.iter().map(|&s| mapping::node_id(s)).collect();
-                self.net.partition(&ids);
+                self.net.partition(group);
             }
-            Action::Heal => self.net.heal(),
+            NodeCall::Heal => self.net.heal(),
         }
         self.drain_applies();
         Ok(())
@@ -312,7 +326,7 @@ impl Cluster {
         for (i, n) in self.nodes.iter().enumerate() {
             match n {
                 Some(node) => out.push(node.status().await),
-                None => return Err(StepError::Down(i as u64 + 1)),
+                None => return Err(StepError::Down(mapping::node_id(i as ServerId))),
             }
         }
         Ok(out)
@@ -326,9 +340,10 @@ impl Cluster {
             .active_partition()
             .map(|g| mapping::group_to_model(&g, statuses.len()))
             .transpose()?;
+        let in_flight: Vec<_> = self.net.in_flight().into_iter().map(|(_, m)| m).collect();
         Ok(mapping::abstract_state(
             &statuses,
-            &self.net.in_flight(),
+            &in_flight,
             partition.as_deref(),
         )?)
     }
@@ -341,6 +356,16 @@ impl Cluster {
             if let Some(node) = n.take() {
                 node.shutdown().await;
             }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    /// The network holds a handle of every node and every node a handle of
+    /// the network: unregistering breaks that cycle so the node tasks end.
+    fn drop(&mut self) {
+        for id in 1..=self.dirs.len() as u64 {
+            self.net.unregister(id);
         }
     }
 }

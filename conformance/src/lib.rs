@@ -2,7 +2,6 @@
 //! (`raft-model`) and the real async Raft (`raftkv`).
 //!
 //! - [`mapping`]: the explicit bridge between the two vocabularies;
-//! - [`network`]: the harness's in-memory transport (a multiset in flight);
 //! - [`cluster`]: real nodes (FileStorage, manual timers) driven event by event;
 //! - [`divergence`]: field-by-field comparison and the divergence report;
 //! - [`replay`]: model traces replayed on the implementation (`raft-conform replay`/`run`);
@@ -16,7 +15,6 @@ pub mod cluster;
 pub mod divergence;
 pub mod generate;
 pub mod mapping;
-pub mod network;
 pub mod real_timers;
 pub mod recorded;
 pub mod replay;

@@ -1,3 +1,4 @@
+// Over 600 lines: the validator of recorded steps (Validator) and its inverse, the writer of model walks as recorded steps (RecordWriter), which must stay in step.
 //! `raft-conform validate --trace FILE...`: recorded steps of real nodes
 //! (docs/trace-format.md, "Recorded steps") checked against the model.
 //!

@@ -21,12 +21,12 @@
 //! writes at the next Persist is what the core runs on.
 
 use crate::divergence::{diff, Divergence, FieldDiff};
-use crate::mapping;
+use crate::mapping::{self, NodeCall};
 use dashmap::DashSet;
 use raft_model::trace::{Trace, TraceKind};
 use raft_model::types::{Action, Message, ServerId};
 use raft_model::{Config, RaftModel, State};
-use raftkv::core::{CoreConfig, HardState, LogOp, RaftCore, Ready};
+use raftkv::core::{HardState, LogOp, RaftCore, Ready};
 use raftkv::node::ImplBug;
 use raftkv::types::Entry;
 use serde::Serialize;
@@ -155,16 +155,6 @@ pub fn acting_server(a: &Action) -> Option<ServerId> {
     }
 }
 
-fn core_config(n: u8, i: ServerId, bug: Option<ImplBug>) -> CoreConfig {
-    let id = mapping::node_id(i);
-    CoreConfig {
-        id,
-        peers: (1..=u64::from(n)).filter(|&p| p != id).collect(),
-        max_batch: MAX_BATCH,
-        bug,
-    }
-}
-
 /// Removes one copy of each of `remove` from `from` (multiset difference).
 fn minus(mut from: Vec<Message>, remove: &[Message]) -> Vec<Message> {
     for m in remove {
@@ -225,21 +215,22 @@ impl Search<'_> {
                 extra: Vec::new(),
             })
         };
-        let cfg = core_config(self.n, i, self.bug);
+        let cfg = mapping::core_config(self.n, i, MAX_BATCH, self.bug);
         let status = mapping::server_to_status(i, &src_abs.servers[ii]);
         let mut core = RaftCore::from_state(cfg.clone(), &status)
             .map_err(|e| fail(format!("the core cannot be built in the source state: {e}")))?;
         let mut written = Written::of(&status);
-        let mut ready = match a {
-            Action::Timeout { .. } => core.timeout(),
-            Action::Heartbeat { .. } => core.heartbeat(),
-            Action::ClientRequest { value, .. } => match core.propose(mapping::command(*value)) {
+        // The same calls as on a node (mapping::node_call), on its core.
+        let mut ready = match mapping::node_call(a) {
+            NodeCall::ElectionTimeout { .. } => core.timeout(),
+            NodeCall::Heartbeat { .. } => core.heartbeat(),
+            NodeCall::Propose { command, .. } => match core.propose(command) {
                 Ok((_, _, r)) => r,
                 Err(e) => return Err(fail(format!("the core refused the ClientRequest: {e}"))),
             },
-            Action::Deliver { message } => core.deliver(mapping::message_to_impl(message)),
-            Action::Persist { .. } => core.persist(),
-            Action::Restart { .. } => {
+            NodeCall::Deliver { message } => core.deliver(message),
+            NodeCall::Persist { .. } => core.persist(),
+            NodeCall::Restart { .. } => {
                 let hs = HardState {
                     term: status.durable_term,
                     voted_for: status.durable_voted_for,

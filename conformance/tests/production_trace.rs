@@ -319,7 +319,7 @@ async fn a_tcp_cluster_under_kill9_sigstop_and_cut_links_validates() {
     run_with_faults(&mut c, &acked).await;
     let acked = acked.load(Ordering::Relaxed);
     let trace = c.trace.clone();
-    // For measuring `validate --trace` on a real trace (docs/checking.md).
+    // For measuring `validate --trace` on a real trace (docs/measurements.md).
     if let Some(keep) = std::env::var_os("PRODUCTION_TRACE_COPY") {
         std::fs::copy(&trace, keep).unwrap();
     }

@@ -11,6 +11,8 @@ pub mod client;
 pub mod codec;
 pub mod core;
 pub mod kv;
+// Test support, not part of the product (feature `test-support`).
+#[cfg(any(test, feature = "test-support"))]
 pub mod linearizability;
 pub mod message;
 #[cfg(not(loom))]

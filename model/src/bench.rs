@@ -262,7 +262,7 @@ fn render(rows: &[Row], threads: usize) -> String {
         out,
         "{threads} thread(s). TLC reference (Ongaro's raft.tla, 3 servers, terms <= 2, one value, \
          one message in flight, no faults): {TLC_DISTINCT_STATES} distinct states, {:.0} distinct \
-         states/s without symmetry. The specs differ (see docs/checking.md): compare rates as \
+         states/s without symmetry. The specs differ (see docs/measurements.md): compare rates as \
          well as times.",
         TLC_DISTINCT_STATES as f64 / TLC_SECONDS_NO_SYMMETRY
     );

@@ -36,7 +36,7 @@ Examples:
   raft-model simulate --timeout 60 --seed 7 random walks for a minute
   raft-model explore --max-requests 1       browse the state space on http://127.0.0.1:3000/
   raft-model diagram traces/counterexample-VoteOncePerTerm-*.json > trace.svg
-See docs/checking.md for every flag, the JSON schema and measurements.";
+See docs/checking.md for every flag and the JSON schema, docs/measurements.md for measurements.";
 
 const CHECK_HELP: &str = "\
 Exit codes:

@@ -5,7 +5,7 @@
 //! Terms, indexes and values are `u32`: wide enough for traces recorded from
 //! real clusters (`raft-conform validate --trace`), where thousands of
 //! client commands and log entries occur. Measured against `u8` on the
-//! checker's hot path in docs/checking.md ("Widths of the model's integers").
+//! checker's hot path in docs/measurements.md ("Widths of the model's integers").
 
 use serde::{Deserialize, Serialize};
 
@@ -78,7 +78,7 @@ impl Body {
     }
 }
 
-/// One event of DESIGN.md §3: the model's actions and the conformance
+/// One event of docs/protocol.md §4: the model's actions and the conformance
 /// harness's steps. `Persist` is docs/protocol.md §4 Persist / §7: one
 /// fsync of every pending write, then the outbox enters the network.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

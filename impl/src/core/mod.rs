@@ -16,8 +16,17 @@
 //! written every buffered write and fsynced once, it calls
 //! [`RaftCore::persist`] (R-persist-1): the durable part catches up, the
 //! outbox is released in order and a leader may commit (R-persist-4).
+//!
+//! By responsibility, each citing the rule ids of docs/protocol.md it
+//! implements, side by side with the model's modules of the same names
+//! (model/src/model/): `election` (§3 term rule, R-vote-*), `replication`
+//! (R-append-*, R-commit-*), `durability` (R-persist-*). The state, its
+//! constructors and accessors, and the Deliver dispatch are here.
 
 mod bug;
+mod durability;
+mod election;
+mod replication;
 #[cfg(test)]
 mod tests;
 
@@ -135,7 +144,7 @@ pub struct RaftCore {
 }
 
 impl RaftCore {
-    /// Restart(i) (R-persist-5): a server (re)starting from its durable
+    /// Restart(i) (R-restart-1, R-persist-5, R-commit-3): a server (re)starting from its durable
     /// state: everything durable, empty outbox, follower, commit 0.
     pub fn new(cfg: CoreConfig, hard_state: HardState, log: Vec<Entry>) -> RaftCore {
         let mut peers: Vec<NodeId> = cfg.peers.into_iter().filter(|p| *p != cfg.id).collect();
@@ -389,95 +398,8 @@ impl RaftCore {
     // ClientRequest on a non-leader, a message not addressed to this server
     // or from a stranger) changes nothing and returns an empty `Ready`.
 
-    /// Timeout(i): start an election (not enabled on a leader). The new
-    /// term and the self-vote are pending, so the RequestVotes wait in the
-    /// outbox (R-persist-2).
-    pub fn timeout(&mut self) -> Ready {
-        let mut r = Ready::default();
-        if self.role == Role::Leader {
-            return r;
-        }
-        self.term += 1;
-        self.role = Role::Candidate;
-        self.voted_for = Some(self.id);
-        self.votes_granted = BTreeSet::from([self.id]);
-        self.leader_hint = None;
-        r.hard_state = Some(self.hard_state());
-        r.reset_election_timer = true;
-        let (last_log_index, last_log_term) = (self.last_index(), self.last_term());
-        for j in self.peers.clone() {
-            let m = Message {
-                from: self.id,
-                to: j,
-                body: Body::RequestVote {
-                    term: self.term,
-                    last_log_index,
-                    last_log_term,
-                },
-            };
-            self.send(m, &mut r);
-        }
-        if self.votes_granted.len() >= self.majority() {
-            self.become_leader(&mut r);
-        }
-        r
-    }
-
-    /// Heartbeat(i): AppendEntries to every peer (not enabled unless leader).
-    pub fn heartbeat(&mut self) -> Ready {
-        let mut r = Ready::default();
-        if self.role == Role::Leader {
-            self.broadcast_append(&mut r);
-        }
-        r
-    }
-
-    /// ClientRequest(i, v): append `(term, command)`; nothing is sent and
-    /// nothing commits until the entry is durable (a single-server leader
-    /// commits it at its next [`persist`](Self::persist), R-persist-4).
-    /// Returns the entry's index and term.
-    pub fn propose(&mut self, command: Vec<u8>) -> Result<(LogIndex, Term, Ready), NotLeader> {
-        if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader_hint: self.leader_hint,
-            });
-        }
-        let mut r = Ready::default();
-        let entry = Entry {
-            term: self.term,
-            command,
-        };
-        let index = self.last_index() + 1;
-        self.append_entries(vec![entry], &mut r);
-        if self.bug(ImplBug::LeaderCountsVolatileSelf) {
-            self.advance_commit(&mut r);
-        }
-        Ok((index, self.term, r))
-    }
-
-    /// Persist(i) (R-persist-1): the caller has written every write of the
-    /// steps since the last Persist and fsynced once. The durable part
-    /// becomes the in-memory state, the outbox leaves in send order (in
-    /// `Ready::messages`), then a leader advances its commit index, now
-    /// counting itself for its whole log (R-persist-4). A no-op (empty
-    /// `Ready`) when nothing is pending.
-    pub fn persist(&mut self) -> Ready {
-        let mut r = Ready::default();
-        if !self.has_pending_writes() {
-            debug_assert!(self.outbox.is_empty(), "outbox without pending writes");
-            return r;
-        }
-        self.durable_hard_state = self.hard_state();
-        self.stable_index = self.last_index();
-        self.durable_tail.clear();
-        r.messages = std::mem::take(&mut self.outbox);
-        if self.role == Role::Leader {
-            self.advance_commit(&mut r);
-        }
-        r
-    }
-
-    /// Deliver(m): one message handled by this server.
+    /// Deliver(m): one message handled by this server: the term rule, then
+    /// the handler of its body.
     pub fn deliver(&mut self, m: Message) -> Ready {
         let mut r = Ready::default();
         if m.to != self.id || !self.peers.contains(&m.from) {
@@ -491,14 +413,9 @@ impl RaftCore {
                 term,
                 last_log_index,
                 last_log_term,
-            } => self.on_request_vote(m.from, term, last_log_index, last_log_term, &mut r),
+            } => self.handle_request_vote(m.from, term, last_log_index, last_log_term, &mut r),
             Body::RequestVoteResponse { term, granted } => {
-                if self.role == Role::Candidate && term == self.term && granted {
-                    self.votes_granted.insert(m.from);
-                    if self.votes_granted.len() >= self.majority() {
-                        self.become_leader(&mut r);
-                    }
-                }
+                self.handle_request_vote_response(m.from, term, granted, &mut r)
             }
             Body::AppendEntries {
                 term,
@@ -506,7 +423,7 @@ impl RaftCore {
                 prev_log_term,
                 entries,
                 leader_commit,
-            } => self.on_append_entries(
+            } => self.handle_append_entries(
                 m.from,
                 term,
                 prev_log_index,
@@ -520,322 +437,15 @@ impl RaftCore {
                 success,
                 index,
                 conflict_index,
-            } => self.on_append_response(m.from, term, success, index, conflict_index, &mut r),
-        }
-        r
-    }
-
-    /// §3 term rule, before anything else: adopt the newer term, forget the
-    /// vote, step down, and empty the outbox (R-term-2: its messages carry
-    /// the older term and are lost, as the network may lose any message).
-    fn term_rule(&mut self, term: Term, r: &mut Ready) {
-        self.term = term;
-        self.voted_for = None;
-        self.leader_hint = None;
-        self.become_follower();
-        r.hard_state = Some(self.hard_state());
-        if !self.outbox.is_empty() {
-            self.outbox.clear();
-            r.outbox_cleared = true;
-        }
-    }
-
-    fn on_request_vote(
-        &mut self,
-        c: NodeId,
-        term: Term,
-        last_log_index: LogIndex,
-        last_log_term: Term,
-        r: &mut Ready,
-    ) {
-        let up_to_date = last_log_term > self.last_term()
-            || (last_log_term == self.last_term() && last_log_index >= self.last_index());
-        let granted = term == self.term
-            && (self.voted_for.is_none() || self.voted_for == Some(c))
-            && (up_to_date || self.bug(ImplBug::VoteWithoutLogCheck));
-        if granted {
-            self.voted_for = Some(c);
-            if !self.bug(ImplBug::NoPersistVote) {
-                r.hard_state = Some(self.hard_state());
-            }
-            r.reset_election_timer = true;
-        }
-        let m = Message {
-            from: self.id,
-            to: c,
-            body: Body::RequestVoteResponse {
-                term: self.term,
-                granted,
-            },
-        };
-        if granted && self.bug(ImplBug::VoteBeforePersist) {
-            r.messages.push(m);
-        } else {
-            self.send(m, r);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_append_entries(
-        &mut self,
-        l: NodeId,
-        term: Term,
-        prev_log_index: LogIndex,
-        prev_log_term: Term,
-        entries: Vec<Entry>,
-        leader_commit: LogIndex,
-        r: &mut Ready,
-    ) {
-        let reply = |me: &Self, success, index, conflict_index| Message {
-            from: me.id,
-            to: l,
-            body: Body::AppendEntriesResponse {
-                term: me.term,
+            } => self.handle_append_entries_response(
+                m.from,
+                term,
                 success,
                 index,
                 conflict_index,
-            },
-        };
-        if term < self.term {
-            let m = reply(self, false, 0, 0);
-            self.send(m, r);
-            return;
+                &mut r,
+            ),
         }
-        // Here term == self.term (the term rule ran).
-        if self.role == Role::Candidate {
-            self.become_follower();
-        }
-        if self.role != Role::Leader {
-            self.leader_hint = Some(l);
-        }
-        r.reset_election_timer = true;
-
-        // Consistency check.
-        let last = self.last_index();
-        if prev_log_index > last {
-            let m = reply(self, false, prev_log_index, last + 1);
-            self.send(m, r);
-            return;
-        }
-        let local = self.term_at(prev_log_index);
-        if local != prev_log_term {
-            // Start of the run of the conflicting term (terms are monotonic in a log).
-            let first = self
-                .log
-                .iter()
-                .position(|e| e.term == local)
-                .map_or(1, |p| p as LogIndex + 1);
-            let m = reply(self, false, prev_log_index, first);
-            self.send(m, r);
-            return;
-        }
-
-        // Conflict rule.
-        let n = entries.len() as LogIndex;
-        if self.bug(ImplBug::TruncateOnMatch) {
-            if prev_log_index < self.last_index() {
-                self.truncate_log(prev_log_index, r);
-            }
-            if !entries.is_empty() {
-                self.append_entries(entries, r);
-            }
-        } else {
-            for (k, e) in entries.iter().enumerate() {
-                let p = prev_log_index + k as LogIndex + 1;
-                if p <= self.last_index() {
-                    if self.term_at(p) == e.term {
-                        continue; // same entry by Log Matching: never truncate on a match
-                    }
-                    self.truncate_log(p - 1, r);
-                }
-                let rest: Vec<Entry> = entries[k..].to_vec();
-                self.append_entries(rest, r);
-                break;
-            }
-        }
-
-        let vouched = prev_log_index + n;
-        let new_commit = self.commit_index.max(leader_commit.min(vouched));
-        if new_commit > self.commit_index {
-            self.commit_index = new_commit;
-            r.committed = Some(new_commit);
-        }
-        let m = reply(self, true, vouched, 0);
-        if self.bug(ImplBug::AckBeforePersist) {
-            r.messages.push(m);
-        } else {
-            self.send(m, r);
-        }
-    }
-
-    fn on_append_response(
-        &mut self,
-        j: NodeId,
-        term: Term,
-        success: bool,
-        index: LogIndex,
-        conflict_index: LogIndex,
-        r: &mut Ready,
-    ) {
-        if self.role != Role::Leader || term != self.term {
-            return;
-        }
-        let stale_ok = self.bug(ImplBug::AcceptStaleResponse);
-        let next = self.next_index[&j];
-        let matched = self.match_index[&j];
-        if success {
-            if index > self.last_index() {
-                return; // vouches for entries this leader never had: bogus, ignore
-            }
-            let (m, n) = if stale_ok {
-                (index, index + 1)
-            } else {
-                (matched.max(index), next.max(index + 1))
-            };
-            self.match_index.insert(j, m);
-            self.next_index.insert(j, n);
-            self.advance_commit(r);
-        } else if conflict_index == 0 {
-            // stale-term rejection: ignored
-        } else if index != next - 1 && !stale_ok {
-            // answers a request sent before next_index[j] last moved: stale
-        } else {
-            let lowered = (matched + 1).max(conflict_index.min(next - 1));
-            self.next_index.insert(j, lowered);
-            let m = self.append_for(j);
-            r.messages.push(m);
-        }
-    }
-
-    // ---- helpers ---------------------------------------------------------
-
-    /// R-persist-2 / R-persist-3: AppendEntries go to the network now; a
-    /// dependent message waits in the outbox while anything is pending
-    /// (including writes made earlier in this step).
-    fn send(&mut self, m: Message, r: &mut Ready) {
-        let dependent = !matches!(m.body, Body::AppendEntries { .. });
-        if dependent && self.has_pending_writes() {
-            self.outbox.push(m.clone());
-            r.outboxed.push(m);
-        } else {
-            debug_assert!(self.outbox.is_empty() || !dependent);
-            r.messages.push(m);
-        }
-    }
-
-    /// Keep `log[..=last_index]`; the durable part remembers what it still
-    /// holds beyond (`durable_tail`) until the next Persist.
-    fn truncate_log(&mut self, last_index: LogIndex, r: &mut Ready) {
-        let t = last_index as usize;
-        let stable = self.stable_index as usize;
-        if t < stable {
-            let mut tail = self.log[t..stable].to_vec();
-            tail.append(&mut self.durable_tail);
-            self.durable_tail = tail;
-            self.stable_index = last_index;
-        }
-        self.log.truncate(t);
-        r.log_ops.push(LogOp::Truncate { last_index });
-    }
-
-    fn append_entries(&mut self, entries: Vec<Entry>, r: &mut Ready) {
-        let first_index = self.last_index() + 1;
-        self.log.extend(entries.iter().cloned());
-        r.log_ops.push(LogOp::Append {
-            first_index,
-            entries,
-        });
-        // Keep `stable_index` the longest common prefix of the in-memory and
-        // the durable log (only a seeded bug re-appends what it truncated).
-        while let Some(first) = self.durable_tail.first() {
-            match self.log.get(self.stable_index as usize) {
-                Some(e) if e == first => {
-                    self.durable_tail.remove(0);
-                    self.stable_index += 1;
-                }
-                _ => break,
-            }
-        }
-    }
-
-    fn become_follower(&mut self) {
-        self.role = Role::Follower;
-        self.votes_granted.clear();
-        self.next_index.clear();
-        self.match_index.clear();
-    }
-
-    fn become_leader(&mut self, r: &mut Ready) {
-        self.role = Role::Leader;
-        self.votes_granted.clear();
-        self.leader_hint = Some(self.id);
-        let next = self.last_index() + 1;
-        for &j in &self.peers {
-            self.next_index.insert(j, next);
-            self.match_index.insert(j, 0);
-        }
-        self.broadcast_append(r);
-    }
-
-    fn broadcast_append(&self, r: &mut Ready) {
-        for &j in &self.peers {
-            r.messages.push(self.append_for(j));
-        }
-    }
-
-    /// The AppendEntries for peer `j` built from `next_index[j]`.
-    fn append_for(&self, j: NodeId) -> Message {
-        let next = self.next_index[&j].max(1);
-        let prev_log_index = next - 1;
-        let start = prev_log_index as usize;
-        let end = self.log.len().min(start.saturating_add(self.max_batch));
-        let entries = if start < end {
-            self.log[start..end].to_vec()
-        } else {
-            Vec::new()
-        };
-        Message {
-            from: self.id,
-            to: j,
-            body: Body::AppendEntries {
-                term: self.term,
-                prev_log_index,
-                prev_log_term: self.term_at(prev_log_index),
-                entries,
-                leader_commit: self.commit_index,
-            },
-        }
-    }
-
-    /// How far this leader counts itself for commit (R-persist-4): the
-    /// durable prefix of its log (`stable_index` is the longest common
-    /// prefix of the in-memory and durable logs), or, with the seeded bug
-    /// `leader-counts-volatile-self`, its whole in-memory log.
-    fn self_match(&self) -> LogIndex {
-        if self.bug(ImplBug::LeaderCountsVolatileSelf) {
-            self.last_index()
-        } else {
-            self.stable_index
-        }
-    }
-
-    /// §6 commit rule: the largest N > commit_index with `log[N]` of the
-    /// current term and a majority at or above N, this leader counting only
-    /// for what is durable on it (R-persist-4).
-    fn advance_commit(&mut self, r: &mut Ready) {
-        let mut matched: Vec<LogIndex> = self.match_index.values().copied().collect();
-        matched.push(self.self_match());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        // Capped at the log: match_index can only exceed it if this leader's
-        // log shrank, which a correct cluster never does (seeded bugs can).
-        let n = matched[self.majority() - 1].min(self.last_index());
-        // Terms never decrease along a log, so if log[n] is of an older term,
-        // so is every entry below it: n is the only candidate.
-        if n > self.commit_index
-            && (self.term_at(n) == self.term || self.bug(ImplBug::CommitOldTerm))
-        {
-            self.commit_index = n;
-            r.committed = Some(n);
-        }
+        r
     }
 }

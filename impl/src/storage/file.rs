@@ -1,3 +1,4 @@
+// Over 600 lines: one on-disk format (segments, hard state, recovery, locking) whose invariants are easier to check in one file.
 //! On-disk storage.
 //!
 //! Layout of a data directory:

@@ -1,4 +1,5 @@
-//! An in-memory network for tests and the conformance harness.
+//! An in-memory network for tests and the conformance harness (whose
+//! `Cluster` drives it in Held mode).
 //!
 //! Two modes:
 //!
@@ -8,7 +9,7 @@
 //! - [`NetMode::Held`]: sent messages wait in the network; the harness lists
 //!   them and delivers, drops or duplicates them one by one.
 //!
-//! Links follow docs/protocol.md §4: a message sent across a cut link is lost
+//! Links follow docs/protocol.md §4 (R-net-1, R-net-2): a message sent across a cut link is lost
 //! at once; one already in flight across a cut can only be dropped.
 
 use crate::message::{Message, MsgTag};
@@ -211,6 +212,14 @@ impl MemNetwork {
         self.lock().isolated.remove(&id);
     }
 
+    /// The group of the active partition, sorted, if one is active.
+    pub fn active_partition(&self) -> Option<Vec<NodeId>> {
+        self.lock()
+            .partition
+            .as_ref()
+            .map(|g| g.iter().copied().collect())
+    }
+
     pub fn connected(&self, a: NodeId, b: NodeId) -> bool {
         self.lock().connected(a, b)
     }
@@ -365,5 +374,64 @@ impl Transport for MemEndpoint {
 
     fn send_tagged(&self, msg: Message, tag: Option<MsgTag>) {
         self.net.send(self.id, msg, tag);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Body;
+
+    fn msg(from: NodeId, to: NodeId, term: u64) -> Message {
+        Message {
+            from,
+            to,
+            body: Body::RequestVoteResponse {
+                term,
+                granted: true,
+            },
+        }
+    }
+
+    fn held(net: &MemNetwork) -> Vec<Message> {
+        net.in_flight().into_iter().map(|(_, m)| m).collect()
+    }
+
+    #[test]
+    fn held_messages_are_a_multiset() {
+        let net = MemNetwork::new(NetMode::Held, Faults::reliable(), 0);
+        net.endpoint(1).send(msg(1, 2, 1));
+        net.endpoint(1).send(msg(1, 2, 1));
+        net.endpoint(2).send(msg(2, 1, 1));
+        let first = net.find(&msg(1, 2, 1)).unwrap();
+        net.drop_message(first).unwrap();
+        let second = net.find(&msg(1, 2, 1)).unwrap();
+        net.drop_message(second).unwrap();
+        assert_eq!(net.find(&msg(1, 2, 1)), None, "only two copies were held");
+        let id = net.find(&msg(2, 1, 1)).unwrap();
+        net.duplicate(id).unwrap();
+        assert_eq!(held(&net), vec![msg(2, 1, 1), msg(2, 1, 1)]);
+    }
+
+    #[test]
+    fn sends_across_a_cut_are_lost_at_once_and_held_ones_stay() {
+        let net = MemNetwork::new(NetMode::Held, Faults::reliable(), 0);
+        net.endpoint(1).send(msg(1, 3, 1)); // held before the cut
+        net.partition([3]);
+        assert!(!net.connected(1, 3));
+        assert!(!net.connected(3, 2));
+        assert!(net.connected(1, 2));
+        net.endpoint(1).send(msg(1, 3, 2)); // across: lost
+        net.endpoint(3).send(msg(3, 1, 2)); // across: lost
+        net.endpoint(1).send(msg(1, 2, 2)); // same side: held
+        assert_eq!(held(&net), vec![msg(1, 3, 1), msg(1, 2, 2)]);
+        assert_eq!(net.active_partition(), Some(vec![3]));
+        // The one held across the cut can only be dropped.
+        let across = net.find(&msg(1, 3, 1)).unwrap();
+        assert_eq!(net.duplicate(across), Err(NetError::LinkCut(across)));
+        net.heal();
+        assert!(net.connected(1, 3));
+        net.endpoint(1).send(msg(1, 3, 3));
+        assert_eq!(held(&net).len(), 3);
     }
 }
