@@ -171,6 +171,49 @@ impl Selector {
     }
 }
 
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::RequestVote => "RequestVote",
+            Kind::VoteResponse => "VoteResponse",
+            Kind::AppendEntries => "AppendEntries",
+            Kind::AppendResponse => "AppendResponse",
+        })
+    }
+}
+
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Filter::Term(t) => write!(f, "term={t}"),
+            Filter::Last(i, t) => write!(f, "last={i}/{t}"),
+            Filter::Granted(true) => f.write_str("granted"),
+            Filter::Granted(false) => f.write_str("denied"),
+            Filter::Prev(i, t) => write!(f, "prev={i}/{t}"),
+            Filter::Commit(c) => write!(f, "commit={c}"),
+            Filter::Entries(n) => write!(f, "entries={n}"),
+            Filter::Success(true) => f.write_str("ok"),
+            Filter::Success(false) => f.write_str("reject"),
+            Filter::Index(i) => write!(f, "index={i}"),
+            Filter::Hint(h) => write!(f, "hint={h}"),
+        }
+    }
+}
+
+/// The selection without `#K`, as a script writes it.
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}->{}", self.from, self.to)?;
+        if let Some(k) = self.kind {
+            write!(f, " {k}")?;
+        }
+        for x in &self.filters {
+            write!(f, " {x}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A malformed script (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{path}:{line}: {message}")]
@@ -182,13 +225,19 @@ pub struct ParseError {
 
 /// The config of a script without a `config` header.
 pub fn default_config() -> Config {
+    default_config_for(3)
+}
+
+/// The defaults for `servers` servers: bounds that never refuse a step of
+/// a script of ordinary length (a partition needs two servers).
+pub fn default_config_for(servers: u8) -> Config {
     Config {
-        servers: 3,
+        servers,
         max_term: 1000,
-        max_requests: 1000,
+        max_requests: raft_model::config::MAX_REQUESTS,
         max_inflight: u8::MAX,
         max_restarts: u8::MAX,
-        max_partitions: u8::MAX,
+        max_partitions: if servers < 2 { 0 } else { u8::MAX },
         max_duplicates: u8::MAX,
         network: NetworkKind::Unordered,
         persist: PersistMode::Sync,
@@ -208,7 +257,7 @@ pub fn describe_config(c: &Config) -> String {
             NetworkKind::Ordered => "ordered",
         }
     );
-    let d = default_config();
+    let d = default_config_for(c.servers);
     let bounds = [
         ("max_term", c.max_term, d.max_term),
         ("max_requests", c.max_requests, d.max_requests),
@@ -237,7 +286,17 @@ pub fn describe_config(c: &Config) -> String {
 }
 
 fn parse_config(words: &[&str]) -> Result<Config, String> {
-    let mut c = default_config();
+    // The server count first: the other defaults depend on it.
+    let servers = words
+        .iter()
+        .find_map(|w| w.strip_prefix("servers="))
+        .map(|v| {
+            v.parse::<u8>()
+                .map_err(|_| format!("config servers: '{v}' is not a number from 1 to 7"))
+        })
+        .transpose()?
+        .unwrap_or(3);
+    let mut c = default_config_for(servers);
     for w in words {
         let (k, v) = w
             .split_once('=')

@@ -130,14 +130,14 @@ fn select(sel: &Selector, a: &AbstractState, kind: NetworkKind) -> Result<Messag
         .collect();
     // Identical copies are one choice.
     found.dedup();
-    let what = format!("{}->{}", sel.from, sel.to);
+    let what = sel.to_string();
     match (sel.pick, found.len()) {
         (Some(k), n) if k <= n => Ok(found.swap_remove(k - 1)),
         (Some(k), n) => Err(format!(
-            "#{k}: only {n} matching message{} {what} in flight",
+            "#{k}: only {n} message{} {what} in flight",
             if n == 1 { "" } else { "s" }
         )),
-        (None, 0) => Err(format!("no matching message {what} in flight")),
+        (None, 0) => Err(format!("no message {what} in flight")),
         (None, 1) => Ok(found.swap_remove(0)),
         (None, n) => {
             let list: Vec<String> = found
@@ -146,7 +146,7 @@ fn select(sel: &Selector, a: &AbstractState, kind: NetworkKind) -> Result<Messag
                 .map(|(k, m)| format!("#{} {}", k + 1, describe_body(&m.body)))
                 .collect();
             Err(format!(
-                "{n} messages {what} match, qualify the selection: {}",
+                "{n} messages {what} in flight, qualify the selection: {}",
                 list.join("; ")
             ))
         }
