@@ -279,9 +279,6 @@ pub fn describe_config(c: &Config) -> String {
             s.push_str(&format!(" {name}={v}"));
         }
     }
-    if let Some(b) = c.max_batch {
-        s.push_str(&format!(" max_batch={b}"));
-    }
     s
 }
 
@@ -331,12 +328,12 @@ fn parse_config(words: &[&str]) -> Result<Config, String> {
             "max_restarts" => c.max_restarts = small(v)?,
             "max_partitions" => c.max_partitions = small(v)?,
             "max_duplicates" => c.max_duplicates = small(v)?,
-            "max_batch" => c.max_batch = Some(num(v)?),
             _ => {
                 return Err(format!(
                     "unknown config key '{k}' (known: servers, persist, network, max_term, \
                      max_requests, max_inflight, max_restarts, max_partitions, \
-                     max_duplicates, max_batch)"
+                     max_duplicates; the implementation's batch size is fixed, so \
+                     max_batch cannot be set)"
                 ))
             }
         }
