@@ -44,13 +44,23 @@ pub fn describe_state(a: &AbstractState, kind: NetworkKind) -> String {
     for m in &net {
         lines.push(format!("in flight: {}", describe_message(m)));
     }
-    if let Some(g) = &a.partition {
-        let rest: Vec<ServerId> = (0..a.servers.len() as ServerId)
-            .filter(|i| !g.contains(i))
-            .collect();
-        lines.push(format!("partition: {g:?} | {rest:?}"));
+    if a.partition.is_some() {
+        lines.push(describe_partition(a));
     }
     lines.join("\n")
+}
+
+/// `partition: [0] | [1, 2]`, or `partition: none`.
+fn describe_partition(a: &AbstractState) -> String {
+    match &a.partition {
+        Some(g) => {
+            let rest: Vec<ServerId> = (0..a.servers.len() as ServerId)
+                .filter(|i| !g.contains(i))
+                .collect();
+            format!("partition: {g:?} | {rest:?}")
+        }
+        None => "partition: none".into(),
+    }
 }
 
 /// The budgets a state spends that its abstract form does not carry; kept
@@ -230,8 +240,8 @@ fn minus<'a>(a: &'a [Message], b: &[Message]) -> Vec<&'a Message> {
 
 /// What an applied step prints: the resolved message (for deliver, drop
 /// and duplicate), every server whose one-line form changed, as it is now,
-/// and the messages that entered or left the network besides the one the
-/// command names.
+/// the messages that entered or left the network besides the one the
+/// command names, and the partition when it changed.
 pub fn describe_step(action: &Action, before: &AbstractState, after: &AbstractState) -> String {
     let mut lines = Vec::new();
     let mut named: Option<&Message> = None;
