@@ -215,7 +215,7 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
             ImplBug::CommitOldTerm,
             &[
                 "ae-conflict-truncates.txt:173",
-                "ae-too-short.txt:88",
+                "ae-too-short.txt:101",
                 "figure8-current-term-commits.txt:92",
                 "figure8.txt:147",
             ],

@@ -5,8 +5,10 @@
 //! expected text.
 //!
 //! - [`parse`]: the file format and the command language;
+//! - [`config`]: the `config` header and its defaults;
 //! - [`run`]: executing the commands on either side and what they print.
 
+pub mod config;
 pub mod parse;
 pub mod run;
 

@@ -2,7 +2,8 @@
 //! command prints. Both sides print through the same functions from their
 //! own abstract state, so equal states print equal text.
 
-use super::parse::{describe_config, Command, Script, Selector, Verb};
+use super::config::describe_config;
+use super::parse::{Command, Script, Selector, Verb};
 use crate::cluster::{Cluster, ClusterError};
 use raft_model::state::State;
 use raft_model::svg::{describe_action, describe_body, describe_server};
