@@ -247,7 +247,10 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
                 "term-rule-empties-outbox.txt:39",
             ],
         ),
-        (ImplBug::NoPersistVote, &["restart-durable-volatile.txt:51"]),
+        (
+            ImplBug::NoPersistVote,
+            &["config-bounds.txt:54", "restart-durable-volatile.txt:51"],
+        ),
         (
             ImplBug::AcceptStaleResponse,
             &["stale-rejection-index.txt:94"],

@@ -187,6 +187,9 @@ fn refusal(model: &RaftModel, s: &State, action: &Action) -> String {
                 s.requests
             )
         }
+        Action::ClientRequest { value, .. } if *value > cfg.max_requests => {
+            format!("v{value} is above max_requests {}", cfg.max_requests)
+        }
         Action::ClientRequest { .. } => format!("max_requests {} reached", cfg.max_requests),
         Action::Deliver { message } | Action::Duplicate { message }
             if s.is_cut(message.from, message.to) =>
@@ -276,6 +279,9 @@ pub fn describe_step(action: &Action, before: &AbstractState, after: &AbstractSt
         gone.iter()
             .map(|m| format!("removed {}", describe_message(m))),
     );
+    if before.partition != after.partition {
+        lines.push(describe_partition(after));
+    }
     if lines.is_empty() {
         lines.push("no change".into());
     }
