@@ -9,7 +9,8 @@
 //! - [`runner`]: `run` as a library call (generate + replay, summary);
 //! - [`validate`]: implementation runs checked step by step against the model;
 //! - [`steps`]: the recorded-steps NDJSON format (docs/trace-format.md);
-//! - [`recorded`]: recorded steps validated against one carried model state.
+//! - [`recorded`]: recorded steps validated against one carried model state;
+//! - [`script`]: scenario scripts run on the model and on real nodes (docs/scripts.md).
 
 pub mod cluster;
 pub mod divergence;
@@ -19,6 +20,7 @@ pub mod real_timers;
 pub mod recorded;
 pub mod replay;
 pub mod runner;
+pub mod script;
 pub mod steps;
 pub mod transitions;
 pub mod validate;

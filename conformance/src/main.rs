@@ -98,6 +98,30 @@ Exit codes: 0 complete and no divergence; 1 a divergence (printed even when
 --out cannot be written), or a trace file not written; 2 bad flags or bounds,
 or --timeout stopped the search before it was complete (nothing proven).";
 
+const SCRIPT_HELP: &str = "\
+Examples:
+  raft-conform script conformance/testdata/*.txt      every script: model and nodes
+  raft-conform script --rewrite conformance/testdata/election-win.txt
+                                                      regenerate the expected output from
+                                                      the model (REWRITE=1 does the same),
+                                                      then check the nodes against it
+  raft-conform script --impl-bug vote-without-log-check conformance/testdata/vote-log-check-older-term.txt
+                                                      a seeded bug: the implementation's
+                                                      output differs, exit 1
+A script looks like this (docs/scripts.md lists every command and output form):
+  # docs/protocol.md §4 RequestVote: a majority of votes makes a leader
+  timeout 0
+  ----
+  s0 T1 candidate vote=0 commit=0 log=[] votes=[0]
+  sent 0→1 RequestVote t1 last=0/0
+  sent 0→2 RequestVote t1 last=0/0
+
+Exit codes: 0 every script prints its expected output on both sides; 1 a
+mismatch (a unified diff naming the side, model or implementation, and the
+file:line of the first differing command), or nodes that cannot start or a
+file that cannot be rewritten; 2 bad input: a missing or unreadable file, an
+unknown command or malformed line (nothing runs then).";
+
 /// An operation that failed (exit 1), as opposed to bad input or usage
 /// (exit 2, every other error).
 #[derive(Debug)]
@@ -159,6 +183,18 @@ enum Cmd {
     /// implementation's core. With no flags: the CI bounds.
     #[command(after_help = TRANSITIONS_HELP)]
     Transitions(TransitionsArgs),
+    /// Run scenario scripts (docs/scripts.md) on the model and on real nodes
+    /// and compare what each prints with the expected output in the file.
+    ///
+    /// A script is a text file of commands in the model's action vocabulary
+    /// (timeout 0, deliver 0->1 RequestVote, request 0 v1, persist 1, restart 2,
+    /// partition 0 | 1 2, heal, state, ...), each followed by a line `----`
+    /// and the output it prints, then a blank line. Lines starting with `#`
+    /// are comments. Every command runs on the model (RaftModel::next_state)
+    /// and on a cluster of real raftkv nodes; both must print the expected
+    /// text, a refused command included (it prints an `error:` line).
+    #[command(after_help = SCRIPT_HELP, long_about)]
+    Script(ScriptArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -277,6 +313,23 @@ struct ValidateArgs {
     out: PathBuf,
     #[command(flatten)]
     common: Common,
+}
+
+#[derive(Args, Debug)]
+struct ScriptArgs {
+    /// Script files (docs/scripts.md), e.g. conformance/testdata/*.txt.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Write the model's output into each file as its expected output (also
+    /// when the environment has REWRITE=1), then check the implementation
+    /// against it.
+    #[arg(long)]
+    rewrite: bool,
+    #[arg(long, value_name = "NAME", help = impl_bug_help())]
+    impl_bug: Option<ImplBug>,
+    /// Print one JSON object on stdout instead of the text summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -438,6 +491,50 @@ fn cmd_transitions(a: TransitionsArgs) -> Result<bool> {
     Ok(s.divergences == 0 && write_error.is_none())
 }
 
+fn cmd_script(a: ScriptArgs) -> Result<bool> {
+    use raft_conformance::script::{self, ScriptOptions};
+    let opts = ScriptOptions {
+        rewrite: a.rewrite || script::rewrite_from_env(),
+        impl_bug: a.impl_bug,
+        root: data_root(),
+    };
+    let rt = runtime(Some(1))?;
+    let results = rt
+        .block_on(script::check_files(&a.files, &opts))
+        .map_err(|e| {
+            if e.is_bad_input() {
+                anyhow::Error::new(e)
+            } else {
+                failed(e)
+            }
+        })?;
+    let passed = results.iter().filter(|r| r.passed()).count();
+    let ok = passed == results.len();
+    if a.json {
+        let v = serde_json::json!({
+            "files": results,
+            "passed": passed,
+            "failed": results.len() - passed,
+            "exit_code": if ok { 0 } else { 1 },
+        });
+        println!("{v}");
+    } else {
+        for r in &results {
+            for m in &r.mismatches {
+                println!("{m}");
+            }
+            let status = if r.passed() { "ok" } else { "MISMATCH" };
+            let note = if r.rewritten { " (rewritten)" } else { "" };
+            println!("{status}  {} ({} commands){note}", r.file, r.commands);
+        }
+        println!(
+            "{passed} of {} scripts print their expected output on the model and the implementation",
+            results.len()
+        );
+    }
+    Ok(ok)
+}
+
 fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     b.enable_all();
@@ -467,6 +564,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => cmd_run(a),
         Cmd::Validate(a) => cmd_validate(a),
         Cmd::Transitions(a) => cmd_transitions(a),
+        Cmd::Script(a) => cmd_script(a),
     });
     match result {
         Ok(Ok(true)) => ExitCode::SUCCESS,

@@ -1,3 +1,4 @@
+// Over 600 lines: one hand-built-state test per event rule and property; scenarios reachable from the initial state are scripts in conformance/testdata (docs/scripts.md).
 //! Unit tests of the model's event functions on hand-built states (each
 //! asserting the exact result that docs/protocol.md prescribes), of every
 //! property on a violating and a good state, and of symmetry reduction.
@@ -136,44 +137,6 @@ fn network(s: &State) -> Vec<Message> {
 }
 
 // ----- Timeout, ClientRequest, Heartbeat, Restart --------------------------
-
-#[test]
-fn timeout_starts_an_election_and_persists_the_self_vote() {
-    let m = model(3);
-    let s = state_with(vec![
-        follower(2, &[e(1, 1), e(2, 2)]),
-        follower(2, &[]),
-        follower(2, &[]),
-    ]);
-    let t = m.next_state(&s, Action::Timeout { server: 0 }).unwrap();
-    let c = &t.servers[0];
-    assert_eq!((c.term, c.role, c.voted_for), (3, Role::Candidate, Some(0)));
-    assert_eq!(c.votes_granted, bit(0));
-    assert_eq!(
-        network(&t),
-        vec![msg(0, 1, rv(3, 2, 2)), msg(0, 2, rv(3, 2, 2))]
-    );
-}
-
-#[test]
-fn timeout_of_a_single_server_makes_it_leader_at_once() {
-    let m = model(1);
-    let t = m
-        .next_state(&State::initial(1), Action::Timeout { server: 0 })
-        .unwrap();
-    assert_eq!(t.servers[0].role, Role::Leader);
-    assert_eq!(t.servers[0].votes_granted, 0);
-    let t = m
-        .next_state(
-            &t,
-            Action::ClientRequest {
-                server: 0,
-                value: 1,
-            },
-        )
-        .unwrap();
-    assert_eq!(t.servers[0].commit_index, 1, "n = 1 commits on its own");
-}
 
 #[test]
 fn timeout_is_disabled_for_leaders_and_at_max_term() {
@@ -323,21 +286,6 @@ fn restart_keeps_term_vote_and_log_and_resets_volatile_state() {
 // ----- RequestVote ---------------------------------------------------------
 
 #[test]
-fn vote_is_granted_to_an_up_to_date_candidate_and_persisted() {
-    let m = model(3);
-    let mut s = state_with(vec![
-        follower(1, &[e(1, 1)]),
-        follower(1, &[e(1, 1)]),
-        follower(1, &[]),
-    ]);
-    s.network.push(msg(1, 0, rv(2, 1, 1)));
-    let t = deliver(&m, &s, msg(1, 0, rv(2, 1, 1)));
-    assert_eq!((t.servers[0].term, t.servers[0].voted_for), (2, Some(1)));
-    assert_eq!(t.servers[0].role, Role::Follower);
-    assert_eq!(network(&t), vec![msg(0, 1, rvr(2, true))]);
-}
-
-#[test]
 fn vote_is_refused_to_a_candidate_with_a_less_up_to_date_log() {
     let m = model(3);
     // Lower last term.
@@ -384,37 +332,6 @@ fn vote_is_granted_once_per_term_but_repeated_to_the_same_candidate() {
     // vote-twice grants the second candidate.
     let t = deliver(&bugged(3, Bug::VoteTwice), &s, msg(2, 0, rv(2, 0, 0)));
     assert!(t.network.contains(&msg(0, 2, rvr(2, true))));
-}
-
-#[test]
-fn stale_request_vote_is_refused_with_the_receivers_term() {
-    let m = model(3);
-    let mut s = state_with(vec![follower(3, &[]), follower(1, &[]), follower(1, &[])]);
-    s.network.push(msg(1, 0, rv(2, 0, 0)));
-    let t = deliver(&m, &s, msg(1, 0, rv(2, 0, 0)));
-    assert_eq!((t.servers[0].term, t.servers[0].voted_for), (3, None));
-    assert_eq!(network(&t), vec![msg(0, 1, rvr(3, false))]);
-}
-
-#[test]
-fn higher_term_makes_a_leader_follower_and_clears_its_vote() {
-    let m = model(3);
-    let mut s = state_with(vec![
-        leader(1, &[e(1, 1)], &[0, 2, 2], &[0, 1, 0]),
-        follower(2, &[]),
-        follower(1, &[]),
-    ]);
-    s.servers[0].voted_for = Some(0);
-    s.network.push(msg(1, 0, rv(2, 0, 0)));
-    let t = deliver(&m, &s, msg(1, 0, rv(2, 0, 0)));
-    let srv = &t.servers[0];
-    assert_eq!(
-        (srv.term, srv.role, srv.voted_for),
-        (2, Role::Follower, None)
-    );
-    assert_eq!(srv.next_index, [0; 7]);
-    // Refused: the candidate's log is behind.
-    assert_eq!(network(&t), vec![msg(0, 1, rvr(2, false))]);
 }
 
 // ----- RequestVoteResponse -------------------------------------------------
@@ -483,40 +400,6 @@ fn ae_state(follower_log: &[Entry], body: Body) -> State {
     ]);
     s.network.push(msg(0, 1, body));
     s
-}
-
-#[test]
-fn append_entries_with_a_stale_term_is_refused_with_index_zero() {
-    let m = model(3);
-    let mut s = ae_state(&[e(1, 1)], ae(2, 0, 0, &[], 0));
-    s.servers[1].term = 3;
-    let s = synced(s);
-    let t = deliver(&m, &s, msg(0, 1, ae(2, 0, 0, &[], 0)));
-    assert_eq!(t.servers[1], s.servers[1]);
-    assert_eq!(network(&t), vec![msg(1, 0, aer(3, false, 0, 0))]);
-}
-
-#[test]
-fn append_entries_makes_a_candidate_of_the_same_term_follower() {
-    let m = model(3);
-    let mut s = ae_state(&[], ae(3, 0, 0, &[], 0));
-    s.servers[1].role = Role::Candidate;
-    s.servers[1].votes_granted = bit(1);
-    s.servers[1].voted_for = Some(1);
-    let t = deliver(&m, &s, msg(0, 1, ae(3, 0, 0, &[], 0)));
-    assert_eq!(t.servers[1].role, Role::Follower);
-    assert_eq!(t.servers[1].votes_granted, 0);
-    assert_eq!(t.servers[1].voted_for, Some(1));
-}
-
-#[test]
-fn too_short_log_rejects_with_hint_last_index_plus_one() {
-    let m = model(3);
-    let body = ae(3, 3, 2, &[e(3, 4)], 0);
-    let s = ae_state(&[e(1, 1)], body.clone());
-    let t = deliver(&m, &s, msg(0, 1, body));
-    assert_eq!(t.servers[1].log.to_vec(), vec![e(1, 1)]);
-    assert_eq!(network(&t), vec![msg(1, 0, aer(3, false, 3, 2))]);
 }
 
 #[test]
@@ -1563,22 +1446,6 @@ fn a_vote_lost_before_persist_is_no_double_vote() {
 }
 
 #[test]
-fn term_rule_empties_the_outbox() {
-    // R-term-2: the outbox's messages carry the older term.
-    let m = amodel(3);
-    let mut s = state_with(vec![follower(1, &[]), follower(1, &[]), follower(1, &[])]);
-    s.servers[1].log.push(e(1, 1));
-    s.servers[1].outbox.push(msg(1, 0, aer(1, true, 1, 0)));
-    s.network.push(msg(2, 1, rv(2, 0, 0)));
-    let t = deliver(&m, &s, msg(2, 1, rv(2, 0, 0)));
-    let v = &t.servers[1];
-    assert_eq!(v.term, 2);
-    // The old acknowledgement is gone; only the new (refused: the voter's
-    // log is longer) response waits.
-    assert_eq!(v.outbox.to_vec(), vec![msg(1, 2, rvr(2, false))]);
-}
-
-#[test]
 fn leader_counts_itself_only_for_its_durable_prefix() {
     // R-persist-4 / §6: 3 servers, one follower acknowledged index 1.
     let m = amodel(3);
@@ -1631,27 +1498,6 @@ fn followers_alone_can_commit_before_the_leaders_own_persist() {
     let t = deliver(&m, &s, msg(2, 0, aer(1, true, 1, 0)));
     assert_eq!(t.servers[0].commit_index, 1);
     assert!(properties::leader_commits_before_own_persist(&m, &t));
-    assert!(properties::committed_is_durable(&m, &t));
-}
-
-#[test]
-fn a_single_server_commits_at_persist_not_at_client_request() {
-    let m = amodel(1);
-    let t = step(&m, &State::initial(1), Action::Timeout { server: 0 });
-    assert_eq!(t.servers[0].role, Role::Leader);
-    let t = step(&m, &t, persist(0));
-    let t = step(
-        &m,
-        &t,
-        Action::ClientRequest {
-            server: 0,
-            value: 1,
-        },
-    );
-    assert_eq!(t.servers[0].commit_index, 0);
-    assert!(m.has_pending_writes(&t, 0));
-    let t = step(&m, &t, persist(0));
-    assert_eq!(t.servers[0].commit_index, 1);
     assert!(properties::committed_is_durable(&m, &t));
 }
 
