@@ -89,6 +89,8 @@ struct Cluster {
     /// `(from, to)` → the proxy `from` dials to reach `to`.
     links: BTreeMap<(u64, u64), Link>,
     children: BTreeMap<u64, Child>,
+    /// Processes started per node, to wait for the latest one to serve.
+    spawns: BTreeMap<u64, usize>,
 }
 
 impl Cluster {
@@ -113,6 +115,7 @@ impl Cluster {
             addrs,
             links,
             children: BTreeMap::new(),
+            spawns: BTreeMap::new(),
         };
         for id in 1..=3 {
             c.spawn(id);
@@ -154,6 +157,24 @@ impl Cluster {
         }
         self.children
             .insert(id, cmd.spawn().expect("start raftkv serve"));
+        *self.spawns.entry(id).or_default() += 1;
+    }
+
+    /// Waits until node `id`'s latest process logs that it serves: it has
+    /// recovered its data directory and recorded its Restart step. Without
+    /// this, on a loaded machine a process could be killed again before it
+    /// recorded anything, and the run would have fewer restarts than planned.
+    async fn wait_serving(&self, id: u64) {
+        let want = self.spawns[&id];
+        let log = self.dir.join(format!("node-{id}.log"));
+        for _ in 0..600 {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.matches("raftkv::server: serving id=").count() >= want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("node {id} did not serve within 60 s:\n{}", logs(&self.dir));
     }
 
     fn kill(&mut self, id: u64) {
@@ -232,6 +253,9 @@ fn writers(
 /// follower and of every node, with clients writing throughout.
 async fn run_with_faults(c: &mut Cluster, acked: &Arc<AtomicU64>) {
     let pause = |ms| tokio::time::sleep(Duration::from_millis(ms));
+    for id in 1..=3 {
+        c.wait_serving(id).await;
+    }
     let clients = writers(c.client_addrs(), 3, acked.clone());
     pause(1500).await;
     // Cut every link into and out of node 1 (a partition), then heal.
@@ -258,6 +282,7 @@ async fn run_with_faults(c: &mut Cluster, acked: &Arc<AtomicU64>) {
     c.kill(2);
     pause(800).await;
     c.spawn(2);
+    c.wait_serving(2).await;
     pause(1500).await;
     // kill -9 all three, restart all.
     for id in 1..=3 {
@@ -265,6 +290,9 @@ async fn run_with_faults(c: &mut Cluster, acked: &Arc<AtomicU64>) {
     }
     for id in 1..=3 {
         c.spawn(id);
+    }
+    for id in 1..=3 {
+        c.wait_serving(id).await;
     }
     pause(2500).await;
     for h in clients {
