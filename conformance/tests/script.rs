@@ -76,6 +76,32 @@ fn every_script_starts_with_the_format_and_the_rule_it_exercises() {
              (docs/protocol.md):\n{head}",
             f.display()
         );
+        // The rule ids let `grep -l R-vote-2 conformance/testdata/*.txt` find
+        // the scripts of a rule (ARCHITECTURE.md, "To change a rule").
+        // config-bounds.txt is about the model's bounds, not a rule.
+        let ids: Vec<&str> = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("# Rules: "))
+            .flat_map(|l| l.trim_end_matches('.').split(", "))
+            .collect();
+        if !f.ends_with("config-bounds.txt") {
+            assert!(
+                !ids.is_empty(),
+                "{}: the header needs a `# Rules: R-...` line",
+                f.display()
+            );
+        }
+        let protocol = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.md"),
+        )
+        .unwrap();
+        for id in ids {
+            assert!(
+                id.starts_with("R-") && protocol.contains(id),
+                "{}: {id} is not a rule id of docs/protocol.md",
+                f.display()
+            );
+        }
     }
 }
 
@@ -202,58 +228,58 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
     let table: [(ImplBug, &[&str]); 8] = [
         (
             ImplBug::VoteWithoutLogCheck,
-            &["vote-log-check-older-term.txt:97"],
+            &["vote-log-check-older-term.txt:98"],
         ),
         (
             ImplBug::TruncateOnMatch,
             &[
-                "ae-stale-no-truncate.txt:53",
-                "vote-log-check-older-term.txt:84",
+                "ae-stale-no-truncate.txt:54",
+                "vote-log-check-older-term.txt:85",
             ],
         ),
         (
             ImplBug::CommitOldTerm,
             &[
-                "ae-conflict-truncates.txt:173",
-                "ae-too-short.txt:101",
-                "figure8-current-term-commits.txt:92",
-                "figure8.txt:147",
+                "ae-conflict-truncates.txt:174",
+                "ae-too-short.txt:102",
+                "figure8-current-term-commits.txt:93",
+                "figure8.txt:148",
             ],
         ),
         (
             ImplBug::LeaderCountsVolatileSelf,
             &[
-                "persist-followers-commit.txt:68",
-                "persist-leader-counts-durable.txt:59",
-                "single-server.txt:19",
+                "persist-followers-commit.txt:69",
+                "persist-leader-counts-durable.txt:60",
+                "single-server.txt:20",
             ],
         ),
         (
             ImplBug::AckBeforePersist,
             &[
-                "persist-ack-waits.txt:48",
-                "persist-followers-commit.txt:48",
-                "persist-leader-counts-durable.txt:49",
+                "persist-ack-waits.txt:49",
+                "persist-followers-commit.txt:49",
+                "persist-leader-counts-durable.txt:50",
             ],
         ),
         (
             ImplBug::VoteBeforePersist,
             &[
-                "persist-ack-waits.txt:21",
-                "persist-followers-commit.txt:22",
-                "persist-leader-counts-durable.txt:23",
-                "persist-vote-waits.txt:33",
-                "restart-loses-pending.txt:31",
-                "term-rule-empties-outbox.txt:39",
+                "persist-ack-waits.txt:22",
+                "persist-followers-commit.txt:23",
+                "persist-leader-counts-durable.txt:24",
+                "persist-vote-waits.txt:34",
+                "restart-loses-pending.txt:32",
+                "term-rule-empties-outbox.txt:40",
             ],
         ),
         (
             ImplBug::NoPersistVote,
-            &["config-bounds.txt:54", "restart-durable-volatile.txt:51"],
+            &["config-bounds.txt:54", "restart-durable-volatile.txt:52"],
         ),
         (
             ImplBug::AcceptStaleResponse,
-            &["stale-rejection-index.txt:94"],
+            &["stale-rejection-index.txt:95"],
         ),
     ];
     let rt = rt();

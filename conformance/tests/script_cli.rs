@@ -105,7 +105,7 @@ fn a_seeded_implementation_bug_fails_on_the_implementation_side_only() {
     let m = &v["files"][0]["mismatches"];
     assert_eq!(m.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(m[0]["side"], "implementation");
-    assert_eq!(m[0]["at"], format!("{p}:97"));
+    assert_eq!(m[0]["at"], format!("{p}:98"));
     assert_eq!(m[0]["command"], "deliver 0->2 RequestVote term=3");
 }
 
