@@ -4,111 +4,33 @@
 
 use raftkv::client::{Client, ClientConfig};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Procs {
-    dir: PathBuf,
-    addrs: BTreeMap<u64, String>,
-    children: BTreeMap<u64, Child>,
+mod common;
+
+use common::{free_ports, Procs};
+
+/// A 3-node cluster whose nodes all record their steps into one shared file
+/// (`DIR/steps.ndjson`).
+fn traced_cluster(dir: &Path) -> Procs {
+    let trace = dir.join("steps.ndjson").display().to_string();
+    Procs::start(dir, 3, move |_| vec!["--trace".into(), trace.clone()])
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    // Hold every listener until all ports are chosen so they differ.
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+fn id_of(procs: &Procs, addr: &str) -> u64 {
+    *procs.addrs.iter().find(|(_, a)| *a == addr).unwrap().0
 }
 
-impl Procs {
-    fn start(dir: &Path, n: u64) -> Procs {
-        let addrs = (1..=n)
-            .zip(free_ports(n as usize))
-            .map(|(i, p)| (i, format!("127.0.0.1:{p}")))
-            .collect();
-        let mut p = Procs {
-            dir: dir.to_path_buf(),
-            addrs,
-            children: BTreeMap::new(),
-        };
-        for id in 1..=n {
-            p.spawn(id);
-        }
-        p
-    }
-
-    fn spawn(&mut self, id: u64) {
-        let peers = self
-            .addrs
-            .iter()
-            .map(|(i, a)| format!("{i}={a}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("node-{id}.log")))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
-            .args(["serve", "--id", &id.to_string(), "--peers", &peers])
-            .arg("--data-dir")
-            .arg(self.dir.join(format!("node-{id}")))
-            // Every node records its steps into one shared file.
-            .arg("--trace")
-            .arg(self.dir.join("steps.ndjson"))
-            .env("RUST_LOG", "raftkv=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start raftkv serve");
-        self.children.insert(id, child);
-    }
-
-    /// SIGKILL (Child::kill on unix) and reap.
-    fn kill(&mut self, id: u64) {
-        if let Some(mut c) = self.children.remove(&id) {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn id_of(&self, addr: &str) -> u64 {
-        *self.addrs.iter().find(|(_, a)| *a == addr).unwrap().0
-    }
-
-    fn client(&self) -> Client {
-        let cfg = ClientConfig {
-            op_timeout: Duration::from_secs(20),
-            attempt_timeout: Duration::from_secs(3),
-            backoff: (Duration::from_millis(10), Duration::from_millis(200)),
-        };
-        Client::connect(self.addrs.values().cloned().collect(), cfg).unwrap()
-    }
-
-    fn logs(&self) -> String {
-        let mut s = String::new();
-        for id in self.addrs.keys() {
-            let p = self.dir.join(format!("node-{id}.log"));
-            s += &format!(
-                "--- node {id}\n{}\n",
-                std::fs::read_to_string(p).unwrap_or_default()
-            );
-        }
-        s
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        let ids: Vec<u64> = self.children.keys().copied().collect();
-        for id in ids {
-            self.kill(id);
-        }
-    }
+fn client(procs: &Procs) -> Client {
+    let cfg = ClientConfig {
+        op_timeout: Duration::from_secs(20),
+        attempt_timeout: Duration::from_secs(3),
+        backoff: (Duration::from_millis(10), Duration::from_millis(200)),
+    };
+    Client::connect(procs.addrs.values().cloned().collect(), cfg).unwrap()
 }
 
 /// Writes `key{i}` = `i` for i in `range` and appends `i,` to "log";
@@ -142,18 +64,18 @@ async fn read_back(c: &mut Client, acked: &BTreeMap<String, String>, log: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_survive_kill9_of_leader_and_of_all() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut procs = Procs::start(tmp.path(), 3);
+    let mut procs = traced_cluster(tmp.path());
     let result = tokio::time::timeout(Duration::from_secs(240), async {
-        let mut c = procs.client();
+        let mut c = client(&procs);
         let mut acked = BTreeMap::new();
         let mut log = String::new();
         write_range(&mut c, 0..20, &mut acked, &mut log).await;
 
         // kill -9 the leader, keep writing.
-        let leader = procs.id_of(c.last_target());
+        let leader = id_of(&procs, c.last_target());
         procs.kill(leader);
         write_range(&mut c, 20..40, &mut acked, &mut log).await;
-        let new_leader = procs.id_of(c.last_target());
+        let new_leader = id_of(&procs, c.last_target());
         assert_ne!(new_leader, leader);
 
         // Restart it; then kill the other follower so the restarted node is
@@ -173,7 +95,7 @@ async fn processes_survive_kill9_of_leader_and_of_all() {
         for id in 1..=3 {
             procs.spawn(id);
         }
-        let mut c = procs.client();
+        let mut c = client(&procs);
         read_back(&mut c, &acked, &log).await;
         write_range(&mut c, 50..55, &mut acked, &mut log).await;
         read_back(&mut c, &acked, &log).await;
@@ -233,9 +155,9 @@ fn check_recorded_steps(path: &Path, restarts_expected: std::ops::RangeInclusive
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_close_connection_on_bad_frames_and_keep_serving() {
     let tmp = tempfile::tempdir().unwrap();
-    let procs = Procs::start(tmp.path(), 3);
+    let procs = traced_cluster(tmp.path());
     let result = tokio::time::timeout(Duration::from_secs(60), async {
-        let mut c = procs.client();
+        let mut c = client(&procs);
         c.put("k", "before").await.unwrap();
         for garbage in [
             // Announces a 4 GiB frame: over the limit.
@@ -335,7 +257,7 @@ fn processes_serve_refuses_bad_trace_and_bug_flags() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_cli_put_append_get_and_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let procs = Procs::start(tmp.path(), 3);
+    let procs = traced_cluster(tmp.path());
     let cluster = procs.addrs.values().cloned().collect::<Vec<_>>().join(",");
     // The CLI runs blocking; keep it off the runtime's workers.
     let out = tokio::task::spawn_blocking(move || {

@@ -1,4 +1,4 @@
-//! Helpers shared by the operator tests (status, metrics, TLS): real
+//! Helpers shared by the process tests (processes, status, metrics, TLS): real
 //! `raftkv serve` processes on loopback, the CLI run to its end. Every wait
 //! is bounded; nothing is timed.
 
