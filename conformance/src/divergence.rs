@@ -225,7 +225,7 @@ impl fmt::Display for Divergence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_model::types::{Body, Entry, Role};
+    use raft_model::types::{Body, Entry, RequestVote, Role};
 
     fn server() -> AbstractServer {
         AbstractServer {
@@ -248,11 +248,11 @@ mod tests {
         Message {
             from,
             to,
-            body: Body::RequestVote {
+            body: Body::RequestVote(RequestVote {
                 term: 1,
                 last_log_index: 0,
                 last_log_term: 0,
-            },
+            }),
         }
     }
 

@@ -225,7 +225,7 @@ impl Encoder<Frame> for FrameCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Body;
+    use crate::message::{Body, RequestVote};
 
     fn roundtrip(frame: Frame) {
         let mut codec = FrameCodec::default();
@@ -240,11 +240,11 @@ mod tests {
         roundtrip(Frame::Peer(Message {
             from: 1,
             to: 2,
-            body: Body::RequestVote {
+            body: Body::RequestVote(RequestVote {
                 term: 3,
                 last_log_index: 4,
                 last_log_term: 2,
-            },
+            }),
         }));
         roundtrip(Frame::Request {
             id: 7,

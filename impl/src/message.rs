@@ -13,40 +13,52 @@ pub struct Message {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Body {
-    RequestVote {
-        term: Term,
-        last_log_index: LogIndex,
-        last_log_term: Term,
-    },
-    RequestVoteResponse {
-        term: Term,
-        granted: bool,
-    },
-    AppendEntries {
-        term: Term,
-        prev_log_index: LogIndex,
-        prev_log_term: Term,
-        entries: Vec<Entry>,
-        leader_commit: LogIndex,
-    },
-    /// success: `index` = prev_log_index + entries.len(), `conflict_index` = 0;
-    /// consistency rejection: `index` = the request's prev_log_index, `conflict_index` ≥ 1;
-    /// stale-term rejection: both 0.
-    AppendEntriesResponse {
-        term: Term,
-        success: bool,
-        index: LogIndex,
-        conflict_index: LogIndex,
-    },
+    RequestVote(RequestVote),
+    RequestVoteResponse(RequestVoteResponse),
+    AppendEntries(AppendEntries),
+    AppendEntriesResponse(AppendEntriesResponse),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestVote {
+    pub term: Term,
+    pub last_log_index: LogIndex,
+    pub last_log_term: Term,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestVoteResponse {
+    pub term: Term,
+    pub granted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AppendEntries {
+    pub term: Term,
+    pub prev_log_index: LogIndex,
+    pub prev_log_term: Term,
+    pub entries: Vec<Entry>,
+    pub leader_commit: LogIndex,
+}
+
+/// success: `index` = prev_log_index + entries.len(), `conflict_index` = 0;
+/// consistency rejection: `index` = the request's prev_log_index, `conflict_index` ≥ 1;
+/// stale-term rejection: both 0.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AppendEntriesResponse {
+    pub term: Term,
+    pub success: bool,
+    pub index: LogIndex,
+    pub conflict_index: LogIndex,
 }
 
 impl Body {
     pub fn term(&self) -> Term {
         match self {
-            Body::RequestVote { term, .. }
-            | Body::RequestVoteResponse { term, .. }
-            | Body::AppendEntries { term, .. }
-            | Body::AppendEntriesResponse { term, .. } => *term,
+            Body::RequestVote(RequestVote { term, .. })
+            | Body::RequestVoteResponse(RequestVoteResponse { term, .. })
+            | Body::AppendEntries(AppendEntries { term, .. })
+            | Body::AppendEntriesResponse(AppendEntriesResponse { term, .. }) => *term,
         }
     }
 }

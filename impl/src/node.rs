@@ -25,7 +25,7 @@
 //! leader counts itself toward commit only after its Persist (R-persist-4).
 
 use crate::core::{CoreConfig, HardState, LogOp, RaftCore, Ready};
-use crate::message::{Body, Message, MsgTag};
+use crate::message::{AppendEntries, AppendEntriesResponse, Body, Message, MsgTag};
 use crate::storage::{Storage, StorageError};
 use crate::trace::{Recorder, TraceEvent, TraceSink};
 use crate::transport::Transport;
@@ -734,7 +734,7 @@ impl NodeTask {
             if suppress.is_some_and(|s| s(&m)) {
                 continue;
             }
-            if let Body::AppendEntries { term, .. } = m.body {
+            if let Body::AppendEntries(AppendEntries { term, .. }) = m.body {
                 if term == self.flow.term {
                     if let Some(j) = self.flow.slot(m.to) {
                         self.flow.inflight[j] = true;
@@ -777,12 +777,12 @@ impl NodeTask {
 
     /// Leader: record that `m` answers an AppendEntries of this term.
     fn note_response(&mut self, m: &Message) {
-        if let Body::AppendEntriesResponse {
+        if let Body::AppendEntriesResponse(AppendEntriesResponse {
             term,
             success,
             index,
             ..
-        } = m.body
+        }) = m.body
         {
             if self.core.is_leader() && term == self.core.term() {
                 self.flow.sync_term(term);
@@ -829,7 +829,7 @@ impl NodeTask {
             .collect();
         let r = self.core.heartbeat();
         let suppress =
-            |m: &Message| matches!(m.body, Body::AppendEntries { .. }) && busy.contains(&m.to);
+            |m: &Message| matches!(m.body, Body::AppendEntries(_)) && busy.contains(&m.to);
         self.after_step(TraceEvent::Heartbeat, r, Some(&suppress));
     }
 

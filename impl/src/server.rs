@@ -125,7 +125,9 @@ impl Inbound for Handler {
             );
             return;
         }
-        if let crate::message::Body::RequestVote { term, .. } = &msg.body {
+        if let crate::message::Body::RequestVote(crate::message::RequestVote { term, .. }) =
+            &msg.body
+        {
             debug!(me = self.id, from = msg.from, term, "vote requested");
         }
         if let Some(c) = self.counters.get(&msg.from) {

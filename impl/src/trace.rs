@@ -9,7 +9,9 @@
 //! in-process harnesses.
 
 use crate::core::RaftCore;
-use crate::message::{Body, Message, MsgTag};
+use crate::message::{
+    AppendEntries, AppendEntriesResponse, Body, Message, MsgTag, RequestVote, RequestVoteResponse,
+};
 use crate::types::{Entry, LogIndex, NodeId, Role};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
@@ -378,33 +380,33 @@ fn role_name(r: Role) -> &'static str {
 /// A message body as docs/trace-format.md writes it (entries' commands in hex).
 pub fn body_json(b: &Body) -> Value {
     match b {
-        Body::RequestVote {
+        Body::RequestVote(RequestVote {
             term,
             last_log_index,
             last_log_term,
-        } => json!({"type": "RequestVote", "term": term,
+        }) => json!({"type": "RequestVote", "term": term,
                     "last_log_index": last_log_index, "last_log_term": last_log_term}),
-        Body::RequestVoteResponse { term, granted } => {
+        Body::RequestVoteResponse(RequestVoteResponse { term, granted }) => {
             json!({"type": "RequestVoteResponse", "term": term, "granted": granted})
         }
-        Body::AppendEntries {
+        Body::AppendEntries(AppendEntries {
             term,
             prev_log_index,
             prev_log_term,
             entries,
             leader_commit,
-        } => json!({"type": "AppendEntries", "term": term,
+        }) => json!({"type": "AppendEntries", "term": term,
                     "prev_log_index": prev_log_index, "prev_log_term": prev_log_term,
                     "entries": entries.iter()
                         .map(|e| json!({"term": e.term, "command": hex(&e.command)}))
                         .collect::<Vec<_>>(),
                     "leader_commit": leader_commit}),
-        Body::AppendEntriesResponse {
+        Body::AppendEntriesResponse(AppendEntriesResponse {
             term,
             success,
             index,
             conflict_index,
-        } => json!({"type": "AppendEntriesResponse", "term": term, "success": success,
+        }) => json!({"type": "AppendEntriesResponse", "term": term, "success": success,
                     "index": index, "conflict_index": conflict_index}),
     }
 }

@@ -4,7 +4,9 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 use raftkv::codec::{ClientRequest, ClientResponse, CodecError, Frame, FrameCodec, Op};
-use raftkv::message::{Body, Message};
+use raftkv::message::{
+    AppendEntries, AppendEntriesResponse, Body, Message, RequestVote, RequestVoteResponse,
+};
 use raftkv::types::Entry;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -15,13 +17,16 @@ fn entry() -> impl Strategy<Value = Entry> {
 
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(term, i, t)| Body::RequestVote {
-            term,
-            last_log_index: i,
-            last_log_term: t
-        }),
-        (any::<u64>(), any::<bool>())
-            .prop_map(|(term, granted)| Body::RequestVoteResponse { term, granted }),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(term, i, t)| Body::RequestVote(
+            RequestVote {
+                term,
+                last_log_index: i,
+                last_log_term: t
+            }
+        )),
+        (any::<u64>(), any::<bool>()).prop_map(|(term, granted)| Body::RequestVoteResponse(
+            RequestVoteResponse { term, granted }
+        )),
         (
             any::<u64>(),
             any::<u64>(),
@@ -29,20 +34,24 @@ fn body() -> impl Strategy<Value = Body> {
             proptest::collection::vec(entry(), 0..8),
             any::<u64>()
         )
-            .prop_map(|(term, pi, pt, entries, lc)| Body::AppendEntries {
-                term,
-                prev_log_index: pi,
-                prev_log_term: pt,
-                entries,
-                leader_commit: lc
-            }),
+            .prop_map(
+                |(term, pi, pt, entries, lc)| Body::AppendEntries(AppendEntries {
+                    term,
+                    prev_log_index: pi,
+                    prev_log_term: pt,
+                    entries,
+                    leader_commit: lc
+                })
+            ),
         (any::<u64>(), any::<bool>(), any::<u64>(), any::<u64>()).prop_map(
-            |(term, success, index, conflict_index)| Body::AppendEntriesResponse {
-                term,
-                success,
-                index,
-                conflict_index
-            }
+            |(term, success, index, conflict_index)| Body::AppendEntriesResponse(
+                AppendEntriesResponse {
+                    term,
+                    success,
+                    index,
+                    conflict_index
+                }
+            )
         ),
     ]
 }

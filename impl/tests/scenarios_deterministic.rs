@@ -3,7 +3,7 @@
 //! included (`fire_persist`); restarts from storage lose what was not
 //! persisted; fail-stop on a storage error; group commit under Real timers.
 
-use raftkv::message::{Body, Message};
+use raftkv::message::{AppendEntries, Body, Message, RequestVote, RequestVoteResponse};
 use raftkv::storage::{FileStorage, MemStorage, Storage};
 use raftkv::transport::memory::{Faults, MemNetwork, NetError, NetMode};
 use raftkv::types::{Entry, NodeId, Role};
@@ -89,10 +89,10 @@ fn is(from: NodeId, to: NodeId, kind: &'static str) -> impl Fn(&Message) -> bool
             && m.to == to
             && matches!(
                 (&m.body, kind),
-                (Body::RequestVote { .. }, "rv")
-                    | (Body::RequestVoteResponse { .. }, "rvr")
-                    | (Body::AppendEntries { .. }, "ae")
-                    | (Body::AppendEntriesResponse { .. }, "aer")
+                (Body::RequestVote(_), "rv")
+                    | (Body::RequestVoteResponse(_), "rvr")
+                    | (Body::AppendEntries(_), "ae")
+                    | (Body::AppendEntriesResponse(_), "aer")
             )
     }
 }
@@ -148,7 +148,7 @@ async fn drive_a_cluster_event_by_event() {
     assert_eq!(
         in_flight
             .iter()
-            .filter(|(_, m)| matches!(m.body, Body::AppendEntries { .. }))
+            .filter(|(_, m)| matches!(m.body, Body::AppendEntries(_)))
             .count(),
         2
     );
@@ -174,13 +174,15 @@ async fn drive_a_cluster_event_by_event() {
 
     // Drop the empty AEs, heartbeat, deliver to 2 and its response to 1.
     for (id, m) in h.net.in_flight() {
-        if matches!(m.body, Body::AppendEntries { .. }) {
+        if matches!(m.body, Body::AppendEntries(_)) {
             h.net.drop_message(id).unwrap();
         }
     }
     n1.fire_heartbeat().await;
     let ae = h.deliver(is(1, 2, "ae")).await;
-    assert!(matches!(ae.body, Body::AppendEntries { ref entries, .. } if entries.len() == 1));
+    assert!(
+        matches!(ae.body, Body::AppendEntries(AppendEntries { ref entries, .. }) if entries.len() == 1)
+    );
     // The acknowledgement waits for node 2's Persist (R-persist-2).
     assert!(!h.net.in_flight().iter().any(|(_, m)| is(2, 1, "aer")(m)));
     assert_eq!(h.nodes[&2].status().await.outbox.len(), 1);
@@ -449,11 +451,11 @@ async fn vote_survives_restart_unless_seeded_bug() {
         let rv = |from| Message {
             from,
             to: 1,
-            body: Body::RequestVote {
+            body: Body::RequestVote(RequestVote {
                 term: 1,
                 last_log_index: 0,
                 last_log_term: 0,
-            },
+            }),
         };
         let node = spawn().await;
         node.deliver_and_wait(rv(2)).await;
@@ -465,7 +467,12 @@ async fn vote_survives_restart_unless_seeded_bug() {
         let grants: Vec<bool> = net
             .in_flight()
             .iter()
-            .map(|(_, m)| matches!(m.body, Body::RequestVoteResponse { granted: true, .. }))
+            .map(|(_, m)| {
+                matches!(
+                    m.body,
+                    Body::RequestVoteResponse(RequestVoteResponse { granted: true, .. })
+                )
+            })
             .collect();
         assert_eq!(grants.len(), 2);
         assert_eq!(

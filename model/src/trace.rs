@@ -300,7 +300,7 @@ fn check_action(action: &Action, n: usize) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Body;
+    use crate::types::{Body, RequestVote};
 
     const V1: &str = r#"{
       "version": 1, "kind": "walk", "property": null,
@@ -338,7 +338,7 @@ mod tests {
         assert!(s.outbox.is_empty());
         assert!(matches!(
             t.steps[0].state.network[0].body,
-            Body::RequestVote { term: 1, .. }
+            Body::RequestVote(RequestVote { term: 1, .. })
         ));
     }
 

@@ -40,40 +40,52 @@ pub struct Message {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Body {
-    RequestVote {
-        term: Term,
-        last_log_index: Index,
-        last_log_term: Term,
-    },
-    RequestVoteResponse {
-        term: Term,
-        granted: bool,
-    },
-    AppendEntries {
-        term: Term,
-        prev_log_index: Index,
-        prev_log_term: Term,
-        entries: Vec<Entry>,
-        leader_commit: Index,
-    },
-    /// success: `index` = prev_log_index + len(entries), `conflict_index` = 0;
-    /// consistency rejection: `index` = the request's prev_log_index,
-    /// `conflict_index` >= 1; stale-term rejection: both 0.
-    AppendEntriesResponse {
-        term: Term,
-        success: bool,
-        index: Index,
-        conflict_index: Index,
-    },
+    RequestVote(RequestVote),
+    RequestVoteResponse(RequestVoteResponse),
+    AppendEntries(AppendEntries),
+    AppendEntriesResponse(AppendEntriesResponse),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestVote {
+    pub term: Term,
+    pub last_log_index: Index,
+    pub last_log_term: Term,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestVoteResponse {
+    pub term: Term,
+    pub granted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AppendEntries {
+    pub term: Term,
+    pub prev_log_index: Index,
+    pub prev_log_term: Term,
+    pub entries: Vec<Entry>,
+    pub leader_commit: Index,
+}
+
+/// success: `index` = prev_log_index + len(entries), `conflict_index` = 0;
+/// consistency rejection: `index` = the request's prev_log_index,
+/// `conflict_index` >= 1; stale-term rejection: both 0.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AppendEntriesResponse {
+    pub term: Term,
+    pub success: bool,
+    pub index: Index,
+    pub conflict_index: Index,
 }
 
 impl Body {
     pub fn term(&self) -> Term {
         match self {
-            Body::RequestVote { term, .. }
-            | Body::RequestVoteResponse { term, .. }
-            | Body::AppendEntries { term, .. }
-            | Body::AppendEntriesResponse { term, .. } => *term,
+            Body::RequestVote(RequestVote { term, .. })
+            | Body::RequestVoteResponse(RequestVoteResponse { term, .. })
+            | Body::AppendEntries(AppendEntries { term, .. })
+            | Body::AppendEntriesResponse(AppendEntriesResponse { term, .. }) => *term,
         }
     }
 }

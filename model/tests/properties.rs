@@ -10,7 +10,10 @@ use raft_model::state::{
     bit, flags, CommitRecord, ElectionRecord, QuorumRecord, ServerState, State, ValueSet,
     VoteRecord,
 };
-use raft_model::types::{Action, Body, Entry, Message, Role, ServerId};
+use raft_model::types::{
+    Action, AppendEntries, AppendEntriesResponse, Body, Entry, Message, RequestVote,
+    RequestVoteResponse, Role, ServerId,
+};
 use stateright::{Checker, Model, Representative};
 
 /// Sync mode: the tests written before durability was modelled check that
@@ -59,34 +62,34 @@ fn msg(from: ServerId, to: ServerId, body: Body) -> Message {
 }
 
 fn rv(term: u32, last_log_index: u32, last_log_term: u32) -> Body {
-    Body::RequestVote {
+    Body::RequestVote(RequestVote {
         term,
         last_log_index,
         last_log_term,
-    }
+    })
 }
 
 fn rvr(term: u32, granted: bool) -> Body {
-    Body::RequestVoteResponse { term, granted }
+    Body::RequestVoteResponse(RequestVoteResponse { term, granted })
 }
 
 fn ae(term: u32, prev: u32, prev_term: u32, entries: &[Entry], commit: u32) -> Body {
-    Body::AppendEntries {
+    Body::AppendEntries(AppendEntries {
         term,
         prev_log_index: prev,
         prev_log_term: prev_term,
         entries: entries.to_vec(),
         leader_commit: commit,
-    }
+    })
 }
 
 fn aer(term: u32, success: bool, index: u32, conflict_index: u32) -> Body {
-    Body::AppendEntriesResponse {
+    Body::AppendEntriesResponse(AppendEntriesResponse {
         term,
         success,
         index,
         conflict_index,
-    }
+    })
 }
 
 /// A follower at `term` with `log`.

@@ -190,68 +190,72 @@ pub fn role_to_model(r: kt::Role) -> m::Role {
 
 pub fn body_to_impl(b: &m::Body) -> k::Body {
     match b {
-        m::Body::RequestVote {
+        m::Body::RequestVote(m::RequestVote {
             term,
             last_log_index,
             last_log_term,
-        } => k::Body::RequestVote {
+        }) => k::Body::RequestVote(k::RequestVote {
             term: u64::from(*term),
             last_log_index: u64::from(*last_log_index),
             last_log_term: u64::from(*last_log_term),
-        },
-        m::Body::RequestVoteResponse { term, granted } => k::Body::RequestVoteResponse {
-            term: u64::from(*term),
-            granted: *granted,
-        },
-        m::Body::AppendEntries {
+        }),
+        m::Body::RequestVoteResponse(m::RequestVoteResponse { term, granted }) => {
+            k::Body::RequestVoteResponse(k::RequestVoteResponse {
+                term: u64::from(*term),
+                granted: *granted,
+            })
+        }
+        m::Body::AppendEntries(m::AppendEntries {
             term,
             prev_log_index,
             prev_log_term,
             entries,
             leader_commit,
-        } => k::Body::AppendEntries {
+        }) => k::Body::AppendEntries(k::AppendEntries {
             term: u64::from(*term),
             prev_log_index: u64::from(*prev_log_index),
             prev_log_term: u64::from(*prev_log_term),
             entries: entries.iter().map(entry_to_impl).collect(),
             leader_commit: u64::from(*leader_commit),
-        },
-        m::Body::AppendEntriesResponse {
+        }),
+        m::Body::AppendEntriesResponse(m::AppendEntriesResponse {
             term,
             success,
             index,
             conflict_index,
-        } => k::Body::AppendEntriesResponse {
+        }) => k::Body::AppendEntriesResponse(k::AppendEntriesResponse {
             term: u64::from(*term),
             success: *success,
             index: u64::from(*index),
             conflict_index: u64::from(*conflict_index),
-        },
+        }),
     }
 }
 
 pub fn body_to_model(b: &k::Body) -> Result<m::Body, MappingError> {
     Ok(match b {
-        k::Body::RequestVote {
+        k::Body::RequestVote(k::RequestVote {
             term,
             last_log_index,
             last_log_term,
-        } => m::Body::RequestVote {
+        }) => m::Body::RequestVote(m::RequestVote {
             term: narrow("term", *term)?,
             last_log_index: narrow("last_log_index", *last_log_index)?,
             last_log_term: narrow("last_log_term", *last_log_term)?,
-        },
-        k::Body::RequestVoteResponse { term, granted } => m::Body::RequestVoteResponse {
-            term: narrow("term", *term)?,
-            granted: *granted,
-        },
-        k::Body::AppendEntries {
+        }),
+        k::Body::RequestVoteResponse(k::RequestVoteResponse { term, granted }) => {
+            m::Body::RequestVoteResponse(m::RequestVoteResponse {
+                term: narrow("term", *term)?,
+                granted: *granted,
+            })
+        }
+        k::Body::AppendEntries(k::AppendEntries {
             term,
             prev_log_index,
             prev_log_term,
             entries,
             leader_commit,
-        } => m::Body::AppendEntries {
+        }) => m::Body::AppendEntries(m::AppendEntries {
             term: narrow("term", *term)?,
             prev_log_index: narrow("prev_log_index", *prev_log_index)?,
             prev_log_term: narrow("prev_log_term", *prev_log_term)?,
@@ -260,18 +264,18 @@ pub fn body_to_model(b: &k::Body) -> Result<m::Body, MappingError> {
                 .map(entry_to_model)
                 .collect::<Result<_, _>>()?,
             leader_commit: narrow("leader_commit", *leader_commit)?,
-        },
-        k::Body::AppendEntriesResponse {
+        }),
+        k::Body::AppendEntriesResponse(k::AppendEntriesResponse {
             term,
             success,
             index,
             conflict_index,
-        } => m::Body::AppendEntriesResponse {
+        }) => m::Body::AppendEntriesResponse(m::AppendEntriesResponse {
             term: narrow("term", *term)?,
             success: *success,
             index: narrow("index", *index)?,
             conflict_index: narrow("conflict_index", *conflict_index)?,
-        },
+        }),
     })
 }
 
@@ -555,28 +559,28 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let bodies = vec![
-            m::Body::RequestVote {
+            m::Body::RequestVote(m::RequestVote {
                 term: 2,
                 last_log_index: 3,
                 last_log_term: 1,
-            },
-            m::Body::RequestVoteResponse {
+            }),
+            m::Body::RequestVoteResponse(m::RequestVoteResponse {
                 term: 2,
                 granted: true,
-            },
-            m::Body::AppendEntries {
+            }),
+            m::Body::AppendEntries(m::AppendEntries {
                 term: 4,
                 prev_log_index: 1,
                 prev_log_term: 1,
                 entries: vec![m::Entry { term: 4, value: 9 }],
                 leader_commit: 1,
-            },
-            m::Body::AppendEntriesResponse {
+            }),
+            m::Body::AppendEntriesResponse(m::AppendEntriesResponse {
                 term: 4,
                 success: false,
                 index: 1,
                 conflict_index: 1,
-            },
+            }),
         ];
         for body in bodies {
             let msg = m::Message {
@@ -596,10 +600,10 @@ mod tests {
         let msg = k::Message {
             from: 1,
             to: 2,
-            body: k::Body::RequestVoteResponse {
+            body: k::Body::RequestVoteResponse(k::RequestVoteResponse {
                 term: u64::from(u32::MAX) + 1,
                 granted: false,
-            },
+            }),
         };
         assert_eq!(
             message_to_model(&msg, 3),
@@ -611,10 +615,10 @@ mod tests {
         let msg = k::Message {
             from: 1,
             to: 9,
-            body: k::Body::RequestVoteResponse {
+            body: k::Body::RequestVoteResponse(k::RequestVoteResponse {
                 term: 1,
                 granted: false,
-            },
+            }),
         };
         assert_eq!(message_to_model(&msg, 3), Err(MappingError::NodeId(9, 3)));
     }
@@ -680,20 +684,20 @@ mod tests {
         let a = k::Message {
             from: 3,
             to: 1,
-            body: k::Body::RequestVote {
+            body: k::Body::RequestVote(k::RequestVote {
                 term: 1,
                 last_log_index: 0,
                 last_log_term: 0,
-            },
+            }),
         };
         let b = k::Message {
             from: 1,
             to: 2,
-            body: k::Body::RequestVote {
+            body: k::Body::RequestVote(k::RequestVote {
                 term: 1,
                 last_log_index: 0,
                 last_log_term: 0,
-            },
+            }),
         };
         let st =
             abstract_state(&statuses, &[a.clone(), b.clone(), a.clone()], Some(&[2, 0])).unwrap();

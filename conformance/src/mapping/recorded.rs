@@ -250,15 +250,17 @@ pub fn rec_message_to_model(
             term,
             last_log_index,
             last_log_term,
-        } => m::Body::RequestVote {
+        } => m::Body::RequestVote(m::RequestVote {
             term: narrow_rec("term", *term)?,
             last_log_index: narrow_rec("last_log_index", *last_log_index)?,
             last_log_term: narrow_rec("last_log_term", *last_log_term)?,
-        },
-        R::RequestVoteResponse { term, granted } => m::Body::RequestVoteResponse {
-            term: narrow_rec("term", *term)?,
-            granted: *granted,
-        },
+        }),
+        R::RequestVoteResponse { term, granted } => {
+            m::Body::RequestVoteResponse(m::RequestVoteResponse {
+                term: narrow_rec("term", *term)?,
+                granted: *granted,
+            })
+        }
         R::AppendEntries {
             term,
             prev_log_index,
@@ -276,25 +278,25 @@ pub fn rec_message_to_model(
                     value: table.entry(term, index, &rec_command(&e.command)?)?,
                 });
             }
-            m::Body::AppendEntries {
+            m::Body::AppendEntries(m::AppendEntries {
                 term: narrow_rec("term", *term)?,
                 prev_log_index: narrow_rec("prev_log_index", *prev_log_index)?,
                 prev_log_term: narrow_rec("prev_log_term", *prev_log_term)?,
                 entries: es,
                 leader_commit: narrow_rec("leader_commit", *leader_commit)?,
-            }
+            })
         }
         R::AppendEntriesResponse {
             term,
             success,
             index,
             conflict_index,
-        } => m::Body::AppendEntriesResponse {
+        } => m::Body::AppendEntriesResponse(m::AppendEntriesResponse {
             term: narrow_rec("term", *term)?,
             success: *success,
             index: narrow_rec("index", *index)?,
             conflict_index: narrow_rec("conflict_index", *conflict_index)?,
-        },
+        }),
     };
     Ok(m::Message {
         from: from_id,
@@ -307,26 +309,28 @@ pub fn rec_message_to_model(
 pub fn model_body_to_rec(b: &m::Body, table: &CommandTable) -> crate::steps::RecBody {
     use crate::steps::RecBody as R;
     match b {
-        m::Body::RequestVote {
+        m::Body::RequestVote(m::RequestVote {
             term,
             last_log_index,
             last_log_term,
-        } => R::RequestVote {
+        }) => R::RequestVote {
             term: u64::from(*term),
             last_log_index: u64::from(*last_log_index),
             last_log_term: u64::from(*last_log_term),
         },
-        m::Body::RequestVoteResponse { term, granted } => R::RequestVoteResponse {
-            term: u64::from(*term),
-            granted: *granted,
-        },
-        m::Body::AppendEntries {
+        m::Body::RequestVoteResponse(m::RequestVoteResponse { term, granted }) => {
+            R::RequestVoteResponse {
+                term: u64::from(*term),
+                granted: *granted,
+            }
+        }
+        m::Body::AppendEntries(m::AppendEntries {
             term,
             prev_log_index,
             prev_log_term,
             entries,
             leader_commit,
-        } => R::AppendEntries {
+        }) => R::AppendEntries {
             term: u64::from(*term),
             prev_log_index: u64::from(*prev_log_index),
             prev_log_term: u64::from(*prev_log_term),
@@ -339,12 +343,12 @@ pub fn model_body_to_rec(b: &m::Body, table: &CommandTable) -> crate::steps::Rec
                 .collect(),
             leader_commit: u64::from(*leader_commit),
         },
-        m::Body::AppendEntriesResponse {
+        m::Body::AppendEntriesResponse(m::AppendEntriesResponse {
             term,
             success,
             index,
             conflict_index,
-        } => R::AppendEntriesResponse {
+        }) => R::AppendEntriesResponse {
             term: u64::from(*term),
             success: *success,
             index: u64::from(*index),

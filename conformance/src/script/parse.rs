@@ -2,7 +2,10 @@
 //! the `config` header (docs/scripts.md).
 
 use super::config::{default_config, parse_config};
-use raft_model::types::{Body, Message, ServerId, Value};
+use raft_model::types::{
+    AppendEntries, AppendEntriesResponse, Body, Message, RequestVote, RequestVoteResponse,
+    ServerId, Value,
+};
 use raft_model::Config;
 
 /// A script: the config it runs under and its lines, kept so that a
@@ -86,10 +89,10 @@ impl Kind {
 
     pub fn of(body: &Body) -> Kind {
         match body {
-            Body::RequestVote { .. } => Kind::RequestVote,
-            Body::RequestVoteResponse { .. } => Kind::VoteResponse,
-            Body::AppendEntries { .. } => Kind::AppendEntries,
-            Body::AppendEntriesResponse { .. } => Kind::AppendResponse,
+            Body::RequestVote(_) => Kind::RequestVote,
+            Body::RequestVoteResponse(_) => Kind::VoteResponse,
+            Body::AppendEntries(_) => Kind::AppendEntries,
+            Body::AppendEntriesResponse(_) => Kind::AppendResponse,
         }
     }
 }
@@ -122,30 +125,42 @@ impl Filter {
             (Filter::Term(t), b) => b.term() == t,
             (
                 Filter::Last(i, t),
-                Body::RequestVote {
+                Body::RequestVote(RequestVote {
                     last_log_index,
                     last_log_term,
                     ..
-                },
+                }),
             ) => (*last_log_index, *last_log_term) == (i, t),
-            (Filter::Granted(g), Body::RequestVoteResponse { granted, .. }) => *granted == g,
+            (
+                Filter::Granted(g),
+                Body::RequestVoteResponse(RequestVoteResponse { granted, .. }),
+            ) => *granted == g,
             (
                 Filter::Prev(i, t),
-                Body::AppendEntries {
+                Body::AppendEntries(AppendEntries {
                     prev_log_index,
                     prev_log_term,
                     ..
-                },
+                }),
             ) => (*prev_log_index, *prev_log_term) == (i, t),
-            (Filter::Commit(c), Body::AppendEntries { leader_commit, .. }) => *leader_commit == c,
-            (Filter::Entries(n), Body::AppendEntries { entries, .. }) => {
+            (Filter::Commit(c), Body::AppendEntries(AppendEntries { leader_commit, .. })) => {
+                *leader_commit == c
+            }
+            (Filter::Entries(n), Body::AppendEntries(AppendEntries { entries, .. })) => {
                 entries.len() == n as usize
             }
-            (Filter::Success(s), Body::AppendEntriesResponse { success, .. }) => *success == s,
-            (Filter::Index(i), Body::AppendEntriesResponse { index, .. }) => *index == i,
-            (Filter::Hint(h), Body::AppendEntriesResponse { conflict_index, .. }) => {
-                *conflict_index == h
-            }
+            (
+                Filter::Success(s),
+                Body::AppendEntriesResponse(AppendEntriesResponse { success, .. }),
+            ) => *success == s,
+            (
+                Filter::Index(i),
+                Body::AppendEntriesResponse(AppendEntriesResponse { index, .. }),
+            ) => *index == i,
+            (
+                Filter::Hint(h),
+                Body::AppendEntriesResponse(AppendEntriesResponse { conflict_index, .. }),
+            ) => *conflict_index == h,
             _ => false,
         }
     }

@@ -33,7 +33,7 @@ impl RaftCore {
     /// dependent message waits in the outbox while anything is pending
     /// (including writes made earlier in this step).
     pub(super) fn send(&mut self, m: Message, r: &mut Ready) {
-        let dependent = !matches!(m.body, Body::AppendEntries { .. });
+        let dependent = !matches!(m.body, Body::AppendEntries(_));
         if dependent && self.has_pending_writes() {
             self.outbox.push(m.clone());
             r.outboxed.push(m);

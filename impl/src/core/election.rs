@@ -3,8 +3,8 @@
 //! (R-vote-3) and becoming leader (R-vote-4).
 
 use super::{ImplBug, RaftCore, Ready};
-use crate::message::{Body, Message};
-use crate::types::{LogIndex, NodeId, Role, Term};
+use crate::message::{Body, Message, RequestVote, RequestVoteResponse};
+use crate::types::{NodeId, Role, Term};
 use std::collections::BTreeSet;
 
 impl RaftCore {
@@ -28,11 +28,11 @@ impl RaftCore {
             let m = Message {
                 from: self.id,
                 to: j,
-                body: Body::RequestVote {
+                body: Body::RequestVote(RequestVote {
                     term: self.term,
                     last_log_index,
                     last_log_term,
-                },
+                }),
             };
             self.send(m, &mut r);
         }
@@ -60,14 +60,12 @@ impl RaftCore {
     /// Deliver(m) — RequestVote from `c` (after the term rule): R-vote-2,
     /// grant iff same term, vote free, log up to date; a granted response
     /// waits for the vote to be durable (R-persist-2).
-    pub(super) fn handle_request_vote(
-        &mut self,
-        c: NodeId,
-        term: Term,
-        last_log_index: LogIndex,
-        last_log_term: Term,
-        r: &mut Ready,
-    ) {
+    pub(super) fn handle_request_vote(&mut self, c: NodeId, m: RequestVote, r: &mut Ready) {
+        let RequestVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } = m;
         let up_to_date = last_log_term > self.last_term()
             || (last_log_term == self.last_term() && last_log_index >= self.last_index());
         let granted = term == self.term
@@ -83,10 +81,10 @@ impl RaftCore {
         let m = Message {
             from: self.id,
             to: c,
-            body: Body::RequestVoteResponse {
+            body: Body::RequestVoteResponse(RequestVoteResponse {
                 term: self.term,
                 granted,
-            },
+            }),
         };
         if granted && self.bug(ImplBug::VoteBeforePersist) {
             r.messages.push(m);
@@ -101,10 +99,10 @@ impl RaftCore {
     pub(super) fn handle_request_vote_response(
         &mut self,
         j: NodeId,
-        term: Term,
-        granted: bool,
+        m: RequestVoteResponse,
         r: &mut Ready,
     ) {
+        let RequestVoteResponse { term, granted } = m;
         if self.role == Role::Candidate && term == self.term && granted {
             self.votes_granted.insert(j);
             if self.votes_granted.len() >= self.majority() {

@@ -241,9 +241,7 @@ impl RaftCore {
             return bad(format!("next_index/match_index for a {:?}", state.role));
         }
         if let Some(m) = state.outbox.iter().find(|m| {
-            m.from != c.id
-                || !c.peers.contains(&m.to)
-                || matches!(m.body, Body::AppendEntries { .. })
+            m.from != c.id || !c.peers.contains(&m.to) || matches!(m.body, Body::AppendEntries(_))
         }) {
             return bad(format!(
                 "outbox message {m:?} is not a dependent message of this server"
@@ -409,42 +407,14 @@ impl RaftCore {
             self.term_rule(m.body.term(), &mut r);
         }
         match m.body {
-            Body::RequestVote {
-                term,
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(m.from, term, last_log_index, last_log_term, &mut r),
-            Body::RequestVoteResponse { term, granted } => {
-                self.handle_request_vote_response(m.from, term, granted, &mut r)
+            Body::RequestVote(rv) => self.handle_request_vote(m.from, rv, &mut r),
+            Body::RequestVoteResponse(rvr) => {
+                self.handle_request_vote_response(m.from, rvr, &mut r)
             }
-            Body::AppendEntries {
-                term,
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-            } => self.handle_append_entries(
-                m.from,
-                term,
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-                &mut r,
-            ),
-            Body::AppendEntriesResponse {
-                term,
-                success,
-                index,
-                conflict_index,
-            } => self.handle_append_entries_response(
-                m.from,
-                term,
-                success,
-                index,
-                conflict_index,
-                &mut r,
-            ),
+            Body::AppendEntries(ae) => self.handle_append_entries(m.from, ae, &mut r),
+            Body::AppendEntriesResponse(aer) => {
+                self.handle_append_entries_response(m.from, aer, &mut r)
+            }
         }
         r
     }

@@ -4,7 +4,7 @@
 //! the leader's commit rule (R-commit-1, R-persist-4).
 
 use super::{ImplBug, NotLeader, RaftCore, Ready};
-use crate::message::{Body, Message};
+use crate::message::{AppendEntries, AppendEntriesResponse, Body, Message};
 use crate::types::{Entry, LogIndex, NodeId, Role, Term};
 
 impl RaftCore {
@@ -44,26 +44,23 @@ impl RaftCore {
     /// Deliver(m) — AppendEntries from `l` (after the term rule):
     /// R-append-3 (stale term), R-append-4 (consistency check), R-append-5
     /// (conflict rule), R-commit-2 (commit adoption), the reply.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn handle_append_entries(
-        &mut self,
-        l: NodeId,
-        term: Term,
-        prev_log_index: LogIndex,
-        prev_log_term: Term,
-        entries: Vec<Entry>,
-        leader_commit: LogIndex,
-        r: &mut Ready,
-    ) {
+    pub(super) fn handle_append_entries(&mut self, l: NodeId, m: AppendEntries, r: &mut Ready) {
+        let AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } = m;
         let reply = |me: &Self, success, index, conflict_index| Message {
             from: me.id,
             to: l,
-            body: Body::AppendEntriesResponse {
+            body: Body::AppendEntriesResponse(AppendEntriesResponse {
                 term: me.term,
                 success,
                 index,
                 conflict_index,
-            },
+            }),
         };
         if term < self.term {
             let m = reply(self, false, 0, 0);
@@ -144,12 +141,15 @@ impl RaftCore {
     pub(super) fn handle_append_entries_response(
         &mut self,
         j: NodeId,
-        term: Term,
-        success: bool,
-        index: LogIndex,
-        conflict_index: LogIndex,
+        m: AppendEntriesResponse,
         r: &mut Ready,
     ) {
+        let AppendEntriesResponse {
+            term,
+            success,
+            index,
+            conflict_index,
+        } = m;
         if self.role != Role::Leader || term != self.term {
             return;
         }
@@ -202,13 +202,13 @@ impl RaftCore {
         Message {
             from: self.id,
             to: j,
-            body: Body::AppendEntries {
+            body: Body::AppendEntries(AppendEntries {
                 term: self.term,
                 prev_log_index,
                 prev_log_term: self.term_at(prev_log_index),
                 entries,
                 leader_commit: self.commit_index,
-            },
+            }),
         }
     }
 

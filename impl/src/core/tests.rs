@@ -2,6 +2,7 @@
 //! One test (or a few) per rule of docs/protocol.md.
 
 use super::*;
+use crate::message::{AppendEntries, AppendEntriesResponse, RequestVote, RequestVoteResponse};
 
 fn e(term: Term, v: &str) -> Entry {
     Entry {
@@ -32,34 +33,34 @@ fn msg(from: NodeId, to: NodeId, body: Body) -> Message {
 }
 
 fn rv(term: Term, last_log_index: LogIndex, last_log_term: Term) -> Body {
-    Body::RequestVote {
+    Body::RequestVote(RequestVote {
         term,
         last_log_index,
         last_log_term,
-    }
+    })
 }
 
 fn ae(term: Term, prev: LogIndex, prev_term: Term, entries: Vec<Entry>, commit: LogIndex) -> Body {
-    Body::AppendEntries {
+    Body::AppendEntries(AppendEntries {
         term,
         prev_log_index: prev,
         prev_log_term: prev_term,
         entries,
         leader_commit: commit,
-    }
+    })
 }
 
 fn aer(term: Term, success: bool, index: LogIndex, conflict_index: LogIndex) -> Body {
-    Body::AppendEntriesResponse {
+    Body::AppendEntriesResponse(AppendEntriesResponse {
         term,
         success,
         index,
         conflict_index,
-    }
+    })
 }
 
 fn rvr(term: Term, granted: bool) -> Body {
-    Body::RequestVoteResponse { term, granted }
+    Body::RequestVoteResponse(RequestVoteResponse { term, granted })
 }
 
 fn hs(term: Term, voted_for: Option<NodeId>) -> HardState {

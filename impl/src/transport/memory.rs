@@ -380,16 +380,16 @@ impl Transport for MemEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Body;
+    use crate::message::{Body, RequestVoteResponse};
 
     fn msg(from: NodeId, to: NodeId, term: u64) -> Message {
         Message {
             from,
             to,
-            body: Body::RequestVoteResponse {
+            body: Body::RequestVoteResponse(RequestVoteResponse {
                 term,
                 granted: true,
-            },
+            }),
         }
     }
 

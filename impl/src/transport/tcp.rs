@@ -600,17 +600,17 @@ where
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::message::Body;
+    use crate::message::{AppendEntries, Body, RequestVoteResponse};
     use std::time::Duration;
 
     fn msg(term: u64) -> Message {
         Message {
             from: 1,
             to: 2,
-            body: Body::RequestVoteResponse {
+            body: Body::RequestVoteResponse(RequestVoteResponse {
                 term,
                 granted: true,
-            },
+            }),
         }
     }
 
@@ -663,7 +663,7 @@ mod tests {
         let ae = |term: u64| Message {
             from: 1,
             to: 2,
-            body: Body::AppendEntries {
+            body: Body::AppendEntries(AppendEntries {
                 term,
                 prev_log_index: 0,
                 prev_log_term: 0,
@@ -672,7 +672,7 @@ mod tests {
                     command: command.clone(),
                 }],
                 leader_commit: 0,
-            },
+            }),
         };
         for term in 1..=n {
             t.send(ae(term));

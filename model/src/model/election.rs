@@ -5,7 +5,7 @@
 use super::RaftModel;
 use crate::config::Bug;
 use crate::state::{bit, State};
-use crate::types::{Body, Index, Message, Role, ServerId, Term};
+use crate::types::{Body, Message, RequestVote, RequestVoteResponse, Role, ServerId, Term};
 
 impl RaftModel {
     /// §3 term rule (R-term-1, R-term-2): a higher term makes the receiver
@@ -58,11 +58,11 @@ impl RaftModel {
                     Message {
                         from: i,
                         to: j,
-                        body: Body::RequestVote {
+                        body: Body::RequestVote(RequestVote {
                             term,
                             last_log_index,
                             last_log_term,
-                        },
+                        }),
                     },
                     false,
                 );
@@ -75,15 +75,12 @@ impl RaftModel {
 
     /// Deliver(m) — RequestVote from `c` to `i`: the term rule, then
     /// R-vote-2 (grant iff same term, vote free, log up to date).
-    pub fn handle_request_vote(
-        &self,
-        s: &mut State,
-        i: ServerId,
-        c: ServerId,
-        term: Term,
-        last_log_index: Index,
-        last_log_term: Term,
-    ) {
+    pub fn handle_request_vote(&self, s: &mut State, i: ServerId, c: ServerId, m: &RequestVote) {
+        let &RequestVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } = m;
         self.term_rule(s, i, term);
         let srv = &s.servers[usize::from(i)];
         let vote_free =
@@ -104,10 +101,10 @@ impl RaftModel {
             Message {
                 from: i,
                 to: c,
-                body: Body::RequestVoteResponse {
+                body: Body::RequestVoteResponse(RequestVoteResponse {
                     term: reply_term,
                     granted,
-                },
+                }),
             },
             granted && self.has_bug(Bug::VoteBeforePersist),
         );
@@ -121,9 +118,9 @@ impl RaftModel {
         s: &mut State,
         i: ServerId,
         j: ServerId,
-        term: Term,
-        granted: bool,
+        m: &RequestVoteResponse,
     ) {
+        let &RequestVoteResponse { term, granted } = m;
         self.term_rule(s, i, term);
         let srv = &mut s.servers[usize::from(i)];
         if srv.role != Role::Candidate || term != srv.term || !granted {

@@ -5,7 +5,7 @@
 use super::RaftModel;
 use crate::config::{Bug, NetworkKind, PersistMode};
 use crate::state::{bit, State};
-use crate::types::{Action, Body, Message, Role, ServerId};
+use crate::types::{Action, Body, Message, RequestVoteResponse, Role, ServerId};
 
 impl RaftModel {
     /// Number of peers of `i` that a broadcast from `i` would reach (sends
@@ -52,7 +52,7 @@ impl RaftModel {
 
     /// Whether delivering `m` (a RequestVoteResponse) makes its receiver leader.
     pub(super) fn wins_with(&self, s: &State, m: &Message) -> bool {
-        let Body::RequestVoteResponse { term, granted } = m.body else {
+        let Body::RequestVoteResponse(RequestVoteResponse { term, granted }) = m.body else {
             return false;
         };
         let c = &s.servers[usize::from(m.to)];

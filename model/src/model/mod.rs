@@ -18,7 +18,7 @@ mod replication;
 use crate::config::{Bug, Config, PersistMode};
 use crate::properties;
 use crate::state::{bit, flags, State};
-use crate::types::{Action, Body, Message, ServerId};
+use crate::types::{Action, Body, Message, RequestVoteResponse, ServerId};
 use stateright::{Model, Path, Property};
 
 /// The model of a Raft cluster under the bounds of `cfg`.
@@ -61,10 +61,10 @@ impl RaftModel {
         if s.is_cut(m.from, m.to) {
             return;
         }
-        if let Body::RequestVoteResponse {
+        if let Body::RequestVoteResponse(RequestVoteResponse {
             term,
             granted: true,
-        } = m.body
+        }) = m.body
         {
             self.record_vote(s, term, m.from, m.to);
         }
@@ -79,44 +79,12 @@ impl RaftModel {
         }
         let (i, from) = (m.to, m.from);
         match &m.body {
-            Body::RequestVote {
-                term,
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(s, i, from, *term, *last_log_index, *last_log_term),
-            Body::RequestVoteResponse { term, granted } => {
-                self.handle_request_vote_response(s, i, from, *term, *granted)
+            Body::RequestVote(rv) => self.handle_request_vote(s, i, from, rv),
+            Body::RequestVoteResponse(rvr) => self.handle_request_vote_response(s, i, from, rvr),
+            Body::AppendEntries(ae) => self.handle_append_entries(s, i, from, ae),
+            Body::AppendEntriesResponse(aer) => {
+                self.handle_append_entries_response(s, i, from, aer)
             }
-            Body::AppendEntries {
-                term,
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-            } => self.handle_append_entries(
-                s,
-                i,
-                from,
-                *term,
-                *prev_log_index,
-                *prev_log_term,
-                entries,
-                *leader_commit,
-            ),
-            Body::AppendEntriesResponse {
-                term,
-                success,
-                index,
-                conflict_index,
-            } => self.handle_append_entries_response(
-                s,
-                i,
-                from,
-                *term,
-                *success,
-                *index,
-                *conflict_index,
-            ),
         }
     }
 

@@ -6,7 +6,9 @@
 use super::RaftModel;
 use crate::config::Bug;
 use crate::state::{bit, flags, State};
-use crate::types::{Body, Entry, Index, Message, Role, ServerId, Term, Value};
+use crate::types::{
+    AppendEntries, AppendEntriesResponse, Body, Entry, Index, Message, Role, ServerId, Value,
+};
 
 impl RaftModel {
     /// The AppendEntries that leader `i` sends `j` from `next_index[j]`
@@ -23,13 +25,13 @@ impl RaftModel {
         Message {
             from: i,
             to: j,
-            body: Body::AppendEntries {
+            body: Body::AppendEntries(AppendEntries {
                 term: l.term,
                 prev_log_index,
                 prev_log_term: l.term_at(prev_log_index).unwrap_or(0),
                 entries: l.log[start..end].to_vec(),
                 leader_commit: l.commit_index,
-            },
+            }),
         }
     }
 
@@ -98,18 +100,20 @@ impl RaftModel {
     /// Deliver(m) — AppendEntries from `l` to `i`: R-append-3 (stale term),
     /// the term rule, R-append-4 (consistency check), R-append-5 (conflict
     /// rule), R-commit-2 (commit adoption), the reply.
-    #[allow(clippy::too_many_arguments)]
     pub fn handle_append_entries(
         &self,
         s: &mut State,
         i: ServerId,
         l: ServerId,
-        term: Term,
-        prev_log_index: Index,
-        prev_log_term: Term,
-        entries: &[Entry],
-        leader_commit: Index,
+        m: &AppendEntries,
     ) {
+        let AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            ref entries,
+            leader_commit,
+        } = *m;
         // Every reply is dependent (R-persist-2): a success waits for the
         // log change it vouches for to be durable.
         let reply = |s: &mut State, term, success: bool, index, conflict_index| {
@@ -118,12 +122,12 @@ impl RaftModel {
                 Message {
                     from: i,
                     to: l,
-                    body: Body::AppendEntriesResponse {
+                    body: Body::AppendEntriesResponse(AppendEntriesResponse {
                         term,
                         success,
                         index,
                         conflict_index,
-                    },
+                    }),
                 },
                 success && self.has_bug(Bug::AckBeforePersist),
             )
@@ -187,17 +191,19 @@ impl RaftModel {
     /// Deliver(m) — AppendEntriesResponse from `j` to `i`: the term rule,
     /// R-term-3 (a stale response is ignored), then R-append-6 (success: monotonic match/next, commit) or R-append-7
     /// (rejection: back next_index up, resend).
-    #[allow(clippy::too_many_arguments)]
     pub fn handle_append_entries_response(
         &self,
         s: &mut State,
         i: ServerId,
         j: ServerId,
-        term: Term,
-        success: bool,
-        index: Index,
-        conflict_index: Index,
+        m: &AppendEntriesResponse,
     ) {
+        let AppendEntriesResponse {
+            term,
+            success,
+            index,
+            conflict_index,
+        } = *m;
         self.term_rule(s, i, term);
         let srv = &mut s.servers[usize::from(i)];
         if srv.role != Role::Leader || term != srv.term {

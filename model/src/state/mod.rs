@@ -8,7 +8,7 @@
 
 use crate::config::{NetworkKind, MAX_SERVERS};
 use crate::trace::{AbstractServer, AbstractState};
-use crate::types::{Body, Entry, Index, Message, Role, ServerId, Term, Value};
+use crate::types::{AppendEntries, Body, Entry, Index, Message, Role, ServerId, Term, Value};
 use smallvec::SmallVec;
 
 mod symmetry;
@@ -420,7 +420,7 @@ impl State {
             .iter()
             .chain(servers.iter().flat_map(|s| s.outbox.iter()))
         {
-            if let Body::AppendEntries { entries, .. } = &m.body {
+            if let Body::AppendEntries(AppendEntries { entries, .. }) = &m.body {
                 for e in entries {
                     requests = requests.max(e.value);
                 }

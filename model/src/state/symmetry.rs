@@ -3,6 +3,7 @@
 //! mentions each server, and the canonical representative of a state.
 
 use super::*;
+use crate::types::{AppendEntriesResponse, RequestVote, RequestVoteResponse};
 use stateright::Representative;
 
 impl State {
@@ -139,21 +140,21 @@ fn pack(tag: u64, a: impl Into<u64>, b: impl Into<u64>, c: impl Into<u64>) -> u6
 
 fn body_signature(b: &Body) -> u64 {
     match b {
-        Body::RequestVote {
+        Body::RequestVote(RequestVote {
             term,
             last_log_index,
             last_log_term,
-        } => mix(pack(1, *term, *last_log_index, *last_log_term)),
-        Body::RequestVoteResponse { term, granted } => {
+        }) => mix(pack(1, *term, *last_log_index, *last_log_term)),
+        Body::RequestVoteResponse(RequestVoteResponse { term, granted }) => {
             mix(pack(2, *term, u64::from(*granted), 0u64))
         }
-        Body::AppendEntries {
+        Body::AppendEntries(AppendEntries {
             term,
             prev_log_index,
             prev_log_term,
             entries,
             leader_commit,
-        } => {
+        }) => {
             let mut h = mix(pack(3, *term, *prev_log_index, *prev_log_term));
             h = mix(h ^ pack(0, *leader_commit, entries.len() as u64, 0u64));
             for e in entries {
@@ -161,12 +162,12 @@ fn body_signature(b: &Body) -> u64 {
             }
             h
         }
-        Body::AppendEntriesResponse {
+        Body::AppendEntriesResponse(AppendEntriesResponse {
             term,
             success,
             index,
             conflict_index,
-        } => mix(pack(4, *term, *index, *conflict_index) ^ u64::from(*success) << 56),
+        }) => mix(pack(4, *term, *index, *conflict_index) ^ u64::from(*success) << 56),
     }
 }
 

@@ -3,7 +3,10 @@
 
 use super::header::wrap;
 use crate::trace::{AbstractServer, AbstractState};
-use crate::types::{Action, Body, Entry, Message, Role};
+use crate::types::{
+    Action, AppendEntries, AppendEntriesResponse, Body, Entry, Message, RequestVote,
+    RequestVoteResponse, Role,
+};
 use std::fmt::Write;
 
 /// Messages in `after`'s network that `before`'s does not account for (multiset difference).
@@ -104,31 +107,31 @@ pub fn describe_server(id: usize, s: &AbstractServer) -> String {
 /// A message body in a few words, e.g. `AppendEntries t1 prev=0/0 [1:1] commit=0`.
 pub fn describe_body(body: &Body) -> String {
     match body {
-        Body::RequestVote {
+        Body::RequestVote(RequestVote {
             term,
             last_log_index,
             last_log_term,
-        } => format!("RequestVote t{term} last={last_log_index}/{last_log_term}"),
-        Body::RequestVoteResponse { term, granted } => format!(
+        }) => format!("RequestVote t{term} last={last_log_index}/{last_log_term}"),
+        Body::RequestVoteResponse(RequestVoteResponse { term, granted }) => format!(
             "VoteResponse t{term} {}",
             if *granted { "granted" } else { "denied" }
         ),
-        Body::AppendEntries {
+        Body::AppendEntries(AppendEntries {
             term,
             prev_log_index,
             prev_log_term,
             entries,
             leader_commit,
-        } => format!(
+        }) => format!(
             "AppendEntries t{term} prev={prev_log_index}/{prev_log_term} {} commit={leader_commit}",
             describe_log(entries)
         ),
-        Body::AppendEntriesResponse {
+        Body::AppendEntriesResponse(AppendEntriesResponse {
             term,
             success,
             index,
             conflict_index,
-        } => {
+        }) => {
             if *success {
                 format!("AppendResponse t{term} ok index={index}")
             } else {
@@ -140,10 +143,10 @@ pub fn describe_body(body: &Body) -> String {
 
 pub fn short_body(body: &Body) -> &'static str {
     match body {
-        Body::RequestVote { .. } => "RV",
-        Body::RequestVoteResponse { .. } => "RVR",
-        Body::AppendEntries { .. } => "AE",
-        Body::AppendEntriesResponse { .. } => "AER",
+        Body::RequestVote(_) => "RV",
+        Body::RequestVoteResponse(_) => "RVR",
+        Body::AppendEntries(_) => "AE",
+        Body::AppendEntriesResponse(_) => "AER",
     }
 }
 
@@ -167,30 +170,30 @@ pub fn describe_action(action: &Action) -> String {
 /// The message in a few characters, e.g. `AE t1 p0/0 [1:1] c0`.
 pub fn label(body: &Body) -> String {
     match body {
-        Body::RequestVote {
+        Body::RequestVote(RequestVote {
             term,
             last_log_index,
             last_log_term,
-        } => format!("RV t{term} {last_log_index}/{last_log_term}"),
-        Body::RequestVoteResponse { term, granted } => {
+        }) => format!("RV t{term} {last_log_index}/{last_log_term}"),
+        Body::RequestVoteResponse(RequestVoteResponse { term, granted }) => {
             format!("RVR t{term} {}", if *granted { "✓" } else { "✗" })
         }
-        Body::AppendEntries {
+        Body::AppendEntries(AppendEntries {
             term,
             prev_log_index,
             prev_log_term,
             entries,
             leader_commit,
-        } => format!(
+        }) => format!(
             "AE t{term} p{prev_log_index}/{prev_log_term} {} c{leader_commit}",
             describe_log(entries)
         ),
-        Body::AppendEntriesResponse {
+        Body::AppendEntriesResponse(AppendEntriesResponse {
             term,
             success,
             index,
             conflict_index,
-        } => {
+        }) => {
             if *success {
                 format!("AER t{term} ok {index}")
             } else {

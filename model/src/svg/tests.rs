@@ -4,7 +4,7 @@ use super::colors::{contrast, parse_hex, BACKGROUND};
 use super::*;
 use crate::config::{Bug, Config};
 use crate::trace::AbstractServer;
-use crate::types::{Body, Entry, Role};
+use crate::types::{Body, Entry, RequestVote, RequestVoteResponse, Role};
 use stateright::{Checker, Model, Path};
 
 fn server(term: u32, role: Role, log: Vec<Entry>) -> AbstractServer {
@@ -28,11 +28,11 @@ fn rv(from: u8, to: u8) -> Message {
     Message {
         from,
         to,
-        body: Body::RequestVote {
+        body: Body::RequestVote(RequestVote {
             term: 1,
             last_log_index: 0,
             last_log_term: 0,
-        },
+        }),
     }
 }
 
@@ -368,10 +368,10 @@ fn new_messages_is_a_multiset_difference() {
     let m = Message {
         from: 1,
         to: 0,
-        body: Body::RequestVoteResponse {
+        body: Body::RequestVoteResponse(RequestVoteResponse {
             term: 1,
             granted: true,
-        },
+        }),
     };
     let before = AbstractState {
         servers: vec![],
