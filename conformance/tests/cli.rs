@@ -1,3 +1,4 @@
+// Over 600 lines: the raft-conform command line's whole contract (every subcommand's exit codes, JSON keys and errors) in one place.
 //! The `raft-conform` command line: exit codes, JSON keys, error messages.
 
 use std::path::Path;

@@ -1,3 +1,4 @@
+// Over 600 lines: one test per startup refusal and exit code of real raftkv processes (issue 8), each short, sharing its process helpers.
 //! Issue 8 hardening, with real `raftkv` processes: the data directory
 //! lock, the startup checks, `--peers` and `--cluster` validation, the
 //! exit codes, `put --value-file`, log files without colour codes, and the

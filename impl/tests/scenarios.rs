@@ -1,3 +1,4 @@
+// Over 600 lines: the 6.824-style scenario suite (elections, agreement, persistence, unreliable networks), one short test each on shared helpers.
 //! Scenario tests in the spirit of the MIT 6.824 Raft suite, on the
 //! in-memory network with paused tokio time: fast and deterministic.
 

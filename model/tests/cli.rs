@@ -1,3 +1,4 @@
+// Over 600 lines: the raft-model command line's whole contract (check, replay, diagram, explore, simulate, bench) in one place.
 //! End-to-end tests of the `raft-model` binary at small bounds.
 
 use raft_model::trace::{Trace, TraceKind};

@@ -1,3 +1,4 @@
+// Over 600 lines: one transport (dialing, accepting, per-peer send buffers, plain and TLS streams) whose connection life cycle reads best in one file.
 //! TCP transport between `raftkv` processes.
 //!
 //! Outbound: per peer, a buffer of encoded frames and one task that owns
