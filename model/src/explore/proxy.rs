@@ -9,6 +9,8 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 
 const SCRIPT: &str = include_str!("raft-explorer.js");
+/// Largest request body forwarded (the UI sends none above a few bytes).
+const MAX_BODY: usize = 1 << 20;
 
 /// What the page is told about this Explorer.
 pub struct Identity {
@@ -52,6 +54,12 @@ fn handle(mut conn: TcpStream, backend: &str, id: &Identity) -> io::Result<()> {
         if let Some(v) = lower.strip_prefix("content-length:") {
             length = v.trim().parse().unwrap_or(0);
         }
+    }
+    // The UI's requests have small bodies; a larger claim is not from it.
+    if length > MAX_BODY {
+        return conn.write_all(
+            b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        );
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
@@ -162,5 +170,25 @@ mod tests {
         assert!(out.contains("\"tag\":\"servers3.x\""), "{out}");
         assert!(!out.contains("explore </script>"), "{out}");
         assert!(page_with_script(b"HTTP/1.1 404 Not Found\r\n\r\n", &id).is_none());
+    }
+
+    #[test]
+    fn a_request_claiming_a_huge_body_is_refused_without_reading_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let id = Identity {
+            tag: String::new(),
+            bounds: String::new(),
+            command: String::new(),
+            rewrite_states: Box::new(|_, _| None),
+        };
+        // No backend is needed: the proxy answers before forwarding.
+        thread::spawn(move || run(listener, "127.0.0.1:1".into(), id));
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"POST /x HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     }
 }
