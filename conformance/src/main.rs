@@ -152,6 +152,61 @@ fn error_code(e: &anyhow::Error) -> u8 {
     }
 }
 
+/// The bound flags `run` and `transitions` share (the same flags as
+/// `raft-model check`).
+#[derive(Args, Debug)]
+pub(crate) struct BoundFlags {
+    /// Servers in the cluster (1 to 7). Without --max-inflight, the messages in flight
+    /// are then raised to at least servers - 1, so that an election is possible.
+    #[arg(long)]
+    pub(crate) servers: Option<u8>,
+    /// Highest term: a server at this term cannot time out again.
+    #[arg(long)]
+    pub(crate) max_term: Option<u8>,
+    /// Client requests over the whole run.
+    #[arg(long)]
+    pub(crate) max_requests: Option<u8>,
+    /// Messages in flight at once (the network plus every outbox).
+    #[arg(long)]
+    pub(crate) max_inflight: Option<u8>,
+    /// Crash-restarts over the whole run.
+    #[arg(long)]
+    pub(crate) max_restarts: Option<u8>,
+    /// Partition events over the whole run (each may be healed).
+    #[arg(long)]
+    pub(crate) max_partitions: Option<u8>,
+    /// Message duplications over the whole run.
+    #[arg(long)]
+    pub(crate) max_duplicates: Option<u8>,
+}
+
+impl BoundFlags {
+    /// Sets every bound given on the command line. Without --max-inflight,
+    /// the messages in flight are raised to what an election at
+    /// `cfg.servers` needs.
+    pub(crate) fn apply(&self, cfg: &mut Config) {
+        let set = |slot: &mut u8, v: Option<u8>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set(&mut cfg.servers, self.servers);
+        if let Some(v) = self.max_term {
+            cfg.max_term = v.into();
+        }
+        if let Some(v) = self.max_requests {
+            cfg.max_requests = v.into();
+        }
+        set(&mut cfg.max_inflight, self.max_inflight);
+        set(&mut cfg.max_restarts, self.max_restarts);
+        set(&mut cfg.max_partitions, self.max_partitions);
+        set(&mut cfg.max_duplicates, self.max_duplicates);
+        if self.max_inflight.is_none() {
+            cfg.max_inflight = cfg.max_inflight.max(Config::election_inflight(cfg.servers));
+        }
+    }
+}
+
 /// The `--impl-bug` help: every name, with the earlier names it accepts.
 fn impl_bug_help() -> String {
     let names: Vec<String> = ImplBug::ALL
@@ -243,28 +298,8 @@ struct RunArgs {
     /// `raft-model check`). The flags below override single bounds.
     #[arg(long, default_value = "ci", value_parser = ["ci", "default"])]
     bounds: String,
-    /// Servers in the cluster (1 to 7). Without --max-inflight, the messages in flight
-    /// are then raised to at least servers - 1, so that an election is possible.
-    #[arg(long)]
-    servers: Option<u8>,
-    /// Highest term: a server at this term cannot time out again.
-    #[arg(long)]
-    max_term: Option<u8>,
-    /// Client requests over the whole run.
-    #[arg(long)]
-    max_requests: Option<u8>,
-    /// Messages in flight at once (the network plus every outbox).
-    #[arg(long)]
-    max_inflight: Option<u8>,
-    /// Crash-restarts over the whole run.
-    #[arg(long)]
-    max_restarts: Option<u8>,
-    /// Partition events over the whole run (each may be healed).
-    #[arg(long)]
-    max_partitions: Option<u8>,
-    /// Message duplications over the whole run.
-    #[arg(long)]
-    max_duplicates: Option<u8>,
+    #[command(flatten)]
+    bound_flags: BoundFlags,
     /// sync or async (docs/protocol.md §7).
     #[arg(long, value_parser = ["sync", "async"])]
     persist: Option<String>,
@@ -342,28 +377,8 @@ struct TransitionsArgs {
     /// single bounds.
     #[arg(long, default_value = "ci", value_parser = ["ci", "default"])]
     bounds: String,
-    /// Servers in the cluster (1 to 7). Without --max-inflight, the messages in flight
-    /// are then raised to at least servers - 1, so that an election is possible.
-    #[arg(long)]
-    servers: Option<u8>,
-    /// Highest term: a server at this term cannot time out again.
-    #[arg(long)]
-    max_term: Option<u8>,
-    /// Client requests over the whole run.
-    #[arg(long)]
-    max_requests: Option<u8>,
-    /// Messages in flight at once (the network plus every outbox).
-    #[arg(long)]
-    max_inflight: Option<u8>,
-    /// Crash-restarts over the whole run.
-    #[arg(long)]
-    max_restarts: Option<u8>,
-    /// Partition events over the whole run (each may be healed).
-    #[arg(long)]
-    max_partitions: Option<u8>,
-    /// Message duplications over the whole run.
-    #[arg(long)]
-    max_duplicates: Option<u8>,
+    #[command(flatten)]
+    bound_flags: BoundFlags,
     /// unordered or ordered (per-link FIFO).
     #[arg(long, value_parser = ["unordered", "ordered"])]
     network: Option<String>,

@@ -137,25 +137,7 @@ pub(crate) fn run_config(a: &RunArgs) -> Result<Config> {
     if let Some(p) = &a.persist {
         cfg.persist = persist_mode(p);
     }
-    let set = |slot: &mut u8, v: Option<u8>| {
-        if let Some(v) = v {
-            *slot = v;
-        }
-    };
-    set(&mut cfg.servers, a.servers);
-    if let Some(v) = a.max_term {
-        cfg.max_term = v.into();
-    }
-    if let Some(v) = a.max_requests {
-        cfg.max_requests = v.into();
-    }
-    set(&mut cfg.max_inflight, a.max_inflight);
-    set(&mut cfg.max_restarts, a.max_restarts);
-    set(&mut cfg.max_partitions, a.max_partitions);
-    set(&mut cfg.max_duplicates, a.max_duplicates);
-    if a.max_inflight.is_none() {
-        cfg.max_inflight = cfg.max_inflight.max(Config::election_inflight(cfg.servers));
-    }
+    a.bound_flags.apply(&mut cfg);
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("invalid model bounds: {e}"))?;
     Ok(cfg)
