@@ -32,9 +32,14 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 
 /// Runs `raftkv ARGS` to its end (killed after 60 s: a hang is a failure).
 pub fn raftkv(args: &[&str]) -> Output {
-    let child = Command::new(EXE)
-        .args(args)
-        .env("RUST_LOG", "warn")
+    let mut cmd = Command::new(EXE);
+    cmd.args(args).env("RUST_LOG", "warn");
+    run_bounded(cmd)
+}
+
+/// Runs a process to its end (killed after 60 s: a hang is a failure).
+pub fn run_bounded(mut cmd: Command) -> Output {
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -52,7 +57,7 @@ pub fn raftkv(args: &[&str]) -> Output {
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             let out = rx.recv().unwrap().unwrap();
             panic!(
-                "raftkv {args:?} still running after 60 s; stderr:\n{}",
+                "still running after 60 s; stderr:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
