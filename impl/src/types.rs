@@ -19,6 +19,24 @@ pub struct Entry {
     pub command: Vec<u8>,
 }
 
+/// The index and term of the last entry a snapshot covers
+/// (docs/protocol.md R-snap-1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub index: LogIndex,
+    pub term: Term,
+}
+
+/// A snapshot: what it covers and the state machine's serialised state at
+/// that index. `data` is opaque to the core, the storage and the transport
+/// (the KV store's own versioned encoding); `Bytes` so that the core can put
+/// it into messages and its status without copying it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub data: bytes::Bytes,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
