@@ -1,9 +1,13 @@
 //! The KV client: finds the leader, follows redirects, retries.
 //!
-//! A [`Client`] is one session: a random client id and a sequence number
-//! per write. A write is retried with the same sequence number until some
-//! node answers, so it applies exactly once even if an earlier attempt
-//! committed after its answer was lost. Reads are retried freely.
+//! A [`Client`] is one session: before its first write it registers
+//! through the log (`RegisterClient`; the entry's index is its id), then
+//! numbers its writes. A write is retried with the same sequence number
+//! until some node answers, so it applies exactly once even if an earlier
+//! attempt committed after its answer was lost. Reads are retried freely.
+//! A session idle for more than `kv::SESSION_TTL_ENTRIES` log entries is
+//! trimmed by the cluster; a write of it is refused ([`ClientError::Invalid`],
+//! "session ... is unknown"), never applied.
 //!
 //! The client talks to nodes through a [`Connector`]: [`TcpConnector`] for a
 //! real cluster; tests plug in one that calls services in memory.
@@ -12,7 +16,6 @@ use crate::codec::{ClientRequest, ClientResponse, Frame, FrameCodec, NodeMetrics
 use crate::tls::{Conn, Dialer};
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
-use rand::Rng;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -66,7 +69,8 @@ pub struct Client<C: Connector = TcpConnector> {
     addrs: Vec<String>,
     connector: C,
     cfg: ClientConfig,
-    client_id: u64,
+    /// The registered session, once the first write registered it.
+    client_id: Option<u64>,
     seq: u64,
     /// Where the last successful request went (the leader, most likely).
     target: String,
@@ -99,7 +103,7 @@ impl<C: Connector> Client<C> {
             addrs,
             connector,
             cfg,
-            client_id: rand::thread_rng().gen(),
+            client_id: None,
             seq: 0,
             target: first,
         })
@@ -110,8 +114,28 @@ impl<C: Connector> Client<C> {
         &self.target
     }
 
-    pub fn client_id(&self) -> u64 {
+    /// The session id, once registered.
+    pub fn client_id(&self) -> Option<u64> {
         self.client_id
+    }
+
+    /// Registers a session through the log (done before the first write).
+    pub async fn register(&mut self) -> Result<u64, ClientError> {
+        let request = ClientRequest {
+            client_id: 0,
+            seq: 0,
+            op: Op::RegisterClient,
+        };
+        match self.round_trip(request).await? {
+            ClientResponse::Registered { client_id } => {
+                self.client_id = Some(client_id);
+                self.seq = 0;
+                Ok(client_id)
+            }
+            other => Err(ClientError::Invalid(format!(
+                "RegisterClient answered {other:?}"
+            ))),
+        }
     }
 
     pub async fn put(&mut self, key: &str, value: &str) -> Result<(), ClientError> {
@@ -145,17 +169,26 @@ impl<C: Connector> Client<C> {
 
     /// Runs one operation to completion: redirects, retries, backoff.
     pub async fn call(&mut self, op: Op) -> Result<Option<String>, ClientError> {
-        let seq = if op.is_write() {
+        let (client_id, seq) = if op.is_write() {
+            let id = match self.client_id {
+                Some(id) => id,
+                None => self.register().await?,
+            };
             self.seq += 1;
-            self.seq
+            (id, self.seq)
         } else {
-            0
+            (self.client_id.unwrap_or(0), 0)
         };
-        let request = ClientRequest {
-            client_id: self.client_id,
-            seq,
-            op,
-        };
+        let request = ClientRequest { client_id, seq, op };
+        match self.round_trip(request).await? {
+            ClientResponse::Ok { value } => Ok(value),
+            other => Err(ClientError::Invalid(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Sends one request until a node answers it for good (success, an
+    /// invalid request, or a registration); redirects, retries, backoff.
+    async fn round_trip(&mut self, request: ClientRequest) -> Result<ClientResponse, ClientError> {
         let deadline = Instant::now() + self.cfg.op_timeout;
         let mut backoff = self.cfg.backoff.0;
         let mut last_error = String::from("no attempt made");
@@ -174,7 +207,9 @@ impl<C: Connector> Client<C> {
                 tokio::time::timeout(budget, self.connector.call(&target, request.clone())).await;
             let mut pause = true;
             match attempt {
-                Ok(Ok(ClientResponse::Ok { value })) => return Ok(value),
+                Ok(Ok(r @ (ClientResponse::Ok { .. } | ClientResponse::Registered { .. }))) => {
+                    return Ok(r)
+                }
                 Ok(Ok(ClientResponse::Invalid { reason })) => {
                     return Err(ClientError::Invalid(reason))
                 }

@@ -81,7 +81,8 @@ impl NodeMetrics {
 /// What a client asks a node to do.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClientRequest {
-    /// Random id of the client session.
+    /// The client's session: the log index of its `RegisterClient`
+    /// (kv/session.rs). Reads and `RegisterClient` ignore it.
     pub client_id: u64,
     /// Per-client sequence number of writes, starting at 1; a retried write
     /// carries the same number and is applied at most once. Reads carry 0.
@@ -91,20 +92,33 @@ pub struct ClientRequest {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Op {
-    Put { key: String, value: String },
-    Append { key: String, value: String },
-    Get { key: String },
+    Put {
+        key: String,
+        value: String,
+    },
+    Append {
+        key: String,
+        value: String,
+    },
+    Get {
+        key: String,
+    },
+    /// Opens a client session; answered with [`ClientResponse::Registered`].
+    /// Appended last: older log commands decode unchanged.
+    RegisterClient,
 }
 
 impl Op {
     pub fn key(&self) -> &str {
         match self {
             Op::Put { key, .. } | Op::Append { key, .. } | Op::Get { key } => key,
+            Op::RegisterClient => "",
         }
     }
 
+    /// A write of a session: carries a sequence number, applies once.
     pub fn is_write(&self) -> bool {
-        !matches!(self, Op::Get { .. })
+        matches!(self, Op::Put { .. } | Op::Append { .. })
     }
 
     /// Bytes of key and value, checked against [`MAX_KV_BYTES`].
@@ -112,6 +126,7 @@ impl Op {
         match self {
             Op::Put { key, value } | Op::Append { key, value } => key.len() + value.len(),
             Op::Get { key } => key.len(),
+            Op::RegisterClient => 0,
         }
     }
 }
@@ -133,6 +148,9 @@ pub enum ClientResponse {
     Retry { reason: String },
     /// The request is invalid and retrying will not help.
     Invalid { reason: String },
+    /// A `RegisterClient` applied: the new session's id.
+    /// Appended last: the encoding of the other answers is unchanged.
+    Registered { client_id: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]

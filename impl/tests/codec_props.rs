@@ -61,6 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
         (".{0,16}", ".{0,32}").prop_map(|(key, value)| Op::Put { key, value }),
         (".{0,16}", ".{0,32}").prop_map(|(key, value)| Op::Append { key, value }),
         ".{0,16}".prop_map(|key| Op::Get { key }),
+        Just(Op::RegisterClient),
     ]
 }
 
@@ -77,6 +78,7 @@ fn response() -> impl Strategy<Value = ClientResponse> {
             }),
         ".{0,20}".prop_map(|reason| ClientResponse::Retry { reason }),
         ".{0,20}".prop_map(|reason| ClientResponse::Invalid { reason }),
+        any::<u64>().prop_map(|client_id| ClientResponse::Registered { client_id }),
     ]
 }
 

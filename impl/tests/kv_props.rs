@@ -1,7 +1,9 @@
 //! The KV state machine against a simple model: random client sessions
 //! whose writes are retried (re-proposed) any number of times, and log
 //! entries re-delivered after a restart. Each (client, seq) write must apply
-//! exactly once, in log order of its first occurrence.
+//! exactly once, in log order of its first occurrence. Clients register
+//! first (the log's first entries); at a random point the store is replaced
+//! by one restored from its own snapshot, which must change nothing.
 
 use proptest::prelude::*;
 use raftkv::codec::{ClientRequest, ClientResponse, Op};
@@ -35,8 +37,13 @@ fn step() -> impl Strategy<Value = Step> {
 
 proptest! {
     #[test]
-    fn writes_apply_once_and_reads_see_the_model(steps in proptest::collection::vec(step(), 0..200)) {
-        let mut log: Vec<Vec<u8>> = Vec::new();
+    fn writes_apply_once_and_reads_see_the_model(
+        steps in proptest::collection::vec(step(), 0..200),
+        restore_at in 0..210u64,
+    ) {
+        // Clients 0, 1, 2 register at indices 1, 2, 3: those are their ids.
+        let register = ClientRequest { client_id: 0, seq: 0, op: Op::RegisterClient };
+        let mut log: Vec<Vec<u8>> = (0..3).map(|_| encode_command(&register)).collect();
         let mut expected_reads: Vec<(usize, Option<String>)> = Vec::new();
         let mut model: HashMap<String, String> = HashMap::new();
         let mut applied: HashSet<(u64, u64)> = HashSet::new();
@@ -49,7 +56,7 @@ proptest! {
                     *n += 1;
                     let (key, value) = (format!("k{k}"), format!("{c}.{n};"));
                     let op = if append { Op::Append { key, value } } else { Op::Put { key, value } };
-                    let r = ClientRequest { client_id: c, seq: *n, op };
+                    let r = ClientRequest { client_id: c + 1, seq: *n, op };
                     last.insert(c, r.clone());
                     r
                 }
@@ -82,6 +89,12 @@ proptest! {
             }
             // A re-delivery of the same index changes nothing.
             prop_assert_eq!(kv.apply(index, cmd), None);
+            if index == restore_at {
+                let mut restored = KvStore::new();
+                restored.restore(&kv.snapshot()).unwrap();
+                prop_assert_eq!(&restored, &kv);
+                kv = restored;
+            }
         }
         for (k, v) in &model {
             prop_assert_eq!(kv.get(k), Some(v.as_str()));
