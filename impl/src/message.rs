@@ -1,6 +1,6 @@
 //! Peer-to-peer messages (docs/protocol.md §2).
 
-use crate::types::{Entry, LogIndex, NodeId, Term};
+use crate::types::{Entry, LogIndex, NodeId, Snapshot, Term};
 use serde::{Deserialize, Serialize};
 
 /// A message in its envelope.
@@ -17,6 +17,7 @@ pub enum Body {
     RequestVoteResponse(RequestVoteResponse),
     AppendEntries(AppendEntries),
     AppendEntriesResponse(AppendEntriesResponse),
+    InstallSnapshot(InstallSnapshot),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,13 +53,32 @@ pub struct AppendEntriesResponse {
     pub conflict_index: LogIndex,
 }
 
+/// The leader's snapshot for a follower behind it (docs/protocol.md
+/// R-snap-3): `snapshot.meta` is `(last_included_index,
+/// last_included_term)`, `snapshot.data` the state machine at that index
+/// (the model's `values`). Not a dependent message (R-persist-2); it is
+/// answered by an [`AppendEntriesResponse`] (R-snap-4).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InstallSnapshot {
+    pub term: Term,
+    pub snapshot: Snapshot,
+}
+
 impl Body {
+    /// R-persist-2: RequestVote, RequestVoteResponse and
+    /// AppendEntriesResponse wait for the sender's disk; AppendEntries and
+    /// InstallSnapshot do not (R-persist-3, R-snap-3).
+    pub fn is_dependent(&self) -> bool {
+        !matches!(self, Body::AppendEntries(_) | Body::InstallSnapshot(_))
+    }
+
     pub fn term(&self) -> Term {
         match self {
             Body::RequestVote(RequestVote { term, .. })
             | Body::RequestVoteResponse(RequestVoteResponse { term, .. })
             | Body::AppendEntries(AppendEntries { term, .. })
-            | Body::AppendEntriesResponse(AppendEntriesResponse { term, .. }) => *term,
+            | Body::AppendEntriesResponse(AppendEntriesResponse { term, .. })
+            | Body::InstallSnapshot(InstallSnapshot { term, .. }) => *term,
         }
     }
 }

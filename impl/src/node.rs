@@ -247,6 +247,8 @@ impl Node {
                 bug: cfg.bug,
             },
             recovered.hard_state,
+            // Snapshots are not wired into the node yet (issue 10).
+            None,
             recovered.log,
         );
         let mut recorder = match &cfg.trace {
@@ -352,6 +354,7 @@ impl Node {
                     term: l.term,
                     voted_for: None,
                     role: Role::Follower,
+                    snapshot: None,
                     log: Vec::new(),
                     commit_index: 0,
                     votes_granted: Vec::new(),
@@ -360,6 +363,7 @@ impl Node {
                     leader_hint: None,
                     durable_term: l.term,
                     durable_voted_for: None,
+                    durable_snapshot: None,
                     durable_log: Vec::new(),
                     outbox: Vec::new(),
                 }

@@ -53,6 +53,10 @@ pub struct Status {
     pub term: Term,
     pub voted_for: Option<NodeId>,
     pub role: Role,
+    /// The snapshot in memory (R-snap-1); `log` holds the entries after it.
+    #[serde(default)]
+    pub snapshot: Option<Snapshot>,
+    /// The entries after `snapshot` (all of them without a snapshot).
     pub log: Vec<Entry>,
     pub commit_index: LogIndex,
     /// Sorted; empty unless candidate.
@@ -66,8 +70,24 @@ pub struct Status {
     /// The hard state on disk (docs/protocol.md §1, durable part).
     pub durable_term: Term,
     pub durable_voted_for: Option<NodeId>,
-    /// The log on disk: what a Restart recovers.
+    /// The snapshot on disk (R-snap-1): what a Restart recovers with
+    /// `durable_log`.
+    #[serde(default)]
+    pub durable_snapshot: Option<Snapshot>,
+    /// The log on disk after `durable_snapshot`: what a Restart recovers.
     pub durable_log: Vec<Entry>,
     /// Dependent messages waiting for the next Persist, in send order (§7).
     pub outbox: Vec<Message>,
+}
+
+impl Status {
+    /// The index of the in-memory snapshot, 0 without one.
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot.as_ref().map_or(0, |s| s.meta.index)
+    }
+
+    /// `last_index` of R-snap-1: the snapshot index plus the entries after it.
+    pub fn last_index(&self) -> LogIndex {
+        self.snapshot_index() + self.log.len() as LogIndex
+    }
 }

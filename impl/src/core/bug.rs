@@ -27,6 +27,18 @@ pub enum ImplBug {
     /// The leader counts itself for commit up to its in-memory last index,
     /// durable or not (breaks R-persist-4).
     LeaderCountsVolatileSelf,
+    /// The Snapshot step compacts up to `last_index` instead of the
+    /// requested (applied, committed) index: the snapshot covers entries
+    /// that are not committed (breaks R-snap-2).
+    SnapshotUncommitted,
+    /// Installing a snapshot empties the log even when the entry at the
+    /// snapshot's index matches (breaks R-snap-4: the suffix may hold
+    /// entries a majority acknowledged).
+    InstallTruncatesMatchingSuffix,
+    /// A snapshot not newer than the commit index is installed anyway
+    /// (when it is above the snapshot index), setting the commit index back
+    /// to it (breaks R-snap-4 and R-commit-3).
+    StaleSnapshotRollsBack,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +49,7 @@ pub struct UnknownBug {
 }
 
 impl ImplBug {
-    pub const ALL: [ImplBug; 8] = [
+    pub const ALL: [ImplBug; 11] = [
         ImplBug::CommitOldTerm,
         ImplBug::NoPersistVote,
         ImplBug::TruncateOnMatch,
@@ -46,6 +58,9 @@ impl ImplBug {
         ImplBug::AckBeforePersist,
         ImplBug::VoteBeforePersist,
         ImplBug::LeaderCountsVolatileSelf,
+        ImplBug::SnapshotUncommitted,
+        ImplBug::InstallTruncatesMatchingSuffix,
+        ImplBug::StaleSnapshotRollsBack,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +73,9 @@ impl ImplBug {
             ImplBug::AckBeforePersist => "ack-before-persist",
             ImplBug::VoteBeforePersist => "vote-before-persist",
             ImplBug::LeaderCountsVolatileSelf => "leader-counts-volatile-self",
+            ImplBug::SnapshotUncommitted => "snapshot-uncommitted",
+            ImplBug::InstallTruncatesMatchingSuffix => "install-truncates-matching-suffix",
+            ImplBug::StaleSnapshotRollsBack => "stale-snapshot-rolls-back",
         }
     }
 

@@ -20,20 +20,29 @@
 //! By responsibility, each citing the rule ids of docs/protocol.md it
 //! implements, side by side with the model's modules of the same names
 //! (model/src/model/): `election` (§3 term rule, R-vote-*), `replication`
-//! (R-append-*, R-commit-*), `durability` (R-persist-*). The state, its
-//! constructors and accessors, and the Deliver dispatch are here.
+//! (R-append-*, R-commit-*), `durability` (R-persist-*), `snapshot`
+//! (R-snap-*: the Snapshot step, sending and installing InstallSnapshot).
+//! The state, its constructors and accessors, and the Deliver dispatch are
+//! here.
+//!
+//! With a snapshot (R-snap-1) the log is held as the snapshot (index, term,
+//! opaque state-machine data) plus the entries after it; indices are
+//! absolute everywhere (`last_index = snapshot_index + log.len()`), and an
+//! index at or below the snapshot has no entry ([`RaftCore::entry`] is
+//! `None` there, [`RaftCore::term_of`] knows only the snapshot's own term).
 
 mod bug;
 mod durability;
 mod election;
 mod replication;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
 pub use bug::{ImplBug, UnknownBug};
 
 use crate::message::{Body, Message};
-use crate::types::{Entry, LogIndex, NodeId, Role, Status, Term};
+use crate::types::{Entry, LogIndex, NodeId, Role, Snapshot, SnapshotMeta, Status, Term};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The persistent `(term, voted_for)` pair.
@@ -46,7 +55,10 @@ pub struct HardState {
 /// One change of the persisted log, in the order it must be applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogOp {
-    /// Keep entries `1..=last_index`, drop the rest.
+    /// Keep entries `1..=last_index`, drop the rest. After an install whose
+    /// snapshot does not match the log (R-snap-4) `last_index` is the
+    /// snapshot's index: the snapshot saved at the same Persist then
+    /// forgets the entries up to it.
     Truncate { last_index: LogIndex },
     /// Append `entries`; the first lands at `first_index` (= current last + 1).
     Append {
@@ -74,8 +86,18 @@ pub struct Ready {
     /// The term rule emptied the outbox in this step (R-term-2); the
     /// messages that were in it are lost.
     pub outbox_cleared: bool,
-    /// The new commit index, when it advanced in this step.
+    /// The new commit index, when it advanced in this step (for an
+    /// installed snapshot: its index, R-snap-4).
     pub committed: Option<LogIndex>,
+    /// A snapshot to save at the next Persist (R-snap-2, R-snap-4), after
+    /// the hard state and the log ops of the steps since the last Persist
+    /// have been written and fsynced; only the newest one of those steps
+    /// needs saving. Saving it forgets the log entries up to its index.
+    pub snapshot: Option<Snapshot>,
+    /// The snapshot was installed from a leader (R-snap-4): the state
+    /// machine must load `snapshot.data` before it applies anything after
+    /// `snapshot.meta.index`.
+    pub restore_snapshot: bool,
     /// The step heard from a legitimate leader or candidate (or started an
     /// election): a real-time node restarts its election timer.
     pub reset_election_timer: bool,
@@ -84,7 +106,7 @@ pub struct Ready {
 impl Ready {
     /// Whether this step made writes the next Persist must write.
     pub fn has_writes(&self) -> bool {
-        self.hard_state.is_some() || !self.log_ops.is_empty()
+        self.hard_state.is_some() || !self.log_ops.is_empty() || self.snapshot.is_some()
     }
 }
 
@@ -93,6 +115,20 @@ impl Ready {
 #[error("not the leader (leader hint: {leader_hint:?})")]
 pub struct NotLeader {
     pub leader_hint: Option<NodeId>,
+}
+
+/// The Snapshot step (R-snap-2) was refused: it needs
+/// `snapshot_index < index <= commit_index` (and the entry at `index`
+/// still in the log). Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot snapshot at index {index}: it must be above the snapshot index \
+     {snapshot_index} and at most the commit index {commit_index}"
+)]
+pub struct SnapshotRefused {
+    pub index: LogIndex,
+    pub snapshot_index: LogIndex,
+    pub commit_index: LogIndex,
 }
 
 /// [`RaftCore::from_state`] was given a state no core can be in.
@@ -122,16 +158,30 @@ pub struct RaftCore {
     // persistent, in memory
     term: Term,
     voted_for: Option<NodeId>,
+    /// The snapshot (R-snap-1): `log` holds the entries after it.
+    snapshot: Option<Snapshot>,
+    /// The entries at `snapshot_index + 1 ..= last_index`.
     log: Vec<Entry>,
     // durable (docs/protocol.md §1): what a Restart recovers
     durable_hard_state: HardState,
-    /// `log[..stable_index]` is on disk unchanged. Always the longest
-    /// common prefix of the in-memory and the durable log.
+    /// The snapshot on disk.
+    durable_snapshot: Option<Snapshot>,
+    /// The in-memory and the durable log agree on indices `1..=stable_index`
+    /// (absolute; indices a snapshot covers count as agreeing: they are
+    /// committed). What the leader counts itself for (R-persist-4). While
+    /// no snapshot is pending it is the longest common prefix and
+    /// `log[..stable_index - snapshot_index]` is on disk unchanged.
     stable_index: LogIndex,
-    /// Durable entries after `stable_index` that the in-memory log no
-    /// longer has (a truncation not yet persisted); empty otherwise. The
-    /// durable log is `log[..stable_index] ++ durable_tail`.
+    /// No snapshot pending: durable entries after `stable_index` that the
+    /// in-memory log no longer has (a truncation not yet persisted); empty
+    /// otherwise. The durable log is then
+    /// `log[..stable_index - snapshot_index] ++ durable_tail`.
     durable_tail: Vec<Entry>,
+    /// Some while a snapshot is pending (taken or installed since the last
+    /// Persist): the durable log after `durable_snapshot`, exactly, copied
+    /// when the snapshot was made (the in-memory log no longer holds the
+    /// entries it covers). `durable_tail` is empty meanwhile.
+    frozen_durable_log: Option<Vec<Entry>>,
     /// Dependent messages waiting for the next Persist (R-persist-2).
     outbox: Vec<Message>,
     // volatile
@@ -144,9 +194,18 @@ pub struct RaftCore {
 }
 
 impl RaftCore {
-    /// Restart(i) (R-restart-1, R-persist-5, R-commit-3): a server (re)starting from its durable
-    /// state: everything durable, empty outbox, follower, commit 0.
-    pub fn new(cfg: CoreConfig, hard_state: HardState, log: Vec<Entry>) -> RaftCore {
+    /// Restart(i) (R-restart-1, R-persist-5, R-commit-3, R-snap-5): a
+    /// server (re)starting from its durable state: the hard state, the
+    /// snapshot and `log`, the durable entries after the snapshot (all of
+    /// them without one). Everything durable, empty outbox, follower,
+    /// commit index the snapshot's index (0 without one).
+    pub fn new(
+        cfg: CoreConfig,
+        hard_state: HardState,
+        snapshot: Option<Snapshot>,
+        log: Vec<Entry>,
+    ) -> RaftCore {
+        let snapshot_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
         let mut peers: Vec<NodeId> = cfg.peers.into_iter().filter(|p| *p != cfg.id).collect();
         peers.sort_unstable();
         peers.dedup();
@@ -157,13 +216,16 @@ impl RaftCore {
             bug: cfg.bug,
             term: hard_state.term,
             voted_for: hard_state.voted_for,
-            stable_index: log.len() as LogIndex,
+            stable_index: snapshot_index + log.len() as LogIndex,
             log,
+            durable_snapshot: snapshot.clone(),
+            snapshot,
             durable_hard_state: hard_state,
             durable_tail: Vec::new(),
+            frozen_durable_log: None,
             outbox: Vec::new(),
             role: Role::Follower,
-            commit_index: 0,
+            commit_index: snapshot_index,
             votes_granted: BTreeSet::new(),
             next_index: BTreeMap::new(),
             match_index: BTreeMap::new(),
@@ -173,15 +235,20 @@ impl RaftCore {
 
     /// A core in an arbitrary protocol state (feature `conformance`): the
     /// whole abstract state of docs/protocol.md §1 as a [`Status`] — term,
-    /// voted_for, role, log, commit_index, votes_granted, next_index,
-    /// match_index, the durable part (`durable_term`, `durable_voted_for`,
-    /// `durable_log`) and the outbox — plus `leader_hint`. The conformance
-    /// harness builds the core in a model state and executes one transition
-    /// on it. `stable_index` becomes the longest common prefix of `log` and
-    /// `durable_log`, the rest of `durable_log` the durable tail.
+    /// voted_for, role, snapshot, log, commit_index, votes_granted,
+    /// next_index, match_index, the durable part (`durable_term`,
+    /// `durable_voted_for`, `durable_snapshot`, `durable_log`) and the
+    /// outbox — plus `leader_hint`. The conformance harness builds the core
+    /// in a model state and executes one transition on it. With equal
+    /// snapshots `stable_index` becomes the longest common prefix of `log`
+    /// and `durable_log`, the rest of `durable_log` the durable tail; with
+    /// different ones the snapshot is pending and `durable_log` is kept as
+    /// it is.
     ///
     /// Refused when the state is not one a core can be in: `state.id` is not
-    /// `cfg.id`, `votes_granted` is non-empty for a non-candidate,
+    /// `cfg.id`, a snapshot at index 0, a snapshot beyond the commit index
+    /// (R-snap-1), a durable snapshot beyond the in-memory one, a commit
+    /// index beyond `last_index`, `votes_granted` is non-empty for a non-candidate,
     /// `next_index`/`match_index` are not exactly the peers for a leader (or
     /// not empty otherwise), or the outbox holds messages while nothing is
     /// pending or messages that are not this server's dependent messages.
@@ -191,12 +258,41 @@ impl RaftCore {
         if state.id != cfg.id {
             return bad(format!("state of node {} for core {}", state.id, cfg.id));
         }
+        let index_of = |s: &Option<Snapshot>| s.as_ref().map_or(0, |s| s.meta.index);
+        let (si, dsi) = (index_of(&state.snapshot), index_of(&state.durable_snapshot));
+        for (name, snap) in [
+            ("snapshot", &state.snapshot),
+            ("durable_snapshot", &state.durable_snapshot),
+        ] {
+            if snap.as_ref().is_some_and(|s| s.meta.index == 0) {
+                return bad(format!("{name} at index 0"));
+            }
+        }
+        if si > state.commit_index {
+            return bad(format!(
+                "snapshot index {si} beyond the commit index {}",
+                state.commit_index
+            ));
+        }
+        if dsi > si {
+            return bad(format!(
+                "durable snapshot index {dsi} beyond the snapshot index {si}"
+            ));
+        }
+        if state.commit_index > state.last_index() {
+            return bad(format!(
+                "commit index {} beyond the last index {}",
+                state.commit_index,
+                state.last_index()
+            ));
+        }
         let mut c = RaftCore::new(
             cfg,
             HardState {
                 term: state.durable_term,
                 voted_for: state.durable_voted_for,
             },
+            state.snapshot.clone(),
             state.log.clone(),
         );
         c.term = state.term;
@@ -204,14 +300,25 @@ impl RaftCore {
         c.role = state.role;
         c.commit_index = state.commit_index;
         c.leader_hint = state.leader_hint;
-        let stable = state
-            .log
-            .iter()
-            .zip(&state.durable_log)
-            .take_while(|(a, b)| a == b)
-            .count();
-        c.stable_index = stable as LogIndex;
-        c.durable_tail = state.durable_log[stable..].to_vec();
+        let common = |a: &[Entry], b: &[Entry]| {
+            a.iter().zip(b).take_while(|(x, y)| x == y).count() as LogIndex
+        };
+        if state.snapshot == state.durable_snapshot {
+            let stable = common(&state.log, &state.durable_log);
+            c.stable_index = si + stable;
+            c.durable_tail = state.durable_log[stable as usize..].to_vec();
+        } else {
+            // A pending snapshot: the durable entries it covers count as
+            // agreeing (committed), the ones after it are compared.
+            c.durable_snapshot = state.durable_snapshot.clone();
+            let covered = (si - dsi) as usize;
+            c.stable_index = if state.durable_log.len() >= covered {
+                si + common(&state.log, &state.durable_log[covered..])
+            } else {
+                dsi + state.durable_log.len() as LogIndex
+            };
+            c.frozen_durable_log = Some(state.durable_log.clone());
+        }
         if state.role == Role::Candidate {
             c.votes_granted = state.votes_granted.iter().copied().collect();
         } else if !state.votes_granted.is_empty() {
@@ -241,7 +348,7 @@ impl RaftCore {
             return bad(format!("next_index/match_index for a {:?}", state.role));
         }
         if let Some(m) = state.outbox.iter().find(|m| {
-            m.from != c.id || !c.peers.contains(&m.to) || matches!(m.body, Body::AppendEntries(_))
+            m.from != c.id || !c.peers.contains(&m.to) || !m.body.is_dependent()
         }) {
             return bad(format!(
                 "outbox message {m:?} is not a dependent message of this server"
@@ -280,14 +387,34 @@ impl RaftCore {
     pub fn leader_hint(&self) -> Option<NodeId> {
         self.leader_hint
     }
+    /// The in-memory entries after the snapshot (the whole log without
+    /// one): `log()[k]` is at index `snapshot_index() + 1 + k`.
     pub fn log(&self) -> &[Entry] {
         &self.log
     }
-    pub fn last_index(&self) -> LogIndex {
-        self.log.len() as LogIndex
+    /// The in-memory snapshot (R-snap-1). (`snapshot` is the Snapshot
+    /// step, [`RaftCore::snapshot`].)
+    pub fn current_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
     }
+    /// The in-memory snapshot's index and term, `(0, 0)` without one.
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        self.snapshot.as_ref().map_or(SnapshotMeta::default(), |s| s.meta)
+    }
+    /// Index of the last entry the snapshot covers, 0 without one.
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot_meta().index
+    }
+    /// R-snap-1: `snapshot_index + len(log)`.
+    pub fn last_index(&self) -> LogIndex {
+        self.snapshot_index() + self.log.len() as LogIndex
+    }
+    /// R-snap-1: the term of the last entry, or the snapshot's term when
+    /// the log after it is empty.
     pub fn last_term(&self) -> Term {
-        self.term_at(self.last_index())
+        self.log
+            .last()
+            .map_or(self.snapshot_meta().term, |e| e.term)
     }
     pub fn hard_state(&self) -> HardState {
         HardState {
@@ -295,16 +422,34 @@ impl RaftCore {
             voted_for: self.voted_for,
         }
     }
-    /// The entry at `index` (1-based), if present.
+    /// The entry at `index` (1-based), if the in-memory log holds it:
+    /// `None` for index 0, beyond `last_index`, and at or below the
+    /// snapshot index (compacted: the state machine has it through the
+    /// snapshot, R-snap-1).
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        if index == 0 {
+        let si = self.snapshot_index();
+        if index <= si {
             return None;
         }
-        self.log.get((index - 1) as usize)
+        self.log.get((index - si - 1) as usize)
     }
-    /// Term of `log[index]`, 0 for index 0 or beyond the log.
+    /// The term of `index` as R-snap-1 defines it: 0 for index 0, the
+    /// snapshot's term at the snapshot index, the entry's term above it;
+    /// `None` below the snapshot index (compacted away) and beyond
+    /// `last_index`.
+    pub fn term_of(&self, index: LogIndex) -> Option<Term> {
+        let meta = self.snapshot_meta();
+        if index == 0 {
+            Some(0)
+        } else if index == meta.index {
+            Some(meta.term)
+        } else {
+            self.entry(index).map(|e| e.term)
+        }
+    }
+    /// [`term_of`](Self::term_of) with 0 for an unknown term.
     pub fn term_at(&self, index: LogIndex) -> Term {
-        self.entry(index).map_or(0, |e| e.term)
+        self.term_of(index).unwrap_or(0)
     }
     /// Candidate only: the servers that granted a vote (empty otherwise).
     pub fn votes_granted(&self) -> &BTreeSet<NodeId> {
@@ -322,18 +467,35 @@ impl RaftCore {
     pub fn durable_hard_state(&self) -> HardState {
         self.durable_hard_state
     }
-    /// `log[..stable_index]` is on disk unchanged.
+    /// The snapshot on disk.
+    pub fn durable_snapshot(&self) -> Option<&Snapshot> {
+        self.durable_snapshot.as_ref()
+    }
+    /// The in-memory and the durable log agree on `1..=stable_index`
+    /// (absolute). While no snapshot is pending, the entries
+    /// `snapshot_index + 1 ..= stable_index` are on disk unchanged.
     pub fn stable_index(&self) -> LogIndex {
         self.stable_index
     }
     /// Durable entries beyond `stable_index` that the in-memory log no
-    /// longer has (non-empty only while a truncation is pending).
+    /// longer has (non-empty only while a truncation is pending and no
+    /// snapshot is).
     pub fn durable_tail(&self) -> &[Entry] {
         &self.durable_tail
     }
-    /// The durable log, `log[..stable_index] ++ durable_tail` (a copy).
+    /// Whether a snapshot taken or installed since the last Persist waits
+    /// for the next one.
+    pub fn snapshot_pending(&self) -> bool {
+        self.frozen_durable_log.is_some()
+    }
+    /// The durable log after the durable snapshot (a copy): while no
+    /// snapshot is pending `log[..stable_index - snapshot_index] ++
+    /// durable_tail`.
     pub fn durable_log(&self) -> Vec<Entry> {
-        let mut d = self.log[..self.stable_index as usize].to_vec();
+        if let Some(frozen) = &self.frozen_durable_log {
+            return frozen.clone();
+        }
+        let mut d = self.log[..(self.stable_index - self.snapshot_index()) as usize].to_vec();
         d.extend(self.durable_tail.iter().cloned());
         d
     }
@@ -341,10 +503,12 @@ impl RaftCore {
     pub fn outbox(&self) -> &[Message] {
         &self.outbox
     }
-    /// Whether the in-memory `(term, voted_for, log)` differs from the
-    /// durable part: Persist is enabled (docs/protocol.md §4 Persist).
+    /// Whether the in-memory `(term, voted_for, snapshot, log)` differs
+    /// from the durable part: Persist is enabled (docs/protocol.md §4
+    /// Persist, R-snap-1).
     pub fn has_pending_writes(&self) -> bool {
         self.hard_state() != self.durable_hard_state
+            || self.frozen_durable_log.is_some()
             || self.stable_index != self.last_index()
             || !self.durable_tail.is_empty()
     }
@@ -361,6 +525,7 @@ impl RaftCore {
             term: self.term,
             voted_for: self.voted_for,
             role: self.role,
+            snapshot: self.snapshot.clone(),
             log: self.log.clone(),
             commit_index: self.commit_index,
             votes_granted: if self.role == Role::Candidate {
@@ -381,6 +546,7 @@ impl RaftCore {
             leader_hint: self.leader_hint,
             durable_term: self.durable_hard_state.term,
             durable_voted_for: self.durable_hard_state.voted_for,
+            durable_snapshot: self.durable_snapshot.clone(),
             durable_log: self.durable_log(),
             outbox: self.outbox.clone(),
         }
@@ -415,6 +581,7 @@ impl RaftCore {
             Body::AppendEntriesResponse(aer) => {
                 self.handle_append_entries_response(m.from, aer, &mut r)
             }
+            Body::InstallSnapshot(is) => self.handle_install_snapshot(m.from, is, &mut r),
         }
         r
     }

@@ -1,10 +1,12 @@
 //! Log replication and commit (docs/protocol.md §4–§6): ClientRequest
 //! (`propose`, R-append-1), Heartbeat (R-append-2), AppendEntries
 //! (R-append-3..5, R-commit-2), its response (R-append-6, R-append-7) and
-//! the leader's commit rule (R-commit-1, R-persist-4).
+//! the leader's commit rule (R-commit-1, R-persist-4); with a snapshot,
+//! AppendEntries below it (R-snap-7) and InstallSnapshot in its place
+//! (R-snap-3).
 
 use super::{ImplBug, NotLeader, RaftCore, Ready};
-use crate::message::{AppendEntries, AppendEntriesResponse, Body, Message};
+use crate::message::{AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, Message};
 use crate::types::{Entry, LogIndex, NodeId, Role, Term};
 
 impl RaftCore {
@@ -43,7 +45,10 @@ impl RaftCore {
 
     /// Deliver(m) — AppendEntries from `l` (after the term rule):
     /// R-append-3 (stale term), R-append-4 (consistency check), R-append-5
-    /// (conflict rule), R-commit-2 (commit adoption), the reply.
+    /// (conflict rule), R-commit-2 (commit adoption), the reply; R-snap-7:
+    /// a `prev_log_index` below the snapshot passes the check and the
+    /// entries the snapshot covers are skipped, and the conflict hint is
+    /// never below the snapshot index.
     pub(super) fn handle_append_entries(&mut self, l: NodeId, m: AppendEntries, r: &mut Ready) {
         let AppendEntries {
             term,
@@ -78,36 +83,48 @@ impl RaftCore {
 
         // Consistency check.
         let last = self.last_index();
+        let snap = self.snapshot_meta();
         if prev_log_index > last {
             let m = reply(self, false, prev_log_index, last + 1);
             self.send(m, r);
             return;
         }
+        // R-snap-7: below the snapshot everything is committed and matches.
         let local = self.term_at(prev_log_index);
-        if local != prev_log_term {
-            // Start of the run of the conflicting term (terms are monotonic in a log).
-            let first = self
-                .log
-                .iter()
-                .position(|e| e.term == local)
-                .map_or(1, |p| p as LogIndex + 1);
+        if prev_log_index >= snap.index && local != prev_log_term {
+            // Start of the run of the conflicting term (terms are monotonic
+            // in a log), looking only at indices whose term is known: at
+            // the snapshot index when the run reaches back into it.
+            let first = if snap.index > 0 && snap.term == local {
+                snap.index
+            } else {
+                self.log
+                    .iter()
+                    .position(|e| e.term == local)
+                    .map_or(snap.index.max(1), |p| snap.index + p as LogIndex + 1)
+            };
             let m = reply(self, false, prev_log_index, first);
             self.send(m, r);
             return;
         }
 
-        // Conflict rule.
+        // Conflict rule, from the first index above the snapshot (R-snap-7).
         let n = entries.len() as LogIndex;
         if self.bug(ImplBug::TruncateOnMatch) {
-            if prev_log_index < self.last_index() {
-                self.truncate_log(prev_log_index, r);
+            let base = prev_log_index.max(snap.index);
+            let skip = (base - prev_log_index) as usize;
+            if base < self.last_index() {
+                self.truncate_log(base, r);
             }
-            if !entries.is_empty() {
-                self.append_entries(entries, r);
+            if entries.len() > skip {
+                self.append_entries(entries[skip..].to_vec(), r);
             }
         } else {
             for (k, e) in entries.iter().enumerate() {
                 let p = prev_log_index + k as LogIndex + 1;
+                if p <= snap.index {
+                    continue; // covered by the snapshot: committed, the same entry
+                }
                 if p <= self.last_index() {
                     if self.term_at(p) == e.term {
                         continue; // same entry by Log Matching: never truncate on a match
@@ -180,7 +197,8 @@ impl RaftCore {
         }
     }
 
-    /// R-append-2: AppendEntries to every peer, in increasing order of id.
+    /// R-append-2: AppendEntries (or InstallSnapshot, R-snap-3) to every
+    /// peer, in increasing order of id.
     pub(super) fn broadcast_append_entries(&self, r: &mut Ready) {
         for &j in &self.peers {
             r.messages.push(self.append_entries_for(j));
@@ -188,11 +206,28 @@ impl RaftCore {
     }
 
     /// The AppendEntries for peer `j` built from `next_index[j]` (R-append-2:
-    /// at most `max_batch` entries).
+    /// at most `max_batch` entries), `prev_log_term` the snapshot's term at
+    /// the snapshot index; R-snap-3: InstallSnapshot with the current
+    /// snapshot instead when `next_index[j] <= snapshot_index` (the term of
+    /// `prev_log_index` is compacted away). Used wherever the leader sends
+    /// to a peer: Heartbeat, becoming leader (R-vote-4), after a rejection
+    /// (R-append-7). Sending never moves `next_index`.
     pub(super) fn append_entries_for(&self, j: NodeId) -> Message {
         let next = self.next_index[&j].max(1);
+        if let Some(snapshot) = &self.snapshot {
+            if next <= snapshot.meta.index {
+                return Message {
+                    from: self.id,
+                    to: j,
+                    body: Body::InstallSnapshot(InstallSnapshot {
+                        term: self.term,
+                        snapshot: snapshot.clone(),
+                    }),
+                };
+            }
+        }
         let prev_log_index = next - 1;
-        let start = prev_log_index as usize;
+        let start = (prev_log_index - self.snapshot_index()) as usize;
         let end = self.log.len().min(start.saturating_add(self.max_batch));
         let entries = if start < end {
             self.log[start..end].to_vec()
@@ -213,8 +248,10 @@ impl RaftCore {
     }
 
     /// How far this leader counts itself for commit (R-persist-4): the
-    /// durable prefix of its log (`stable_index` is the longest common
-    /// prefix of the in-memory and durable logs), or, with the seeded bug
+    /// durable prefix of its log (`stable_index`: the in-memory and the
+    /// durable log agree up to it; a Snapshot step does not move it, the
+    /// durable log being the same entries, and appends while a snapshot is
+    /// pending do not raise it until the Persist), or, with the seeded bug
     /// `leader-counts-volatile-self`, its whole in-memory log.
     pub(super) fn self_match(&self) -> LogIndex {
         if self.bug(ImplBug::LeaderCountsVolatileSelf) {

@@ -16,6 +16,15 @@
 //!   where `payload = term u64 ++ command` and `crc = crc32c(len ++ payload)`.
 //!   All integers little-endian. A new segment starts when the current one
 //!   exceeds the segment size.
+//! - `snapshot-<index, 20 digits>.snap`: the latest snapshot, which `meta`
+//!   names by index and term. A 40-byte header (magic `RKVSNAP\0`, version
+//!   u32 = 1, index u64, term u64, content length u64, crc32c u32 over the
+//!   header's first 36 bytes and the content) then the content: the state
+//!   machine's own encoding, opaque here. Written to `snapshot.tmp`,
+//!   fsynced, renamed, directory fsynced, then listed in `meta`. The log
+//!   then holds the entries after its index; a segment holding entries on
+//!   both sides of the index stays, and its entries at or below the index
+//!   are skipped when it is read.
 //! - `LOCK`: see [`super::DirLock`]; ignored here.
 //!
 //! Order of operations, so that a crash (kill -9, power cut) at any point
@@ -26,7 +35,18 @@
 //! - creating a segment: the file with its header, fsync, then `meta`
 //!   listing it. A segment file after the last listed one is the trace of an
 //!   interrupted creation (or removal) and is removed;
-//! - removing segments (truncation): `meta` without them, then the files.
+//! - removing segments (truncation): `meta` without them, then the files;
+//! - saving a snapshot: the log synced, the snapshot file whole and durable
+//!   under its final name, then `meta` naming it and no longer listing the
+//!   segments wholly at or below its index, then those segments and the
+//!   previous snapshot file are removed. A crash before `meta` is replaced
+//!   leaves the old `meta`, whose snapshot and segments are all untouched,
+//!   plus an unlisted snapshot file, which open removes (it may equally be
+//!   the previous snapshot whose removal was interrupted; nothing that
+//!   depends on a snapshot happens before `save_snapshot` returns, so
+//!   discarding an unlisted one loses nothing). A crash after it leaves
+//!   unlisted segments below the first listed one and at or below the
+//!   snapshot index: traces of the compaction, removed.
 //!
 //! Recovery: a segment listed in `meta` but missing, a `meta` missing
 //! beside a log or a non-zero hard state, or a missing `hardstate` beside
@@ -38,9 +58,9 @@
 
 use super::group_commit::{GroupCommit, GroupCommitError};
 use super::meta::{self, DirIdentity, Meta};
-use super::{segment_file_name, Recovered, Storage, StorageError};
+use super::{segment_file_name, snapshot_file_name, Recovered, Storage, StorageError};
 use crate::core::HardState;
-use crate::types::{Entry, LogIndex};
+use crate::types::{Entry, LogIndex, Snapshot, SnapshotMeta};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -52,6 +72,10 @@ const SEG_HEADER: u64 = 8 + 8 + 4;
 const REC_HEADER: u64 = 8;
 /// Largest payload accepted (a guard against a corrupt length).
 pub const MAX_RECORD_LEN: u64 = 256 << 20;
+const SNAP_MAGIC: &[u8; 8] = b"RKVSNAP\0";
+const SNAP_VERSION: u32 = 1;
+const SNAP_HEADER: usize = 8 + 4 + 8 + 8 + 8 + 4;
+const SNAP_TMP: &str = "snapshot.tmp";
 
 #[derive(Clone, Debug)]
 pub struct FileStorageOptions {
@@ -95,6 +119,11 @@ pub struct FileStorage {
     tail: Option<File>,
     /// The log read at open, handed out by the first `load`.
     recovered_log: Option<Vec<Entry>>,
+    /// The snapshot read at open, handed out by the first `load`.
+    recovered_snapshot: Option<Snapshot>,
+    /// Test hook: fail `save_snapshot` (as a crash would stop it) after this
+    /// many more of its steps.
+    crash_after: Option<u32>,
     data_dirty: bool,
     dir_dirty: bool,
     /// Set after a failed write: the tail may hold a partial record.
@@ -167,6 +196,88 @@ fn decode_record(data: &[u8], pos: u64) -> Result<(Entry, u64), String> {
     ))
 }
 
+fn encode_snapshot_header(s: &Snapshot) -> [u8; SNAP_HEADER] {
+    let mut h = [0u8; SNAP_HEADER];
+    h[..8].copy_from_slice(SNAP_MAGIC);
+    h[8..12].copy_from_slice(&SNAP_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&s.meta.index.to_le_bytes());
+    h[20..28].copy_from_slice(&s.meta.term.to_le_bytes());
+    h[28..36].copy_from_slice(&(s.data.len() as u64).to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&h[..36]), &s.data);
+    h[36..].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+fn decode_snapshot(b: Vec<u8>) -> Result<Snapshot, String> {
+    if b.len() < SNAP_HEADER {
+        return Err(format!(
+            "{} bytes, shorter than its {SNAP_HEADER}-byte header (truncated)",
+            b.len()
+        ));
+    }
+    if &b[..8] != SNAP_MAGIC {
+        return Err("bad magic".into());
+    }
+    let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    if version != SNAP_VERSION {
+        return Err(format!("unsupported snapshot format version {version}"));
+    }
+    let index = u64::from_le_bytes(b[12..20].try_into().unwrap());
+    let term = u64::from_le_bytes(b[20..28].try_into().unwrap());
+    let len = u64::from_le_bytes(b[28..36].try_into().unwrap());
+    let held = (b.len() - SNAP_HEADER) as u64;
+    if held < len {
+        return Err(format!(
+            "truncated: its header says {len} bytes of content, the file holds {held}"
+        ));
+    }
+    if held > len {
+        return Err(format!(
+            "its header says {len} bytes of content, the file holds {held}"
+        ));
+    }
+    let stored = u32::from_le_bytes(b[36..40].try_into().unwrap());
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&b[..36]), &b[SNAP_HEADER..]);
+    if stored != actual {
+        return Err(format!(
+            "checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
+        ));
+    }
+    Ok(Snapshot {
+        meta: SnapshotMeta { index, term },
+        data: bytes::Bytes::from(b).slice(SNAP_HEADER..),
+    })
+}
+
+/// Reads and checks the snapshot `meta` names.
+fn read_snapshot(dir: &Path, sm: SnapshotMeta) -> Result<Snapshot, StorageError> {
+    let path = dir.join(snapshot_file_name(sm.index));
+    let b = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StorageError::MissingSnapshot {
+                dir: dir.to_path_buf(),
+                index: sm.index,
+            })
+        }
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    let snap = decode_snapshot(b).map_err(|reason| StorageError::CorruptSnapshot {
+        path: path.clone(),
+        reason,
+    })?;
+    if snap.meta != sm {
+        return Err(StorageError::CorruptSnapshot {
+            path,
+            reason: format!(
+                "it covers index {} term {}, its meta file says index {} term {}",
+                snap.meta.index, snap.meta.term, sm.index, sm.term
+            ),
+        });
+    }
+    Ok(snap)
+}
+
 fn encode_hard_state(hs: HardState) -> [u8; HS_LEN] {
     let mut b = [0u8; HS_LEN];
     b[..8].copy_from_slice(HS_MAGIC);
@@ -232,7 +343,7 @@ impl FileStorage {
     ) -> Result<FileStorage, StorageError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-        for name in ["hardstate.tmp", meta::META_TMP] {
+        for name in ["hardstate.tmp", meta::META_TMP, SNAP_TMP] {
             let tmp = dir.join(name);
             if tmp.exists() {
                 // An interrupted replacement: the old file is still intact.
@@ -253,6 +364,7 @@ impl FileStorage {
             };
 
         let mut on_disk: Vec<(LogIndex, PathBuf)> = Vec::new();
+        let mut snaps_on_disk: Vec<(LogIndex, PathBuf)> = Vec::new();
         for ent in fs::read_dir(&dir).map_err(io_err("list directory", &dir))? {
             let ent = ent.map_err(io_err("list directory", &dir))?;
             let name = ent.file_name();
@@ -267,6 +379,15 @@ impl FileStorage {
                     reason: "unparsable segment file name".into(),
                 })?;
                 on_disk.push((first, ent.path()));
+            } else if let Some(num) = name
+                .strip_prefix("snapshot-")
+                .and_then(|s| s.strip_suffix(".snap"))
+            {
+                let index: LogIndex = num.parse().map_err(|_| StorageError::CorruptSnapshot {
+                    path: ent.path(),
+                    reason: "unparsable snapshot file name".into(),
+                })?;
+                snaps_on_disk.push((index, ent.path()));
             }
         }
         on_disk.sort();
@@ -280,13 +401,16 @@ impl FileStorage {
             }
             None => {
                 let hs = hard_state.unwrap_or_default();
-                if !on_disk.is_empty() || hs != HardState::default() {
+                if !on_disk.is_empty() || !snaps_on_disk.is_empty() || hs != HardState::default() {
                     let mut found = Vec::new();
                     if hs != HardState::default() {
                         found.push(format!("a hard state (term {})", hs.term));
                     }
                     if !on_disk.is_empty() {
                         found.push(format!("{} log segment(s)", on_disk.len()));
+                    }
+                    if !snaps_on_disk.is_empty() {
+                        found.push(format!("{} snapshot file(s)", snaps_on_disk.len()));
                     }
                     return Err(StorageError::MissingMeta {
                         dir,
@@ -352,21 +476,47 @@ impl FileStorage {
                 }
             }
         }
+        let snap_index = meta.snapshot.map_or(0, |s| s.index);
+        let snapshot = match meta.snapshot {
+            Some(sm) => Some(read_snapshot(&dir, sm)?),
+            None => None,
+        };
         let mut removed = false;
+        for (index, path) in &snaps_on_disk {
+            if meta.snapshot.is_some_and(|s| s.index == *index) {
+                continue;
+            }
+            // Written by a `save_snapshot` that did not get to replace
+            // `meta`, or the previous snapshot it did not get to remove.
+            tracing::warn!(
+                path = %path.display(),
+                "removing a snapshot file its meta file does not name (an interrupted snapshot save)"
+            );
+            fs::remove_file(path).map_err(io_err("remove", path))?;
+            removed = true;
+        }
         for (first, path) in &on_disk {
             if meta.segments.contains(first) {
                 continue;
             }
             if meta.segments.last().is_some_and(|l| first < l) {
-                return Err(StorageError::UnexpectedSegment {
-                    dir,
-                    first_index: *first,
-                });
+                let below_log = meta.segments.first().is_some_and(|f| first < f);
+                if !(below_log && *first <= snap_index) {
+                    return Err(StorageError::UnexpectedSegment {
+                        dir,
+                        first_index: *first,
+                    });
+                }
+                tracing::warn!(
+                    path = %path.display(),
+                    "removing a log segment below the snapshot that its meta file no longer lists (an interrupted compaction)"
+                );
+            } else {
+                tracing::warn!(
+                    path = %path.display(),
+                    "removing a log segment its meta file does not list (an interrupted segment creation, truncation or compaction)"
+                );
             }
-            tracing::warn!(
-                path = %path.display(),
-                "removing a log segment its meta file does not list (an interrupted segment creation or truncation)"
-            );
             fs::remove_file(path).map_err(io_err("remove", path))?;
             removed = true;
         }
@@ -379,6 +529,9 @@ impl FileStorage {
 
         let mut segments = Vec::new();
         let mut log = Vec::new();
+        // The index the next segment must start at (the first may start
+        // anywhere up to just after the snapshot).
+        let mut next_index: Option<LogIndex> = None;
         let count = names.len();
         for (i, (first, path)) in names.into_iter().enumerate() {
             let is_last = i + 1 == count;
@@ -416,20 +569,34 @@ impl FileStorage {
                     format!("header says first index {hfirst}, file name says {first}"),
                 ));
             }
-            let expected = log.len() as LogIndex + 1;
-            if first != expected {
-                return Err(corrupt(
-                    8,
-                    format!("segment starts at index {first}, expected {expected} (missing or extra segment)"),
-                ));
+            match next_index {
+                Some(expected) if first != expected => {
+                    return Err(corrupt(
+                        8,
+                        format!("segment starts at index {first}, expected {expected} (missing or extra segment)"),
+                    ));
+                }
+                None if first > snap_index + 1 => {
+                    return Err(corrupt(
+                        8,
+                        format!(
+                            "segment starts at index {first}, expected at most {} (missing segment after the snapshot at {snap_index})",
+                            snap_index + 1
+                        ),
+                    ));
+                }
+                _ => {}
             }
             let mut offsets = Vec::new();
             let mut pos = SEG_HEADER;
             while pos < data.len() as u64 {
                 match decode_record(&data, pos) {
                     Ok((e, next)) => {
+                        // Entries at or below the snapshot are compacted away.
+                        if first + offsets.len() as LogIndex > snap_index {
+                            log.push(e);
+                        }
                         offsets.push(pos);
-                        log.push(e);
                         pos = next;
                     }
                     Err(reason) => {
@@ -455,12 +622,28 @@ impl FileStorage {
                     }
                 }
             }
+            next_index = Some(first + offsets.len() as LogIndex);
             segments.push(Segment {
                 first_index: first,
                 path,
                 offsets,
                 size: pos,
             });
+        }
+        if next_index.is_some_and(|n| n <= snap_index) {
+            // The log ends below the snapshot (only a lost write can do
+            // this): every segment is covered by the snapshot, and appending
+            // to the last would leave a gap. Drop them, `meta` first.
+            tracing::warn!(
+                snap_index,
+                "removing log segments that end below the snapshot"
+            );
+            meta.segments.clear();
+            meta::write(&dir, &meta)?;
+            for s in segments.drain(..) {
+                fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
+            }
+            sync_dir(&dir)?;
         }
         let tail = match segments.last() {
             Some(s) => Some(
@@ -479,6 +662,8 @@ impl FileStorage {
             segments,
             tail,
             recovered_log: Some(log),
+            recovered_snapshot: snapshot,
+            crash_after: None,
             data_dirty: false,
             dir_dirty: false,
             failed: None,
@@ -495,6 +680,93 @@ impl FileStorage {
         self.segments.iter().map(|s| s.path.clone()).collect()
     }
 
+    /// Test hook: make the next `save_snapshot` stop, as a crash (kill -9)
+    /// would, after `steps` of its steps (0: before writing anything; past
+    /// the last step it completes). The storage then refuses every further
+    /// write; drop it and reopen the directory to see what the crash left.
+    #[doc(hidden)]
+    pub fn crash_save_snapshot_after(&mut self, steps: u32) {
+        self.crash_after = Some(steps);
+    }
+
+    fn failpoint(&mut self) -> Result<(), StorageError> {
+        match self.crash_after.as_mut() {
+            Some(0) => {
+                self.crash_after = None;
+                Err(StorageError::Failed(
+                    "injected crash in save_snapshot".into(),
+                ))
+            }
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn snap_index(&self) -> LogIndex {
+        self.meta.snapshot.map_or(0, |s| s.index)
+    }
+
+    /// The steps of `save_snapshot` after the log is synced; each
+    /// `failpoint` is a point where a crash leaves the files as they are.
+    fn write_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        let index = snapshot.meta.index;
+        let old = self.meta.snapshot;
+        self.failpoint()?;
+        let tmp = self.dir.join(SNAP_TMP);
+        let path = self.dir.join(snapshot_file_name(index));
+        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(&encode_snapshot_header(snapshot))
+            .map_err(io_err("write", &tmp))?;
+        self.failpoint()?;
+        f.write_all(&snapshot.data).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+        self.failpoint()?;
+        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+        self.failpoint()?;
+        sync_dir(&self.dir)?;
+        self.failpoint()?;
+        // Segments wholly at or below the index go; one straddling it stays.
+        let covered = self
+            .segments
+            .iter()
+            .take_while(|s| s.first_index + s.offsets.len() as LogIndex - 1 <= index)
+            .count();
+        let mut meta = self.meta.clone();
+        meta.snapshot = Some(snapshot.meta);
+        meta.segments.drain(..covered);
+        if self.crash_after == Some(0) {
+            // The crash interrupts the replacement of `meta`: a partial
+            // `meta.tmp` beside the old `meta`.
+            let text = meta.encode();
+            let _ = fs::write(
+                self.dir.join(meta::META_TMP),
+                &text.as_bytes()[..text.len() / 2],
+            );
+        }
+        self.failpoint()?;
+        meta::write(&self.dir, &meta)?;
+        self.meta = meta;
+        self.failpoint()?;
+        let gone: Vec<Segment> = self.segments.drain(..covered).collect();
+        if self.segments.is_empty() {
+            self.tail = None;
+        }
+        for s in gone {
+            fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
+            self.failpoint()?;
+        }
+        if let Some(old) = old {
+            let p = self.dir.join(snapshot_file_name(old.index));
+            fs::remove_file(&p).map_err(io_err("remove", &p))?;
+            self.failpoint()?;
+        }
+        sync_dir(&self.dir)
+    }
+
     fn check_ok(&self) -> Result<(), StorageError> {
         match &self.failed {
             Some(why) => Err(StorageError::Failed(why.clone())),
@@ -508,13 +780,17 @@ impl FileStorage {
     }
 
     fn read_log(&self) -> Result<Vec<Entry>, StorageError> {
-        let mut log = Vec::with_capacity(self.last_index() as usize);
+        let snap_index = self.snap_index();
+        let mut log = Vec::with_capacity((self.last_index() - snap_index) as usize);
         for s in &self.segments {
             let mut data = Vec::new();
             File::open(&s.path)
                 .and_then(|mut f| f.read_to_end(&mut data))
                 .map_err(io_err("read", &s.path))?;
-            for &off in &s.offsets {
+            for (k, &off) in s.offsets.iter().enumerate() {
+                if s.first_index + (k as LogIndex) <= snap_index {
+                    continue;
+                }
                 let (e, _) = decode_record(&data, off).map_err(|reason| StorageError::Corrupt {
                     path: s.path.clone(),
                     offset: off,
@@ -581,8 +857,14 @@ impl Storage for FileStorage {
             Some(l) => l,
             None => self.read_log()?,
         };
+        let snapshot = match (self.recovered_snapshot.take(), self.meta.snapshot) {
+            (_, None) => None,
+            (Some(s), Some(sm)) if s.meta == sm => Some(s),
+            (_, Some(sm)) => Some(read_snapshot(&self.dir, sm)?),
+        };
         Ok(Recovered {
             hard_state: self.hard_state,
+            snapshot,
             log,
         })
     }
@@ -606,6 +888,12 @@ impl Storage for FileStorage {
         if last_index > last {
             return Err(StorageError::Invalid(format!(
                 "truncate to {last_index} beyond last index {last}"
+            )));
+        }
+        if last_index < self.snap_index() {
+            return Err(StorageError::Invalid(format!(
+                "truncate to {last_index} below the snapshot index {}",
+                self.snap_index()
             )));
         }
         if last_index == last {
@@ -741,12 +1029,37 @@ impl Storage for FileStorage {
     }
 
     fn last_index(&self) -> LogIndex {
-        self.segments.last().map_or(0, |s| {
+        let seg_end = self.segments.last().map_or(0, |s| {
             if s.offsets.is_empty() {
                 s.first_index - 1
             } else {
                 s.last_index()
             }
-        })
+        });
+        seg_end.max(self.snap_index())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.check_ok()?;
+        let base = self.snap_index();
+        if snapshot.meta.index <= base {
+            return Err(StorageError::Invalid(format!(
+                "snapshot at index {} is not above the current snapshot index {base}",
+                snapshot.meta.index
+            )));
+        }
+        self.sync()?;
+        self.recovered_log = None;
+        self.recovered_snapshot = None;
+        let res = self.write_snapshot(snapshot);
+        res.map_err(|e| self.fail(e))
+    }
+
+    fn snapshot_meta(&self) -> Option<SnapshotMeta> {
+        self.meta.snapshot
+    }
+
+    fn log_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
     }
 }

@@ -5,11 +5,12 @@
 //! the hard state is durable when `set_hard_state` returns, log changes only
 //! at `sync`. [`MemStorage::crash`] loses every log change not yet synced
 //! (what a power cut does to a file), [`MemStorage::durable`] is a separate
-//! copy of only what is durable.
+//! copy of only what is durable. `save_snapshot` is durable when it returns
+//! (it syncs the log first, then replaces snapshot and log in one step).
 
 use super::{Recovered, Storage, StorageError};
 use crate::core::HardState;
-use crate::types::{Entry, LogIndex};
+use crate::types::{Entry, LogIndex, Snapshot, SnapshotMeta};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Default)]
@@ -20,7 +21,9 @@ pub struct MemStorage {
 #[derive(Debug, Default)]
 struct Inner {
     hard_state: HardState,
-    /// The log as written (synced or not).
+    /// The snapshot (always durable); `log[0]` is the entry after it.
+    snapshot: Option<Snapshot>,
+    /// The log after the snapshot as written (synced or not).
     log: Vec<Entry>,
     /// `log[..stable]` is synced unchanged.
     stable: usize,
@@ -32,6 +35,10 @@ struct Inner {
 }
 
 impl Inner {
+    fn snap_index(&self) -> LogIndex {
+        self.snapshot.as_ref().map_or(0, |s| s.meta.index)
+    }
+
     fn synced_log(&self) -> Vec<Entry> {
         let mut l = self.log[..self.stable].to_vec();
         l.extend(self.synced_tail.iter().cloned());
@@ -54,6 +61,7 @@ impl MemStorage {
         let g = self.lock();
         Recovered {
             hard_state: g.hard_state,
+            snapshot: g.snapshot.clone(),
             log: g.log.clone(),
         }
     }
@@ -76,6 +84,7 @@ impl MemStorage {
         MemStorage {
             inner: Arc::new(Mutex::new(Inner {
                 hard_state: g.hard_state,
+                snapshot: g.snapshot.clone(),
                 stable: log.len(),
                 log,
                 synced_tail: Vec::new(),
@@ -121,13 +130,19 @@ impl Storage for MemStorage {
     fn truncate(&mut self, last_index: LogIndex) -> Result<(), StorageError> {
         let mut g = self.lock();
         self.check(&g)?;
-        if last_index as usize > g.log.len() {
+        let base = g.snap_index();
+        let last = base + g.log.len() as LogIndex;
+        if last_index > last {
             return Err(StorageError::Invalid(format!(
-                "truncate to {last_index} beyond last index {}",
-                g.log.len()
+                "truncate to {last_index} beyond last index {last}"
             )));
         }
-        let t = last_index as usize;
+        if last_index < base {
+            return Err(StorageError::Invalid(format!(
+                "truncate to {last_index} below the snapshot index {base}"
+            )));
+        }
+        let t = (last_index - base) as usize;
         if t < g.stable {
             let mut tail = g.log[t..g.stable].to_vec();
             tail.append(&mut g.synced_tail);
@@ -152,7 +167,39 @@ impl Storage for MemStorage {
         Ok(())
     }
     fn last_index(&self) -> LogIndex {
-        self.lock().log.len() as LogIndex
+        let g = self.lock();
+        g.snap_index() + g.log.len() as LogIndex
+    }
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        let mut g = self.lock();
+        self.check(&g)?;
+        let base = g.snap_index();
+        if snapshot.meta.index <= base {
+            return Err(StorageError::Invalid(format!(
+                "snapshot at index {} is not above the current snapshot index {base}",
+                snapshot.meta.index
+            )));
+        }
+        // As `sync`, then the snapshot and the compaction in one step.
+        g.syncs += 1;
+        g.synced_tail.clear();
+        let covered = ((snapshot.meta.index - base) as usize).min(g.log.len());
+        g.log.drain(..covered);
+        g.stable = g.log.len();
+        g.snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+    fn snapshot_meta(&self) -> Option<SnapshotMeta> {
+        self.lock().snapshot.as_ref().map(|s| s.meta)
+    }
+    fn log_bytes(&self) -> u64 {
+        // What the file format would take: an 8-byte record header and the
+        // 8-byte term per entry.
+        self.lock()
+            .log
+            .iter()
+            .map(|e| 16 + e.command.len() as u64)
+            .sum()
     }
 }
 
@@ -187,6 +234,7 @@ mod tests {
                 term: 2,
                 voted_for: Some(3),
             },
+            snapshot: None,
             log: vec![e(1, "a"), e(1, "b")],
         };
         assert_eq!(d.snapshot(), expect);
@@ -202,5 +250,36 @@ mod tests {
         s.sync().unwrap();
         s.crash();
         assert_eq!(s.snapshot().log, vec![e(1, "a"), e(1, "b"), e(2, "z")]);
+    }
+
+    #[test]
+    fn save_snapshot_compacts_and_is_durable() {
+        let mut s = MemStorage::new();
+        s.append(&[e(1, "a"), e(1, "b"), e(2, "c")]).unwrap();
+        let snap = |index, term| Snapshot {
+            meta: SnapshotMeta { index, term },
+            data: bytes::Bytes::from(format!("state@{index}")),
+        };
+        s.save_snapshot(&snap(2, 1)).unwrap();
+        assert_eq!(s.last_index(), 3);
+        assert_eq!(s.snapshot_meta(), Some(SnapshotMeta { index: 2, term: 1 }));
+        assert!(s.truncate(1).is_err(), "below the snapshot");
+        s.append(&[e(2, "d")]).unwrap();
+        s.crash();
+        // The log before the snapshot was synced by it; `d` was not.
+        let r = s.snapshot();
+        assert_eq!(r.snapshot, Some(snap(2, 1)));
+        assert_eq!(r.log, vec![e(2, "c")]);
+        // Beyond the end of the log: empty log, appends land after it.
+        s.save_snapshot(&snap(10, 4)).unwrap();
+        assert!(s.snapshot().log.is_empty());
+        assert_eq!(s.last_index(), 10);
+        s.append(&[e(4, "k")]).unwrap();
+        assert_eq!(s.last_index(), 11);
+        assert!(
+            s.save_snapshot(&snap(10, 4)).is_err(),
+            "not above the current"
+        );
+        assert_eq!(s.durable().snapshot().snapshot, Some(snap(10, 4)));
     }
 }

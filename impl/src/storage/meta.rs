@@ -10,14 +10,20 @@
 //! node 1
 //! cluster prod-eu
 //! segments 1 524289
+//! snapshot 524000 7
 //! crc32c 0x1a2b3c4d
 //! ```
 //!
-//! `node 0` and `cluster -` mean "not recorded". The checksum covers every
-//! byte before the `crc32c` line.
+//! `node 0` and `cluster -` mean "not recorded". The `snapshot` line (index
+//! and term of the snapshot file `snapshot-<index>.snap`) is there only when
+//! the directory holds a snapshot, so a directory written before snapshots
+//! existed reads as one without a snapshot, and a raftkv older than
+//! snapshots refuses a directory that has one ("unexpected lines") instead
+//! of reading its log as if it began at 1. The checksum covers every byte
+//! before the `crc32c` line.
 
 use super::StorageError;
-use crate::types::{LogIndex, NodeId};
+use crate::types::{LogIndex, NodeId, SnapshotMeta};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,6 +67,8 @@ pub(super) struct Meta {
     pub cluster_id: Option<String>,
     /// First index of every log segment, ascending.
     pub segments: Vec<LogIndex>,
+    /// The snapshot the directory holds, if any (index >= 1).
+    pub snapshot: Option<SnapshotMeta>,
 }
 
 impl Meta {
@@ -78,6 +86,9 @@ impl Meta {
             s.push_str(&format!(" {f}"));
         }
         s.push('\n');
+        if let Some(sm) = self.snapshot {
+            s.push_str(&format!("snapshot {} {}\n", sm.index, sm.term));
+        }
         let crc = crc32c::crc32c(s.as_bytes());
         s.push_str(&format!("crc32c {crc:#010x}\n"));
         s
@@ -128,13 +139,31 @@ impl Meta {
         if segments.windows(2).any(|w| w[0] >= w[1]) || segments.first() == Some(&0) {
             return Err("segment indexes are not ascending from 1".into());
         }
-        if lines.next().is_some() {
+        let mut snapshot = None;
+        let mut next = lines.next();
+        if let Some(rest) = next.and_then(|l| l.strip_prefix("snapshot ")) {
+            let nums = rest
+                .split(' ')
+                .map(|s| s.parse::<u64>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| "unparsable snapshot line".to_string())?;
+            let [index, term] = nums[..] else {
+                return Err("the snapshot line needs an index and a term".into());
+            };
+            if index == 0 {
+                return Err("snapshot index 0".into());
+            }
+            snapshot = Some(SnapshotMeta { index, term });
+            next = lines.next();
+        }
+        if next.is_some() {
             return Err("unexpected lines after `segments`".into());
         }
         Ok(Meta {
             node_id: (node != 0).then_some(node),
             cluster_id: (cluster != "-").then(|| cluster.to_string()),
             segments,
+            snapshot,
         })
     }
 }
@@ -184,7 +213,17 @@ mod tests {
             node_id: Some(3),
             cluster_id: Some("prod-eu".into()),
             segments: vec![1, 17, 4000],
+            snapshot: None,
         };
+        let with_snap = Meta {
+            snapshot: Some(SnapshotMeta { index: 20, term: 3 }),
+            ..m.clone()
+        };
+        assert_eq!(
+            Meta::decode(with_snap.encode().as_bytes()),
+            Ok(with_snap.clone())
+        );
+        assert!(with_snap.encode().contains("\nsnapshot 20 3\n"));
         let text = m.encode();
         assert_eq!(Meta::decode(text.as_bytes()), Ok(m.clone()));
         let empty = Meta::default();

@@ -1,5 +1,5 @@
-//! Durable state of one server: the hard state `(term, voted_for)` and the
-//! log. [`FileStorage`] keeps them on disk (segmented, crc32c-checksummed
+//! Durable state of one server: the hard state `(term, voted_for)`, the
+//! latest snapshot and the log after it. [`FileStorage`] keeps them on disk (segmented, crc32c-checksummed
 //! log; atomically replaced hard-state file); [`MemStorage`] keeps them in
 //! memory for fast tests.
 //!
@@ -12,7 +12,8 @@
 //! Contract: `set_hard_state` is durable when it returns; `truncate` and
 //! `append` may be buffered until `sync`, which makes every earlier change
 //! durable. The node calls `sync` once per group of steps, before sending
-//! anything that depends on them.
+//! anything that depends on them. `save_snapshot` is durable when it
+//! returns, and compacts the log up to the snapshot's index.
 
 mod file;
 pub mod group_commit;
@@ -26,7 +27,7 @@ pub use mem::MemStorage;
 pub use meta::{validate_cluster_id, DirIdentity};
 
 use crate::core::HardState;
-use crate::types::{Entry, LogIndex, NodeId};
+use crate::types::{Entry, LogIndex, NodeId, Snapshot, SnapshotMeta};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,14 @@ pub enum StorageError {
     },
     #[error("corrupt hard state file {path}: {reason}")]
     CorruptHardState { path: PathBuf, reason: String },
+    #[error("corrupt snapshot file {path}: {reason}")]
+    CorruptSnapshot { path: PathBuf, reason: String },
+    #[error(
+        "data directory {dir} is not whole: snapshot file {} (index {index}), \
+         expected from its meta file, is missing; refusing to start on it",
+        dir.join(snapshot_file_name(*index)).display()
+    )]
+    MissingSnapshot { dir: PathBuf, index: LogIndex },
     #[error("corrupt meta file {path}: {reason}")]
     CorruptMeta { path: PathBuf, reason: String },
     #[error(
@@ -110,10 +119,18 @@ pub fn segment_file_name(first_index: LogIndex) -> String {
     format!("log-{first_index:020}.seg")
 }
 
+/// The file name of the snapshot covering the log up to `index`.
+pub fn snapshot_file_name(index: LogIndex) -> String {
+    format!("snapshot-{index:020}.snap")
+}
+
 /// What a storage recovered when opened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
     pub hard_state: HardState,
+    /// The latest durable snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// The entries after the snapshot's index (from index 1 without one).
     pub log: Vec<Entry>,
 }
 
@@ -129,8 +146,20 @@ pub trait Storage: Send + 'static {
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError>;
     /// Make every earlier `truncate`/`append` durable.
     fn sync(&mut self) -> Result<(), StorageError>;
-    /// The index of the last entry.
+    /// The index of the last entry (the snapshot's index if no entry
+    /// follows it).
     fn last_index(&self) -> LogIndex;
+    /// Make earlier log changes durable (as `sync`), then store `snapshot`
+    /// durably and atomically, replacing the previous one, and forget every
+    /// entry at or below its index (entries after it stay; if the log ends
+    /// before it, the log becomes empty and the next append lands at
+    /// `index + 1`). Durable when this returns. The index must be above the
+    /// current snapshot's.
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+    /// What the current snapshot covers, if there is one.
+    fn snapshot_meta(&self) -> Option<SnapshotMeta>;
+    /// Bytes of log on disk (the segment files).
+    fn log_bytes(&self) -> u64;
 }
 
 impl Storage for Box<dyn Storage> {
@@ -151,5 +180,14 @@ impl Storage for Box<dyn Storage> {
     }
     fn last_index(&self) -> LogIndex {
         (**self).last_index()
+    }
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        (**self).save_snapshot(snapshot)
+    }
+    fn snapshot_meta(&self) -> Option<SnapshotMeta> {
+        (**self).snapshot_meta()
+    }
+    fn log_bytes(&self) -> u64 {
+        (**self).log_bytes()
     }
 }
