@@ -219,6 +219,11 @@ pub struct ServeArgs {
     /// Connections without a certificate the CA signed are refused.
     #[arg(long, value_name = "DIR")]
     pub tls_dir: Option<PathBuf>,
+    /// Take a snapshot of the KV store once N entries have applied past the
+    /// last one, and drop the log it covers (docs/operating.md,
+    /// "Snapshots"); 0 never snapshots.
+    #[arg(long, value_name = "N", default_value_t = raftkv::kv::service::DEFAULT_SNAPSHOT_ENTRIES)]
+    pub snapshot_entries: u64,
 }
 
 #[derive(Args)]

@@ -56,6 +56,10 @@ pub struct NodeStatus {
     pub last_index: u64,
     /// The highest index the node's KV store has applied.
     pub applied_index: u64,
+    /// The index of the node's durable snapshot (0: none yet).
+    pub snapshot_index: u64,
+    /// Bytes of log on the node's disk.
+    pub log_bytes: u64,
 }
 
 /// What a node reports about itself ([`Frame::MetricsRequest`]).
@@ -304,6 +308,8 @@ mod tests {
             commit_index: 10,
             last_index: 11,
             applied_index: 9,
+            snapshot_index: 0,
+            log_bytes: 0,
         };
         roundtrip(Frame::StatusRequest { id: 3 });
         roundtrip(Frame::StatusResponse {
@@ -336,6 +342,8 @@ mod tests {
                 commit_index: 0,
                 last_index: 0,
                 applied_index: 0,
+                snapshot_index: 0,
+                log_bytes: 0,
             },
         })
         .unwrap();

@@ -30,7 +30,7 @@ pub mod types;
 
 pub use node::{
     ApplyMsg, FsyncLatency, Leadership, Node, NodeConfig, NodeError, NodeProgress, NotLeader,
-    StartError, TimerMode,
+    SnapshotError, StartError, TimerMode,
 };
 pub use storage::{FileStorage, MemStorage, Storage};
 pub use trace::TraceSink;

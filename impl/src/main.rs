@@ -271,6 +271,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     );
     cfg.heartbeat_interval = Duration::from_millis(a.heartbeat_ms);
     cfg.metrics_addr = a.metrics_addr;
+    cfg.kv.snapshot_entries = a.snapshot_entries;
     if let Some(dir) = &a.tls_dir {
         cfg.tls = Some(
             raftkv::tls::node_tls(dir, a.id)

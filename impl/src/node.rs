@@ -24,12 +24,12 @@
 //! (R-persist-3): the followers' fsyncs run while the leader's does, and the
 //! leader counts itself toward commit only after its Persist (R-persist-4).
 
-use crate::core::{CoreConfig, HardState, LogOp, RaftCore, Ready};
+use crate::core::{CoreConfig, HardState, LogOp, RaftCore, Ready, SnapshotRefused};
 use crate::message::{AppendEntries, AppendEntriesResponse, Body, Message, MsgTag};
 use crate::storage::{Storage, StorageError};
 use crate::trace::{Recorder, TraceEvent, TraceSink};
 use crate::transport::Transport;
-use crate::types::{LogIndex, NodeId, Role, Status, Term};
+use crate::types::{LogIndex, NodeId, Role, Snapshot, Status, Term};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,12 +124,38 @@ impl NodeConfig {
     }
 }
 
-/// A committed entry, delivered in log order.
+/// What the state machine applies, in log order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApplyMsg {
-    pub index: LogIndex,
-    pub term: Term,
-    pub command: Vec<u8>,
+pub enum ApplyMsg {
+    /// A committed entry.
+    Entry {
+        index: LogIndex,
+        term: Term,
+        command: Vec<u8>,
+    },
+    /// Load this snapshot in place of everything applied so far: the node
+    /// restarted from it (R-snap-5) or installed it from the leader
+    /// (R-snap-4). Entries after its index follow.
+    Snapshot(Snapshot),
+}
+
+impl ApplyMsg {
+    /// The index this message brings the state machine to.
+    pub fn index(&self) -> LogIndex {
+        match self {
+            ApplyMsg::Entry { index, .. } => *index,
+            ApplyMsg::Snapshot(s) => s.meta.index,
+        }
+    }
+}
+
+/// [`Node::snapshot`] took no step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Refused(#[from] SnapshotRefused),
+    #[error("the node has stopped")]
+    Stopped,
 }
 
 /// What the node knows about leadership, published on every change.
@@ -161,6 +187,10 @@ pub struct NodeProgress {
     pub last_index: AtomicU64,
     /// Proposals this node accepted as leader (ClientRequest steps).
     pub proposals: AtomicU64,
+    /// The index of the node's durable snapshot (0: none).
+    pub snapshot_index: AtomicU64,
+    /// Bytes of log on disk.
+    pub log_bytes: AtomicU64,
 }
 
 /// The node's fsync latency since it started.
@@ -200,6 +230,7 @@ enum Cmd {
     FireTimeout(Reply<()>),
     FireHeartbeat(Reply<()>),
     FirePersist(Reply<()>),
+    Snapshot(LogIndex, bytes::Bytes, Reply<Result<(), SnapshotRefused>>),
     Shutdown(Reply<()>),
 }
 
@@ -238,7 +269,10 @@ impl Node {
     ) -> Result<(Node, mpsc::UnboundedReceiver<ApplyMsg>), NodeError> {
         cfg.validate()?;
         let recovered = storage.load()?;
-        let fresh = recovered.hard_state == HardState::default() && recovered.log.is_empty();
+        let fresh = recovered.hard_state == HardState::default()
+            && recovered.log.is_empty()
+            && recovered.snapshot.is_none();
+        let restored = recovered.snapshot.clone();
         let core = RaftCore::new(
             CoreConfig {
                 id: cfg.id,
@@ -284,13 +318,20 @@ impl Node {
             commit_index: AtomicU64::new(core.commit_index()),
             last_index: AtomicU64::new(core.last_index()),
             proposals: AtomicU64::new(0),
+            snapshot_index: AtomicU64::new(storage.snapshot_meta().map_or(0, |m| m.index)),
+            log_bytes: AtomicU64::new(storage.log_bytes()),
         });
+        // R-snap-5: the state machine starts from the durable snapshot.
+        let last_applied = restored.as_ref().map_or(0, |s| s.meta.index);
+        if let Some(s) = restored {
+            let _ = apply_tx.send(ApplyMsg::Snapshot(s));
+        }
         let mut task = NodeTask {
             core,
             storage,
             transport,
             apply_tx,
-            last_applied: 0,
+            last_applied,
             lead_tx,
             election_deadline: now,
             heartbeat_deadline: now + cfg.heartbeat_interval,
@@ -299,6 +340,7 @@ impl Node {
             flow: Flow::new(slots),
             pending_hard_state: None,
             pending_ops: Vec::new(),
+            pending_snapshot: None,
             recorder,
             fsync: fsync.clone(),
             progress: progress.clone(),
@@ -416,6 +458,18 @@ impl Node {
         self.call(Cmd::FirePersist).await;
     }
 
+    /// One Snapshot step (R-snap-2): the state machine has applied
+    /// through `index` and serialised itself into `data`; the log up to
+    /// `index` is compacted, durably at the next Persist. Refused (no step)
+    /// unless `index` lies above the node's snapshot and at most at its
+    /// commit index.
+    pub async fn snapshot(&self, index: LogIndex, data: bytes::Bytes) -> Result<(), SnapshotError> {
+        match self.call(|r| Cmd::Snapshot(index, data, r)).await {
+            Some(r) => r.map_err(SnapshotError::from),
+            None => Err(SnapshotError::Stopped),
+        }
+    }
+
     /// The node's fsync latency (microseconds) since it started.
     pub fn fsync_latency(&self) -> FsyncLatency {
         let h = self.fsync.lock().unwrap_or_else(|e| e.into_inner());
@@ -470,6 +524,9 @@ struct NodeTask {
     /// at the next Persist (R-persist-1).
     pending_hard_state: Option<HardState>,
     pending_ops: Vec<LogOp>,
+    /// The newest snapshot taken or installed since the last Persist,
+    /// saved after the log writes at the next one.
+    pending_snapshot: Option<Snapshot>,
     recorder: Option<Recorder>,
     fsync: Arc<Mutex<Histogram<u64>>>,
     progress: Arc<NodeProgress>,
@@ -615,6 +672,12 @@ impl NodeTask {
                 self.persist_step();
                 let _ = reply.send(());
             }
+            Wake::Cmd(Cmd::Snapshot(index, data, reply)) => {
+                let result = self.core.snapshot(index, data).map(|r| {
+                    self.after_step(TraceEvent::Snapshot, r, None);
+                });
+                let _ = reply.send(result);
+            }
             Wake::Cmd(Cmd::Shutdown(reply)) => return Some(reply),
         }
         None
@@ -651,23 +714,31 @@ impl NodeTask {
         }
         let hs = self.pending_hard_state.take();
         let ops = std::mem::take(&mut self.pending_ops);
+        let snapshot = self.pending_snapshot.take();
         let storage = &mut self.storage;
         let res: Result<Option<Duration>, StorageError> = blocking(|| {
             if let Some(hs) = hs {
                 storage.set_hard_state(hs)?;
             }
-            if ops.is_empty() {
-                return Ok(None);
-            }
-            for op in ops {
-                match op {
-                    LogOp::Truncate { last_index } => storage.truncate(last_index)?,
-                    LogOp::Append { entries, .. } => storage.append(&entries)?,
+            let mut synced = None;
+            if !ops.is_empty() {
+                for op in ops {
+                    match op {
+                        LogOp::Truncate { last_index } => storage.truncate(last_index)?,
+                        LogOp::Append { entries, .. } => storage.append(&entries)?,
+                    }
                 }
+                let t = std::time::Instant::now();
+                storage.sync()?;
+                synced = Some(t.elapsed());
             }
-            let t = std::time::Instant::now();
-            storage.sync()?;
-            Ok(Some(t.elapsed()))
+            // After the log writes (docs/protocol.md R-snap-2): a crash in
+            // between leaves the old snapshot and a log that still holds
+            // everything the new one covers.
+            if let Some(s) = snapshot {
+                storage.save_snapshot(&s)?;
+            }
+            Ok(synced)
         });
         match res {
             Err(e) => {
@@ -684,6 +755,13 @@ impl NodeTask {
             }
             Ok(None) => {}
         }
+        self.progress.snapshot_index.store(
+            self.storage.snapshot_meta().map_or(0, |m| m.index),
+            Ordering::Relaxed,
+        );
+        self.progress
+            .log_bytes
+            .store(self.storage.log_bytes(), Ordering::Relaxed);
         let r = self.core.persist();
         self.after_step(TraceEvent::Persist, r, None);
     }
@@ -729,6 +807,21 @@ impl NodeTask {
         }
         for op in r.log_ops {
             buffer_op(&mut self.pending_ops, op);
+        }
+        if let Some(snap) = r.snapshot {
+            if r.restore_snapshot {
+                // R-snap-4: the state machine loads it before anything after it.
+                tracing::info!(
+                    id = self.cfg.id,
+                    index = snap.meta.index,
+                    term = snap.meta.term,
+                    bytes = snap.data.len(),
+                    "installed snapshot from the leader"
+                );
+                self.last_applied = self.last_applied.max(snap.meta.index);
+                let _ = self.apply_tx.send(ApplyMsg::Snapshot(snap.clone()));
+            }
+            self.pending_snapshot = Some(snap);
         }
         let was_leader = *self.lead_tx.borrow();
         if self.core.is_leader() {
@@ -855,7 +948,7 @@ impl NodeTask {
                 break;
             };
             self.last_applied += 1;
-            let _ = self.apply_tx.send(ApplyMsg {
+            let _ = self.apply_tx.send(ApplyMsg::Entry {
                 index: self.last_applied,
                 term: e.term,
                 command: e.command.clone(),

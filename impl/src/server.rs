@@ -158,6 +158,8 @@ impl Inbound for Handler {
             commit_index: progress.commit_index.load(Ordering::Relaxed),
             last_index: progress.last_index.load(Ordering::Relaxed),
             applied_index: self.service.last_applied(),
+            snapshot_index: progress.snapshot_index.load(Ordering::Relaxed),
+            log_bytes: progress.log_bytes.load(Ordering::Relaxed),
         }
     }
 

@@ -20,6 +20,10 @@ pub struct Row {
     pub commit_index: Option<u64>,
     pub last_index: Option<u64>,
     pub applied_index: Option<u64>,
+    /// The index of the node's durable snapshot (0: none yet).
+    pub snapshot_index: Option<u64>,
+    /// Bytes of log on the node's disk (its segment files).
+    pub log_bytes: Option<u64>,
     pub fsync_p50_us: Option<u64>,
     pub fsync_p99_us: Option<u64>,
     /// Why the node did not answer.
@@ -51,6 +55,8 @@ pub async fn rows(dialer: &Dialer, addrs: &[String], timeout: Duration) -> Vec<R
                     commit_index: Some(s.commit_index),
                     last_index: Some(s.last_index),
                     applied_index: Some(s.applied_index),
+                    snapshot_index: Some(s.snapshot_index),
+                    log_bytes: Some(s.log_bytes),
                     fsync_p50_us: q(0.5),
                     fsync_p99_us: q(0.99),
                     error: None,
@@ -66,6 +72,8 @@ pub async fn rows(dialer: &Dialer, addrs: &[String], timeout: Duration) -> Vec<R
                 commit_index: None,
                 last_index: None,
                 applied_index: None,
+                snapshot_index: None,
+                log_bytes: None,
                 fsync_p50_us: None,
                 fsync_p99_us: None,
                 error: Some(e.to_string()),
@@ -88,6 +96,8 @@ pub fn table(rows: &[Row]) -> String {
         "COMMIT",
         "LAST",
         "APPLIED",
+        "SNAPSHOT",
+        "LOG_BYTES",
         "FSYNC_P50_US",
         "FSYNC_P99_US",
     ];
@@ -103,6 +113,8 @@ pub fn table(rows: &[Row]) -> String {
             opt(r.commit_index),
             opt(r.last_index),
             opt(r.applied_index),
+            opt(r.snapshot_index),
+            opt(r.log_bytes),
             opt(r.fsync_p50_us),
             opt(r.fsync_p99_us),
         ]);

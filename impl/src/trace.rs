@@ -196,6 +196,8 @@ pub(crate) enum TraceEvent<'a> {
     Deliver(Option<MsgTag>),
     Persist,
     Restart,
+    /// The Snapshot step (R-snap-2).
+    Snapshot,
 }
 
 /// A node's recorder: the sink, the next `seq`, the chained hashes of the
@@ -309,6 +311,7 @@ impl Recorder {
             }
             TraceEvent::Persist => json!({"type": "Persist"}),
             TraceEvent::Restart => json!({"type": "Restart"}),
+            TraceEvent::Snapshot => json!({"type": "Snapshot"}),
         };
         let stable = core.stable_index() as usize;
         let tail = core.durable_tail();

@@ -106,7 +106,11 @@ impl Cluster {
         let applied = self.applied.clone();
         applied.lock().unwrap().per_node.insert(id, Vec::new());
         tokio::spawn(async move {
-            while let Some(ApplyMsg { index, command, .. }) = rx.recv().await {
+            while let Some(m) = rx.recv().await {
+                let ApplyMsg::Entry { index, command, .. } = m else {
+                    // These clusters never snapshot (nothing calls Node::snapshot).
+                    panic!("node {id} was handed a snapshot");
+                };
                 let mut a = applied.lock().unwrap();
                 let mine = a.per_node.get_mut(&id).unwrap();
                 if index != mine.len() as LogIndex + 1 {

@@ -204,7 +204,7 @@ async fn drive_a_cluster_event_by_event() {
     assert_eq!(n1.status().await, s);
     assert_eq!(
         h.applied(1),
-        vec![ApplyMsg {
+        vec![ApplyMsg::Entry {
             index: 1,
             term: 1,
             command: b"x".to_vec()

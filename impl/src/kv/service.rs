@@ -23,12 +23,19 @@ pub struct KvConfig {
     /// Longest a request waits for its entry to apply before the client is
     /// told to retry.
     pub request_timeout: Duration,
+    /// Take a snapshot once this many entries have applied past the last
+    /// one (`serve --snapshot-entries`); 0 never snapshots.
+    pub snapshot_entries: u64,
 }
+
+/// The default of `serve --snapshot-entries`.
+pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 10_000;
 
 impl Default for KvConfig {
     fn default() -> Self {
         KvConfig {
             request_timeout: Duration::from_secs(3),
+            snapshot_entries: DEFAULT_SNAPSHOT_ENTRIES,
         }
     }
 }
@@ -55,7 +62,8 @@ impl Drop for KvService {
 impl KvService {
     /// Starts the applier (consumes `apply_rx`) and the leadership watcher
     /// on the current tokio runtime. The store starts empty and is rebuilt
-    /// from the apply stream, which starts again at index 1 after a restart.
+    /// from the apply stream: the node's snapshot first, if it has one,
+    /// then the entries after it.
     pub fn start(
         node: Node,
         apply_rx: mpsc::UnboundedReceiver<ApplyMsg>,
@@ -65,7 +73,13 @@ impl KvService {
         let store = Arc::new(Mutex::new(KvStore::new()));
         let waiters = Arc::new(Waiters::new());
         let leadership = node.watch_leadership();
-        let applier = tokio::spawn(apply_loop(apply_rx, store.clone(), waiters.clone()));
+        let applier = tokio::spawn(apply_loop(
+            apply_rx,
+            store.clone(),
+            waiters.clone(),
+            node.clone(),
+            cfg.snapshot_entries,
+        ));
         let watcher = tokio::spawn(watch_loop(
             leadership.clone(),
             waiters.clone(),
@@ -176,18 +190,53 @@ fn not_leader(addrs: &HashMap<NodeId, String>, leader_hint: Option<NodeId>) -> C
     }
 }
 
+/// Applies the stream in order; every `snapshot_entries` applied entries
+/// it serialises the store and hands the snapshot to the node (one Snapshot
+/// step, R-snap-2), in the apply order, so the snapshot is exactly the state
+/// at its index.
 async fn apply_loop(
     mut apply_rx: mpsc::UnboundedReceiver<ApplyMsg>,
     store: Arc<Mutex<KvStore>>,
     waiters: Arc<Waiters>,
+    node: Node,
+    snapshot_entries: u64,
 ) {
+    let mut last_snapshot = 0;
     while let Some(m) = apply_rx.recv().await {
-        let response = store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply(m.index, &m.command);
-        if let Some(r) = response {
-            waiters.complete(m.index, m.term, r);
+        let lock = || store.lock().unwrap_or_else(|e| e.into_inner());
+        match m {
+            ApplyMsg::Entry {
+                index,
+                term,
+                command,
+            } => {
+                let response = lock().apply(index, &command);
+                if let Some(r) = response {
+                    waiters.complete(index, term, r);
+                }
+                if snapshot_entries > 0 && index >= last_snapshot + snapshot_entries {
+                    let data = lock().snapshot();
+                    let bytes = data.len();
+                    match node.snapshot(index, data.into()).await {
+                        Ok(()) => {
+                            debug!(index, bytes, "took a snapshot");
+                            last_snapshot = index;
+                        }
+                        // The node installed a newer one meanwhile, or stopped.
+                        Err(e) => debug!(index, error = %e, "no snapshot taken"),
+                    }
+                }
+            }
+            ApplyMsg::Snapshot(s) => {
+                let index = s.meta.index;
+                if let Err(e) = lock().restore(&s.data) {
+                    // The node holds a snapshot its state machine cannot
+                    // read: applying anything after it would diverge.
+                    tracing::error!(index, error = %e, "cannot load the snapshot; the KV service stops applying");
+                    break;
+                }
+                last_snapshot = index;
+            }
         }
     }
     waiters.fail_except_term(
