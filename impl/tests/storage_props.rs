@@ -496,10 +496,12 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// segments; returns the model.
 fn with_old_snapshot(dir: &Path) -> Model {
     let mut s = open(dir);
-    let mut m = Model::default();
-    m.hs = HardState {
-        term: 3,
-        voted_for: Some(2),
+    let mut m = Model {
+        hs: HardState {
+            term: 3,
+            voted_for: Some(2),
+        },
+        ..Model::default()
     };
     s.set_hard_state(m.hs).unwrap();
     for i in 0..40u64 {
