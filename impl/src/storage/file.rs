@@ -1052,6 +1052,8 @@ impl Storage for FileStorage {
         self.recovered_log = None;
         self.recovered_snapshot = None;
         let res = self.write_snapshot(snapshot);
+        // The test hook is for this save only.
+        self.crash_after = None;
         res.map_err(|e| self.fail(e))
     }
 
