@@ -124,6 +124,11 @@ pub struct FileStorage {
     /// Test hook: fail `save_snapshot` (as a crash would stop it) after this
     /// many more of its steps.
     crash_after: Option<u32>,
+    /// The last segment holds entries the snapshot covers: the next append
+    /// starts a new segment, so that the next snapshot can delete this one
+    /// whole (otherwise a segment below its size limit would keep every
+    /// compacted entry on disk until it fills).
+    roll: bool,
     data_dirty: bool,
     dir_dirty: bool,
     /// Set after a failed write: the tail may hold a partial record.
@@ -664,6 +669,7 @@ impl FileStorage {
             recovered_log: Some(log),
             recovered_snapshot: snapshot,
             crash_after: None,
+            roll: false,
             data_dirty: false,
             dir_dirty: false,
             failed: None,
@@ -755,6 +761,7 @@ impl FileStorage {
         if self.segments.is_empty() {
             self.tail = None;
         }
+        self.roll = self.segments.last().is_some_and(|s| s.first_index <= index);
         for s in gone {
             fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
             self.failpoint()?;
@@ -968,8 +975,10 @@ impl Storage for FileStorage {
                 .segments
                 .last()
                 .is_none_or(|s| s.size >= self.opts.segment_size)
+                || self.roll
             {
                 self.new_segment()?;
+                self.roll = false;
             }
             let mut buf = Vec::new();
             let seg = self.segments.last_mut().unwrap();
