@@ -1077,6 +1077,9 @@ fn permuting_commutes_with_stepping() {
             body: msg.body.clone(),
         };
         match a {
+            Action::Snapshot { server } => Action::Snapshot {
+                server: p[usize::from(*server)],
+            },
             Action::Timeout { server } => Action::Timeout {
                 server: p[usize::from(*server)],
             },
@@ -1154,6 +1157,7 @@ fn symmetry_finds_the_same_results_as_a_full_search() {
         max_restarts: 0,
         max_partitions: 1,
         max_duplicates: 0,
+        max_snapshots: 0,
         network: NetworkKind::Unordered,
         persist: PersistMode::Async,
         max_batch: None,
