@@ -711,10 +711,7 @@ impl RecordWriter {
                 return Err("recorded runs have no partitions".into())
             }
             Action::Snapshot { .. } => {
-                return Err(format!(
-                    "{action:?}: {}",
-                    mapping::SNAPSHOTS_NOT_CONFORMED
-                ))
+                return Err(format!("{action:?}: {}", mapping::SNAPSHOTS_NOT_CONFORMED))
             }
         };
         let i = usize::from(server);

@@ -162,7 +162,9 @@ impl Bug {
             Bug::AckBeforePersist => "a follower acknowledges entries before they are durable",
             Bug::VoteBeforePersist => "a granted vote leaves before it is durable",
             Bug::LeaderCountsVolatileSelf => "the leader counts its non-durable entries for commit",
-            Bug::SnapshotUncommitted => "a snapshot compacts to the last index, not the commit index",
+            Bug::SnapshotUncommitted => {
+                "a snapshot compacts to the last index, not the commit index"
+            }
             Bug::InstallTruncatesMatchingSuffix => {
                 "installing a snapshot discards a matching suffix of the log"
             }

@@ -317,11 +317,7 @@ pub fn snapshot_only_committed(_: &RaftModel, s: &State) -> bool {
     };
     s.servers.iter().all(|srv| {
         let covers = |n: Index, vals: &[Value]| {
-            vals.len() == n as usize
-                && vals
-                    .iter()
-                    .enumerate()
-                    .all(|(k, &v)| committed(k + 1, v))
+            vals.len() == n as usize && vals.iter().enumerate().all(|(k, &v)| committed(k + 1, v))
         };
         covers(srv.snapshot_index, &srv.snapshot_values)
             && covers(srv.durable_snapshot_index, &srv.durable_snapshot_values)

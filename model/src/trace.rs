@@ -386,6 +386,9 @@ mod tests {
     fn unknown_versions_are_refused_naming_the_supported_ones() {
         let err = Trace::from_json(r#"{"version": 4}"#, "v4.json").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("version 4") && msg.contains("[1, 2, 3]"), "{msg}");
+        assert!(
+            msg.contains("version 4") && msg.contains("[1, 2, 3]"),
+            "{msg}"
+        );
     }
 }

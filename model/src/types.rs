@@ -110,16 +110,37 @@ impl Body {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Action {
-    Timeout { server: ServerId },
-    Heartbeat { server: ServerId },
-    ClientRequest { server: ServerId, value: Value },
-    Deliver { message: Message },
-    Drop { message: Message },
-    Duplicate { message: Message },
-    Persist { server: ServerId },
-    Restart { server: ServerId },
+    Timeout {
+        server: ServerId,
+    },
+    Heartbeat {
+        server: ServerId,
+    },
+    ClientRequest {
+        server: ServerId,
+        value: Value,
+    },
+    Deliver {
+        message: Message,
+    },
+    Drop {
+        message: Message,
+    },
+    Duplicate {
+        message: Message,
+    },
+    Persist {
+        server: ServerId,
+    },
+    Restart {
+        server: ServerId,
+    },
     /// R-snap-2: compact the log up to the commit index.
-    Snapshot { server: ServerId },
-    Partition { group: Vec<ServerId> },
+    Snapshot {
+        server: ServerId,
+    },
+    Partition {
+        group: Vec<ServerId>,
+    },
     Heal,
 }

@@ -107,7 +107,11 @@ fn every_reachability_property_is_reached() {
     );
     complete_search_reaches(
         Config::ci(),
-        &["LeaderElected", "EntryCommitted", "InstallSnapshotInstalled"],
+        &[
+            "LeaderElected",
+            "EntryCommitted",
+            "InstallSnapshotInstalled",
+        ],
     );
 }
 

@@ -1710,7 +1710,9 @@ fn snapshot_compacts_exactly_to_the_commit_index_and_is_pending() {
     assert!(m.next_state(&t, Action::Snapshot { server: 0 }).is_none());
     let mut spent = s.clone();
     spent.snapshots = 2;
-    assert!(m.next_state(&spent, Action::Snapshot { server: 0 }).is_none());
+    assert!(m
+        .next_state(&spent, Action::Snapshot { server: 0 })
+        .is_none());
     assert!(properties::snapshot_only_committed(&m, &t));
     // The seeded bug compacts the uncommitted entry too.
     let b = RaftModel::new(Config {
@@ -1859,7 +1861,12 @@ fn append_entries_below_the_snapshot_is_accepted_and_skips_the_covered_entries()
     let mut f = with_snapshot(follower(2, &[e(2, 3)]), 2, &[1, 2]);
     f.commit_index = 2;
     let mut s = state_with(vec![
-        leader(2, &[e(1, 1), e(2, 2), e(2, 3), e(2, 4)], &[0, 2, 5], &[0, 0, 0]),
+        leader(
+            2,
+            &[e(1, 1), e(2, 2), e(2, 3), e(2, 4)],
+            &[0, 2, 5],
+            &[0, 0, 0],
+        ),
         f,
         follower(2, &[]),
     ]);

@@ -90,19 +90,40 @@ pub fn peer_ids(n: u8, i: m::ServerId) -> Vec<kt::NodeId> {
 /// command of `v`, `Restart` reopens the node from its data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeCall {
-    ElectionTimeout { node: kt::NodeId },
-    Heartbeat { node: kt::NodeId },
-    Propose { node: kt::NodeId, command: Vec<u8> },
-    Deliver { message: k::Message },
-    Drop { message: k::Message },
-    Duplicate { message: k::Message },
-    Persist { node: kt::NodeId },
-    Restart { node: kt::NodeId },
-    Partition { group: Vec<kt::NodeId> },
+    ElectionTimeout {
+        node: kt::NodeId,
+    },
+    Heartbeat {
+        node: kt::NodeId,
+    },
+    Propose {
+        node: kt::NodeId,
+        command: Vec<u8>,
+    },
+    Deliver {
+        message: k::Message,
+    },
+    Drop {
+        message: k::Message,
+    },
+    Duplicate {
+        message: k::Message,
+    },
+    Persist {
+        node: kt::NodeId,
+    },
+    Restart {
+        node: kt::NodeId,
+    },
+    Partition {
+        group: Vec<kt::NodeId>,
+    },
     Heal,
     /// A model event the implementation cannot execute yet: Snapshot and
     /// InstallSnapshot (issue 10; wired when the implementation side lands).
-    Unsupported { what: String },
+    Unsupported {
+        what: String,
+    },
 }
 
 /// What `NodeCall::Unsupported` says.

@@ -87,7 +87,10 @@ impl RaftModel {
             let applied = before.commit_index as usize;
             if !restarted
                 && (after.commit_index < before.commit_index
-                    || !before.values().take(applied).eq(after.values().take(applied)))
+                    || !before
+                        .values()
+                        .take(applied)
+                        .eq(after.values().take(applied)))
             {
                 s.ghost.flags |= flags::VIOLATED_APPLIED_GOES_BACK;
             }
@@ -104,7 +107,9 @@ impl RaftModel {
             // delete them): a value identifies its entry.
             if same_leader
                 && (after.last_index() < before.last_index()
-                    || !before.values().eq(after.values().take(before.last_index() as usize)))
+                    || !before
+                        .values()
+                        .eq(after.values().take(before.last_index() as usize)))
             {
                 s.ghost.flags |= flags::VIOLATED_APPEND_ONLY;
             }

@@ -8,7 +8,9 @@
 
 use crate::config::{NetworkKind, MAX_SERVERS};
 use crate::trace::{AbstractServer, AbstractState};
-use crate::types::{AppendEntries, Body, Entry, InstallSnapshot, Index, Message, Role, ServerId, Term, Value};
+use crate::types::{
+    AppendEntries, Body, Entry, Index, InstallSnapshot, Message, Role, ServerId, Term, Value,
+};
 use smallvec::SmallVec;
 
 mod symmetry;
@@ -291,7 +293,9 @@ impl ServerState {
         if index == 0 {
             None
         } else if index <= self.durable_snapshot_index {
-            self.durable_snapshot_values.get(index as usize - 1).copied()
+            self.durable_snapshot_values
+                .get(index as usize - 1)
+                .copied()
         } else {
             self.durable_log
                 .get((index - self.durable_snapshot_index) as usize - 1)
@@ -563,10 +567,11 @@ impl State {
         {
             requests = requests.max(e.value);
         }
-        for &v in servers
-            .iter()
-            .flat_map(|s| s.snapshot_values.iter().chain(s.durable_snapshot_values.iter()))
-        {
+        for &v in servers.iter().flat_map(|s| {
+            s.snapshot_values
+                .iter()
+                .chain(s.durable_snapshot_values.iter())
+        }) {
             requests = requests.max(v);
         }
         for m in a
