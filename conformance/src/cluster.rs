@@ -32,6 +32,9 @@ pub enum StepError {
     Restart { node: u64, reason: String },
     #[error("node {0} is not running")]
     Down(u64),
+    /// Snapshot / InstallSnapshot (issue 10): the harness cannot drive them yet.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Failures of the harness itself (not of the implementation under test).
@@ -286,6 +289,7 @@ impl Cluster {
                 self.net.partition(group);
             }
             NodeCall::Heal => self.net.heal(),
+            NodeCall::Unsupported { what } => return Err(StepError::Unsupported(what)),
         }
         self.drain_applies();
         Ok(())

@@ -201,6 +201,9 @@ impl BoundFlags {
         set(&mut cfg.max_restarts, self.max_restarts);
         set(&mut cfg.max_partitions, self.max_partitions);
         set(&mut cfg.max_duplicates, self.max_duplicates);
+        // No snapshots until the implementation supports them (issue 10:
+        // the model side landed first; wired when the impl side lands).
+        cfg.max_snapshots = 0;
         if self.max_inflight.is_none() {
             cfg.max_inflight = cfg.max_inflight.max(Config::election_inflight(cfg.servers));
         }

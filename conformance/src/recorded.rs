@@ -120,6 +120,8 @@ pub fn recorded_config(servers: u8) -> Config {
         max_restarts: u8::MAX,
         max_partitions: 0,
         max_duplicates: u8::MAX,
+        // No snapshots until the implementation supports them (issue 10).
+        max_snapshots: 0,
         network: NetworkKind::Unordered,
         persist: raft_model::PersistMode::Async,
         max_batch: Some(mapping::IMPL_MAX_BATCH),
@@ -707,6 +709,9 @@ impl RecordWriter {
             Action::Persist { server } => (*server, RecEvent::Persist),
             Action::Partition { .. } | Action::Heal => {
                 return Err("recorded runs have no partitions".into())
+            }
+            Action::Snapshot { .. } => {
+                return Err(format!("{action:?}: {}", mapping::SNAPSHOTS_NOT_CONFORMED))
             }
         };
         let i = usize::from(server);

@@ -37,6 +37,8 @@ pub fn validation_config(servers: u8) -> Config {
         max_restarts: u8::MAX,
         max_partitions: u8::MAX,
         max_duplicates: u8::MAX,
+        // No snapshots until the implementation supports them (issue 10).
+        max_snapshots: 0,
         network: NetworkKind::Unordered,
         // The harness cluster follows every event with the node's Persist
         // (`Cluster::start_traced`); the records it writes are validated

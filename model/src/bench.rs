@@ -47,6 +47,7 @@ pub fn five_servers() -> Config {
         max_restarts: 0,
         max_partitions: 0,
         max_duplicates: 0,
+        max_snapshots: 0,
         network: NetworkKind::Unordered,
         persist: PersistMode::Async,
         max_batch: None,

@@ -161,6 +161,9 @@ pub struct BoundArgs {
     /// Message duplications over the whole run.
     #[arg(long, default_value_t = Config::default().max_duplicates)]
     pub max_duplicates: u8,
+    /// Snapshot steps over the whole run (docs/protocol.md §8, R-snap-2).
+    #[arg(long, default_value_t = Config::default().max_snapshots)]
+    pub max_snapshots: u8,
     /// Network: unordered (any message in flight may be delivered next) or ordered (per-link FIFO).
     #[arg(long, value_enum, default_value_t = Network::from(Config::default().network))]
     pub network: Network,
@@ -377,6 +380,9 @@ impl BoundArgs {
         }
         if given("max_duplicates") {
             cfg.max_duplicates = self.max_duplicates;
+        }
+        if given("max_snapshots") {
+            cfg.max_snapshots = self.max_snapshots;
         }
         if given("network") {
             cfg.network = self.network.into();

@@ -75,10 +75,19 @@ pub enum Bug {
     /// The leader counts itself up to its in-memory last index, durable or
     /// not (breaks R-persist-4).
     LeaderCountsVolatileSelf,
+    /// Snapshot(i) compacts to `last_index` instead of `commit_index`
+    /// (breaks R-snap-2).
+    SnapshotUncommitted,
+    /// Installing a snapshot discards the whole log even when the entry at
+    /// `last_included_index` matches (breaks R-snap-4's kept suffix).
+    InstallTruncatesMatchingSuffix,
+    /// A snapshot with `last_included_index <= commit_index` is installed
+    /// anyway, setting `commit_index` to it (breaks R-snap-4).
+    StaleSnapshotRollsBack,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 12] = [
         Bug::VoteTwice,
         Bug::NoLogCheckOnVote,
         Bug::CommitOldTerm,
@@ -88,6 +97,9 @@ impl Bug {
         Bug::AckBeforePersist,
         Bug::VoteBeforePersist,
         Bug::LeaderCountsVolatileSelf,
+        Bug::SnapshotUncommitted,
+        Bug::InstallTruncatesMatchingSuffix,
+        Bug::StaleSnapshotRollsBack,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +113,9 @@ impl Bug {
             Bug::AckBeforePersist => "ack-before-persist",
             Bug::VoteBeforePersist => "vote-before-persist",
             Bug::LeaderCountsVolatileSelf => "leader-counts-volatile-self",
+            Bug::SnapshotUncommitted => "snapshot-uncommitted",
+            Bug::InstallTruncatesMatchingSuffix => "install-truncates-matching-suffix",
+            Bug::StaleSnapshotRollsBack => "stale-snapshot-rolls-back",
         }
     }
 }
@@ -147,6 +162,15 @@ impl Bug {
             Bug::AckBeforePersist => "a follower acknowledges entries before they are durable",
             Bug::VoteBeforePersist => "a granted vote leaves before it is durable",
             Bug::LeaderCountsVolatileSelf => "the leader counts its non-durable entries for commit",
+            Bug::SnapshotUncommitted => {
+                "a snapshot compacts to the last index, not the commit index"
+            }
+            Bug::InstallTruncatesMatchingSuffix => {
+                "installing a snapshot discards a matching suffix of the log"
+            }
+            Bug::StaleSnapshotRollsBack => {
+                "a snapshot not newer than the commit index is installed, rolling it back"
+            }
         }
     }
 }
@@ -183,6 +207,10 @@ pub struct Config {
     pub max_restarts: u8,
     pub max_partitions: u8,
     pub max_duplicates: u8,
+    /// Snapshot steps over the whole run (R-snap-2). Missing in traces
+    /// before version 3: 0.
+    #[serde(default)]
+    pub max_snapshots: u8,
     pub network: NetworkKind,
     /// `sync` or `async` (docs/protocol.md §7). Missing in version 1 traces,
     /// which the trace reader then marks `sync`.
@@ -228,6 +256,7 @@ impl Config {
             max_restarts: 1,
             max_partitions: 1,
             max_duplicates: 0,
+            max_snapshots: 1,
             network: NetworkKind::Unordered,
             persist: PersistMode::Async,
             max_batch: None,
@@ -245,6 +274,7 @@ impl Config {
             max_restarts: 1,
             max_partitions: 0,
             max_duplicates: 1,
+            max_snapshots: 1,
             network: NetworkKind::Unordered,
             persist: PersistMode::Async,
             max_batch: None,
@@ -266,6 +296,7 @@ impl Config {
             max_restarts: 0,
             max_partitions: 0,
             max_duplicates: 0,
+            max_snapshots: 0,
             network: NetworkKind::Unordered,
             persist: PersistMode::Async,
             max_batch: None,
@@ -358,6 +389,7 @@ impl Bug {
             max_restarts: 0,
             max_partitions: 0,
             max_duplicates: 0,
+            max_snapshots: 0,
             network: NetworkKind::Unordered,
             persist: PersistMode::Async,
             max_batch: None,
@@ -402,6 +434,33 @@ impl Bug {
             },
             Bug::LeaderCountsVolatileSelf => Config {
                 max_requests: 1,
+                ..base
+            },
+            // An entry appended but not committed, then one Snapshot.
+            Bug::SnapshotUncommitted => Config {
+                max_term: 1,
+                max_requests: 1,
+                max_snapshots: 1,
+                ..base
+            },
+            // Two entries sent in two AppendEntries (the first reaches a
+            // majority and is committed and compacted, the second reaches the
+            // follower that the leader then sends its snapshot): reordering
+            // delivers that snapshot after the second entry.
+            Bug::InstallTruncatesMatchingSuffix => Config {
+                max_term: 1,
+                max_requests: 2,
+                max_inflight: 4,
+                max_snapshots: 1,
+                ..base
+            },
+            // A snapshot of the first entry delivered after the follower
+            // learned that the second is committed.
+            Bug::StaleSnapshotRollsBack => Config {
+                max_term: 1,
+                max_requests: 2,
+                max_inflight: 3,
+                max_snapshots: 1,
                 ..base
             },
         }

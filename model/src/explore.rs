@@ -45,7 +45,7 @@ fn reachability<const K: usize>(m: &RaftExplorer, s: &Shown) -> bool {
 
 type Condition = fn(&RaftExplorer, &Shown) -> bool;
 
-const SAFETY_FNS: [Condition; 9] = [
+const SAFETY_FNS: [Condition; 11] = [
     safety::<0>,
     safety::<1>,
     safety::<2>,
@@ -55,14 +55,17 @@ const SAFETY_FNS: [Condition; 9] = [
     safety::<6>,
     safety::<7>,
     safety::<8>,
+    safety::<9>,
+    safety::<10>,
 ];
-const REACHABILITY_FNS: [Condition; 6] = [
+const REACHABILITY_FNS: [Condition; 7] = [
     reachability::<0>,
     reachability::<1>,
     reachability::<2>,
     reachability::<3>,
     reachability::<4>,
     reachability::<5>,
+    reachability::<6>,
 ];
 // A property added to the tables needs its instance above.
 const _: () = assert!(SAFETY_FNS.len() == SAFETY.len());

@@ -8,7 +8,7 @@
 
 use crate::model::RaftModel;
 use crate::state::{flags, members, State};
-use crate::types::Role;
+use crate::types::{Index, Role, Value};
 
 /// A property's condition.
 pub type Condition = fn(&RaftModel, &State) -> bool;
@@ -24,6 +24,8 @@ pub const ALWAYS: &[&str] = &[
     "MinorityNoCommit",
     "VoteOncePerTerm",
     "CommittedIsDurable",
+    "SnapshotOnlyCommitted",
+    "AppliedNeverGoesBack",
 ];
 
 /// Names of the `sometimes` properties, in report order.
@@ -34,6 +36,7 @@ pub const SOMETIMES: &[&str] = &[
     "CommittedSurvivesRestart",
     "UncommittedOverwritten",
     "LeaderCommitsBeforeOwnPersist",
+    "InstallSnapshotInstalled",
 ];
 
 /// Each property's meaning in one line, for the report and the diagram
@@ -72,6 +75,14 @@ pub const MEANINGS: &[(&str, &str)] = &[
         "CommittedIsDurable",
         "every committed entry is on the disk of a majority",
     ),
+    (
+        "SnapshotOnlyCommitted",
+        "every index a snapshot covers, in memory or on disk, holds the committed value",
+    ),
+    (
+        "AppliedNeverGoesBack",
+        "while a server is up its applied prefix only grows",
+    ),
     ("LeaderElected", "some server becomes leader"),
     ("EntryCommitted", "some server commits an entry"),
     (
@@ -89,6 +100,10 @@ pub const MEANINGS: &[(&str, &str)] = &[
     (
         "LeaderCommitsBeforeOwnPersist",
         "a leader commits an entry before its own fsync of it",
+    ),
+    (
+        "InstallSnapshotInstalled",
+        "a delivered InstallSnapshot is installed by its receiver",
     ),
 ];
 
@@ -120,6 +135,8 @@ pub const SAFETY: &[(&str, Condition)] = &[
     ("MinorityNoCommit", minority_no_commit),
     ("VoteOncePerTerm", vote_once_per_term),
     ("CommittedIsDurable", committed_is_durable),
+    ("SnapshotOnlyCommitted", snapshot_only_committed),
+    ("AppliedNeverGoesBack", applied_never_goes_back),
 ];
 
 /// The `sometimes` properties with their conditions (same order as `SOMETIMES`).
@@ -133,13 +150,16 @@ pub const REACHABILITY: &[(&str, Condition)] = &[
         "LeaderCommitsBeforeOwnPersist",
         leader_commits_before_own_persist,
     ),
+    ("InstallSnapshotInstalled", install_snapshot_installed),
 ];
 
 /// Whether property `name` is checked under `cfg`: in sync mode a leader is
 /// always durable, so `LeaderCommitsBeforeOwnPersist` is unreachable by
-/// construction and not a property there.
+/// construction and not a property there; without snapshots
+/// (`max_snapshots` 0) neither is `InstallSnapshotInstalled`.
 pub fn applies(name: &str, cfg: &crate::config::Config) -> bool {
     !(cfg.persist == crate::config::PersistMode::Sync && name == "LeaderCommitsBeforeOwnPersist")
+        && !(cfg.max_snapshots == 0 && name == "InstallSnapshotInstalled")
 }
 
 /// At most one leader per term, ever (ghost election records), and no two
@@ -163,14 +183,21 @@ pub fn election_safety(_: &RaftModel, s: &State) -> bool {
 }
 
 /// If two logs have an entry with the same index and term, the logs are
-/// identical up to that index.
+/// identical up to that index. Read over `snapshot_values ++ log`
+/// (R-snap-6): terms where both servers know them (at and after their
+/// snapshots), values at every index up to the matching one.
 pub fn log_matching(_: &RaftModel, s: &State) -> bool {
     for (k, a) in s.servers.iter().enumerate() {
         for b in &s.servers[k + 1..] {
-            let common = a.log.len().min(b.log.len());
+            let common = a.last_index().min(b.last_index());
+            let known = a.snapshot_index.max(b.snapshot_index).max(1);
             // The highest index where the terms agree decides.
-            if let Some(p) = (0..common).rev().find(|&p| a.log[p].term == b.log[p].term) {
-                if a.log[..=p] != b.log[..=p] {
+            if let Some(p) = (known..=common)
+                .rev()
+                .find(|&p| a.term_at(p).is_some() && a.term_at(p) == b.term_at(p))
+            {
+                let p = p as usize;
+                if !a.values().take(p).eq(b.values().take(p)) {
                     return false;
                 }
             }
@@ -186,19 +213,20 @@ pub fn leader_append_only(_: &RaftModel, s: &State) -> bool {
 
 /// An entry committed in term T is in the log of every leader of every term
 /// after T (the paper's Leader Completeness; a stale leader of an earlier
-/// term may legally lack it).
+/// term may legally lack it). Over snapshot and log (R-snap-6).
 pub fn leader_completeness(_: &RaftModel, s: &State) -> bool {
     s.ghost.commits.iter().all(|c| {
         s.servers
             .iter()
             .filter(|srv| srv.role == Role::Leader && srv.term > c.term)
-            .all(|srv| srv.entry_at(c.index) == Some(&c.entry))
+            .all(|srv| srv.holds(c.index, &c.entry))
     })
 }
 
 /// No two servers ever apply different entries at one index: committed
 /// records agree, every server's committed prefix is in its log and agrees
-/// with the records and with every other server's committed prefix.
+/// with the records and with every other server's committed prefix, all
+/// read over `snapshot_values ++ log` (R-snap-6).
 pub fn state_machine_safety(_: &RaftModel, s: &State) -> bool {
     let commits = &s.ghost.commits;
     let records_agree = commits
@@ -208,11 +236,11 @@ pub fn state_machine_safety(_: &RaftModel, s: &State) -> bool {
         return false;
     }
     for srv in &s.servers {
-        if srv.commit_index as usize > srv.log.len() {
+        if srv.commit_index > srv.last_index() {
             return false;
         }
         for c in commits.iter().filter(|c| c.index <= srv.commit_index) {
-            if srv.entry_at(c.index) != Some(&c.entry) {
+            if !srv.holds(c.index, &c.entry) {
                 return false;
             }
         }
@@ -220,7 +248,7 @@ pub fn state_machine_safety(_: &RaftModel, s: &State) -> bool {
     for (k, a) in s.servers.iter().enumerate() {
         for b in &s.servers[k + 1..] {
             let upto = a.commit_index.min(b.commit_index) as usize;
-            if a.log[..upto] != b.log[..upto] {
+            if !a.values().take(upto).eq(b.values().take(upto)) {
                 return false;
             }
         }
@@ -271,10 +299,36 @@ pub fn committed_is_durable(m: &RaftModel, s: &State) -> bool {
     s.ghost.commits.iter().all(|c| {
         s.servers
             .iter()
-            .filter(|srv| srv.durable_log.get(c.index as usize - 1) == Some(&c.entry))
+            .filter(|srv| srv.durable_holds(c.index, &c.entry))
             .count()
             >= majority
     })
+}
+
+/// SnapshotOnlyCommitted (R-snap-6): every index a snapshot covers, in
+/// memory or on disk, holds the value committed at that index (ghost commit
+/// records: an index no leader committed fails too).
+pub fn snapshot_only_committed(_: &RaftModel, s: &State) -> bool {
+    let committed = |index: usize, v: Value| {
+        s.ghost
+            .commits
+            .iter()
+            .any(|c| c.index as usize == index && c.entry.value == v)
+    };
+    s.servers.iter().all(|srv| {
+        let covers = |n: Index, vals: &[Value]| {
+            vals.len() == n as usize && vals.iter().enumerate().all(|(k, &v)| committed(k + 1, v))
+        };
+        covers(srv.snapshot_index, &srv.snapshot_values)
+            && covers(srv.durable_snapshot_index, &srv.durable_snapshot_values)
+    })
+}
+
+/// AppliedNeverGoesBack (R-snap-6): while a server is up its applied prefix
+/// `(snapshot_values ++ log)[..commit_index]` only grows. A step property:
+/// the ghost flag set by the step that shrank or changed it.
+pub fn applied_never_goes_back(_: &RaftModel, s: &State) -> bool {
+    s.ghost.flags & flags::VIOLATED_APPLIED_GOES_BACK == 0
 }
 
 pub fn leader_elected(_: &RaftModel, s: &State) -> bool {
@@ -331,6 +385,12 @@ pub fn uncommitted_overwritten(_: &RaftModel, s: &State) -> bool {
 /// quorum.
 pub fn leader_commits_before_own_persist(_: &RaftModel, s: &State) -> bool {
     s.ghost.flags & flags::EVENT_COMMIT_BEFORE_OWN_PERSIST != 0
+}
+
+/// The last step delivered an InstallSnapshot that its receiver installed
+/// (R-snap-4). Only reachable with `max_snapshots` >= 1 (see `applies`).
+pub fn install_snapshot_installed(_: &RaftModel, s: &State) -> bool {
+    s.ghost.flags & flags::EVENT_SNAPSHOT_INSTALLED != 0
 }
 
 #[cfg(test)]

@@ -397,7 +397,8 @@ pub fn render_text(r: &Report) -> String {
     let _ = writeln!(
         out,
         "raft-model {}: {} servers, max term {}, max requests {}, max in flight {}, \
-         max restarts {}, max partitions {}, max duplicates {}, {:?} network, persist {}, bug {}",
+         max restarts {}, max partitions {}, max duplicates {}, max snapshots {}, {:?} network, \
+         persist {}, bug {}",
         r.command,
         b.servers,
         b.max_term,
@@ -406,6 +407,7 @@ pub fn render_text(r: &Report) -> String {
         b.max_restarts,
         b.max_partitions,
         b.max_duplicates,
+        b.max_snapshots,
         b.network,
         b.persist,
         b.bug.map_or("none".to_string(), |b| b.to_string())

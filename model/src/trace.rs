@@ -2,14 +2,16 @@
 //! `raft-model check --trace-dir`, read by `raft-conform`.
 
 use crate::config::{Config, PersistMode};
-use crate::types::{Action, Entry, Index, Message, Role, ServerId, Term};
+use crate::types::{Action, Entry, Index, Message, Role, ServerId, Term, Value};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const TRACE_VERSION: u32 = 2;
+pub const TRACE_VERSION: u32 = 3;
 /// Version 1 predates the durable part and the outbox: it is read as a
-/// trace of `--persist sync` (docs/trace-format.md "Version 1").
-pub const SUPPORTED_VERSIONS: &[u32] = &[1, TRACE_VERSION];
+/// trace of `--persist sync` (docs/trace-format.md "Version 1"). Version 2
+/// predates snapshots: it is read with every snapshot field 0 / empty
+/// (docs/trace-format.md "Version 2").
+pub const SUPPORTED_VERSIONS: &[u32] = &[1, 2, TRACE_VERSION];
 
 /// One server's abstract state (docs/protocol.md §1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,6 +37,22 @@ pub struct AbstractServer {
     /// Messages waiting for the next Persist, in the order sent.
     #[serde(default)]
     pub outbox: Vec<Message>,
+    /// The snapshot (docs/protocol.md §8, R-snap-1): `log` holds the
+    /// entries after `snapshot_index`, `durable_log` those after
+    /// `durable_snapshot_index`. Absent in version 1 and 2 traces (no
+    /// snapshot: 0 and empty).
+    #[serde(default)]
+    pub snapshot_index: Index,
+    #[serde(default)]
+    pub snapshot_term: Term,
+    #[serde(default)]
+    pub snapshot_values: Vec<Value>,
+    #[serde(default)]
+    pub durable_snapshot_index: Index,
+    #[serde(default)]
+    pub durable_snapshot_term: Term,
+    #[serde(default)]
+    pub durable_snapshot_values: Vec<Value>,
 }
 
 impl AbstractServer {
@@ -44,6 +62,9 @@ impl AbstractServer {
         self.durable_term = self.term;
         self.durable_voted_for = self.voted_for;
         self.durable_log = self.log.clone();
+        self.durable_snapshot_index = self.snapshot_index;
+        self.durable_snapshot_term = self.snapshot_term;
+        self.durable_snapshot_values = self.snapshot_values.clone();
         self.outbox.clear();
     }
 }
@@ -281,7 +302,8 @@ fn check_action(action: &Action, n: usize) -> Result<(), String> {
         | Action::Heartbeat { server }
         | Action::ClientRequest { server, .. }
         | Action::Persist { server }
-        | Action::Restart { server } => ok(*server),
+        | Action::Restart { server }
+        | Action::Snapshot { server } => ok(*server),
         Action::Deliver { message } | Action::Drop { message } | Action::Duplicate { message } => {
             ok(message.from) && ok(message.to)
         }
@@ -362,8 +384,11 @@ mod tests {
 
     #[test]
     fn unknown_versions_are_refused_naming_the_supported_ones() {
-        let err = Trace::from_json(r#"{"version": 3}"#, "v3.json").unwrap_err();
+        let err = Trace::from_json(r#"{"version": 4}"#, "v4.json").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("version 3") && msg.contains("[1, 2]"), "{msg}");
+        assert!(
+            msg.contains("version 4") && msg.contains("[1, 2, 3]"),
+            "{msg}"
+        );
     }
 }

@@ -44,6 +44,7 @@ pub enum Body {
     RequestVoteResponse(RequestVoteResponse),
     AppendEntries(AppendEntries),
     AppendEntriesResponse(AppendEntriesResponse),
+    InstallSnapshot(InstallSnapshot),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -79,13 +80,26 @@ pub struct AppendEntriesResponse {
     pub conflict_index: Index,
 }
 
+/// R-snap-3: a leader's snapshot, sent instead of AppendEntries when the
+/// entries a follower needs are compacted away. `values` are the values of
+/// entries `1..=last_included_index` in order (the model's state machine).
+/// Answered by an AppendEntriesResponse (R-snap-4).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct InstallSnapshot {
+    pub term: Term,
+    pub last_included_index: Index,
+    pub last_included_term: Term,
+    pub values: Vec<Value>,
+}
+
 impl Body {
     pub fn term(&self) -> Term {
         match self {
             Body::RequestVote(RequestVote { term, .. })
             | Body::RequestVoteResponse(RequestVoteResponse { term, .. })
             | Body::AppendEntries(AppendEntries { term, .. })
-            | Body::AppendEntriesResponse(AppendEntriesResponse { term, .. }) => *term,
+            | Body::AppendEntriesResponse(AppendEntriesResponse { term, .. })
+            | Body::InstallSnapshot(InstallSnapshot { term, .. }) => *term,
         }
     }
 }
@@ -96,14 +110,37 @@ impl Body {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Action {
-    Timeout { server: ServerId },
-    Heartbeat { server: ServerId },
-    ClientRequest { server: ServerId, value: Value },
-    Deliver { message: Message },
-    Drop { message: Message },
-    Duplicate { message: Message },
-    Persist { server: ServerId },
-    Restart { server: ServerId },
-    Partition { group: Vec<ServerId> },
+    Timeout {
+        server: ServerId,
+    },
+    Heartbeat {
+        server: ServerId,
+    },
+    ClientRequest {
+        server: ServerId,
+        value: Value,
+    },
+    Deliver {
+        message: Message,
+    },
+    Drop {
+        message: Message,
+    },
+    Duplicate {
+        message: Message,
+    },
+    Persist {
+        server: ServerId,
+    },
+    Restart {
+        server: ServerId,
+    },
+    /// R-snap-2: compact the log up to the commit index.
+    Snapshot {
+        server: ServerId,
+    },
+    Partition {
+        group: Vec<ServerId>,
+    },
     Heal,
 }

@@ -39,6 +39,7 @@ fn correct_model_passes_a_complete_search_at_ci_bounds() {
         "LeaderElected",
         "EntryCommitted",
         "CommittedSurvivesRestart",
+        "InstallSnapshotInstalled",
     ] {
         assert!(reached.contains(&name), "{name} not reached: {reached:?}");
     }
@@ -72,8 +73,11 @@ fn complete_search_reaches(cfg: Config, want: &[&str]) {
 #[test]
 fn every_reachability_property_is_reached() {
     // Two small profiles of the default bounds, each searched completely.
+    // Without snapshots (the profiles predate them and stay cheap); the
+    // snapshot example is reached at the CI bounds (third search).
     let base = Config {
         max_duplicates: 0,
+        max_snapshots: 0,
         ..Config::default()
     };
     complete_search_reaches(
@@ -101,6 +105,14 @@ fn every_reachability_property_is_reached() {
             "LeaderCommitsBeforeOwnPersist",
         ],
     );
+    complete_search_reaches(
+        Config::ci(),
+        &[
+            "LeaderElected",
+            "EntryCommitted",
+            "InstallSnapshotInstalled",
+        ],
+    );
 }
 
 /// The property each bug breaks first (violating states are terminal, so a
@@ -117,6 +129,11 @@ fn expected(bug: Bug) -> &'static str {
         Bug::AckBeforePersist => "CommittedIsDurable",
         Bug::VoteBeforePersist => "VoteOncePerTerm",
         Bug::LeaderCountsVolatileSelf => "CommittedIsDurable",
+        Bug::SnapshotUncommitted => "SnapshotOnlyCommitted",
+        // The follower's install drops an entry it acknowledged; once that
+        // is persisted the entry is on the disk of a minority only.
+        Bug::InstallTruncatesMatchingSuffix => "CommittedIsDurable",
+        Bug::StaleSnapshotRollsBack => "AppliedNeverGoesBack",
     }
 }
 
@@ -204,6 +221,21 @@ fn leader_counts_volatile_self_is_caught() {
     assert_caught(Bug::LeaderCountsVolatileSelf);
 }
 
+#[test]
+fn snapshot_uncommitted_is_caught() {
+    assert_caught(Bug::SnapshotUncommitted);
+}
+
+#[test]
+fn install_truncates_matching_suffix_is_caught() {
+    assert_caught(Bug::InstallTruncatesMatchingSuffix);
+}
+
+#[test]
+fn stale_snapshot_rolls_back_is_caught() {
+    assert_caught(Bug::StaleSnapshotRollsBack);
+}
+
 /// The seeded bugs of the protocol before durability was modelled are
 /// still caught, by the same property, when every step is durable at once.
 #[test]
@@ -236,6 +268,9 @@ fn the_same_bounds_without_the_bug_hold_for_the_cheap_bugs() {
         Bug::AckBeforePersist,
         Bug::VoteBeforePersist,
         Bug::LeaderCountsVolatileSelf,
+        Bug::SnapshotUncommitted,
+        Bug::InstallTruncatesMatchingSuffix,
+        Bug::StaleSnapshotRollsBack,
     ] {
         let cfg = Config {
             bug: None,
@@ -297,4 +332,6 @@ fn configs_validate() {
     assert_eq!(d.network, raft_model::NetworkKind::Unordered);
     assert_eq!(d.persist, PersistMode::Async);
     assert!(Config::ci().max_duplicates >= 1);
+    // Snapshots (docs/protocol.md §8) are in both.
+    assert!(d.max_snapshots >= 1 && Config::ci().max_snapshots >= 1);
 }

@@ -11,8 +11,8 @@ use raft_model::state::{
     VoteRecord,
 };
 use raft_model::types::{
-    Action, AppendEntries, AppendEntriesResponse, Body, Entry, Message, RequestVote,
-    RequestVoteResponse, Role, ServerId,
+    Action, AppendEntries, AppendEntriesResponse, Body, Entry, InstallSnapshot, Message,
+    RequestVote, RequestVoteResponse, Role, ServerId,
 };
 use stateright::{Checker, Model, Representative};
 
@@ -28,6 +28,7 @@ fn cfg(servers: u8) -> Config {
         max_restarts: 2,
         max_partitions: 2,
         max_duplicates: 2,
+        max_snapshots: 2,
         network: NetworkKind::Unordered,
         persist: PersistMode::Sync,
         max_batch: None,
@@ -126,6 +127,9 @@ fn synced(mut s: State) -> State {
         srv.durable_term = srv.term;
         srv.durable_voted_for = srv.voted_for;
         srv.durable_log = srv.log.clone();
+        srv.durable_snapshot_index = srv.snapshot_index;
+        srv.durable_snapshot_term = srv.snapshot_term;
+        srv.durable_snapshot_values = srv.snapshot_values.clone();
     }
     s
 }
@@ -1073,6 +1077,9 @@ fn permuting_commutes_with_stepping() {
             body: msg.body.clone(),
         };
         match a {
+            Action::Snapshot { server } => Action::Snapshot {
+                server: p[usize::from(*server)],
+            },
             Action::Timeout { server } => Action::Timeout {
                 server: p[usize::from(*server)],
             },
@@ -1150,6 +1157,7 @@ fn symmetry_finds_the_same_results_as_a_full_search() {
         max_restarts: 0,
         max_partitions: 1,
         max_duplicates: 0,
+        max_snapshots: 0,
         network: NetworkKind::Unordered,
         persist: PersistMode::Async,
         max_batch: None,
@@ -1628,4 +1636,286 @@ fn sync_mode_has_no_persist_example_to_find() {
     let mut expected = a.clone();
     expected.retain(|n| *n != "LeaderCommitsBeforeOwnPersist");
     assert_eq!(s, expected);
+}
+
+// ----- Snapshots and log compaction (docs/protocol.md §8) ------------------
+
+fn install(term: u32, lii: u32, lit: u32, values: &[u32]) -> Body {
+    Body::InstallSnapshot(InstallSnapshot {
+        term,
+        last_included_index: lii,
+        last_included_term: lit,
+        values: values.to_vec(),
+    })
+}
+
+/// `srv` with a snapshot of `values` (index = their count) at `term`, in
+/// memory only (`synced` makes it durable).
+fn with_snapshot(mut srv: ServerState, term: u32, values: &[u32]) -> ServerState {
+    srv.snapshot_index = values.len() as u32;
+    srv.snapshot_term = term;
+    srv.snapshot_values = values.iter().copied().collect();
+    srv
+}
+
+/// Commit records for `entries` at indices 1.. (what a leader of `term`
+/// committed), so that SnapshotOnlyCommitted holds for them.
+fn committed(s: &mut State, term: u32, entries: &[Entry]) {
+    for (k, &entry) in entries.iter().enumerate() {
+        s.ghost.commits.push(CommitRecord {
+            index: k as u32 + 1,
+            entry,
+            term,
+            quorum: 0b011,
+        });
+    }
+    s.ghost.commits.sort();
+}
+
+#[test]
+fn snapshot_compacts_exactly_to_the_commit_index_and_is_pending() {
+    // R-snap-2.
+    let m = RaftModel::new(async_cfg(3));
+    let mut s = state_with(vec![
+        leader(2, &[e(1, 1), e(2, 2), e(2, 3)], &[0, 4, 4], &[0, 0, 0]),
+        follower(2, &[]),
+        follower(2, &[]),
+    ]);
+    s.servers[0].commit_index = 2;
+    committed(&mut s, 2, &[e(1, 1), e(2, 2)]);
+    let t = m
+        .next_state(&s, Action::Snapshot { server: 0 })
+        .expect("enabled: commit_index > snapshot_index");
+    let mut want = s.clone();
+    want.servers[0].snapshot_index = 2;
+    want.servers[0].snapshot_term = 2;
+    want.servers[0].snapshot_values = [1, 2].into_iter().collect();
+    want.servers[0].log = [e(2, 3)].into_iter().collect();
+    want.snapshots = 1;
+    assert_eq!(t, want);
+    assert!(m.has_pending_writes(&t, 0), "pending until Persist");
+    assert_eq!(t.servers[0].last_index(), 3);
+    assert_eq!(t.servers[0].term_at(1), None, "compacted away");
+    assert_eq!(t.servers[0].term_at(2), Some(2));
+    assert_eq!(t.servers[0].value_at(1), Some(1));
+    // Persist writes snapshot and log together.
+    let p = m.next_state(&t, Action::Persist { server: 0 }).unwrap();
+    let mut want = t.clone();
+    want.servers[0].durable_snapshot_index = 2;
+    want.servers[0].durable_snapshot_term = 2;
+    want.servers[0].durable_snapshot_values = [1, 2].into_iter().collect();
+    want.servers[0].durable_log = [e(2, 3)].into_iter().collect();
+    assert_eq!(p, want);
+    // Nothing new committed: not enabled; nor beyond the budget.
+    assert!(m.next_state(&t, Action::Snapshot { server: 0 }).is_none());
+    let mut spent = s.clone();
+    spent.snapshots = 2;
+    assert!(m
+        .next_state(&spent, Action::Snapshot { server: 0 })
+        .is_none());
+    assert!(properties::snapshot_only_committed(&m, &t));
+    // The seeded bug compacts the uncommitted entry too.
+    let b = RaftModel::new(Config {
+        bug: Some(Bug::SnapshotUncommitted),
+        ..async_cfg(3)
+    });
+    let t = b.next_state(&s, Action::Snapshot { server: 0 }).unwrap();
+    assert_eq!(t.servers[0].snapshot_index, 3);
+    assert!(t.servers[0].log.is_empty());
+    assert!(!properties::snapshot_only_committed(&b, &t));
+}
+
+#[test]
+fn heartbeat_sends_install_snapshot_below_the_snapshot_and_append_entries_above() {
+    // R-snap-3: next_index 2 <= snapshot_index 2: InstallSnapshot; next_index
+    // 3 = snapshot_index + 1: AppendEntries with prev_log_term = snapshot_term.
+    let m = RaftModel::new(async_cfg(3));
+    let mut l = with_snapshot(leader(2, &[e(2, 3)], &[0, 2, 3], &[0, 0, 2]), 2, &[1, 2]);
+    l.commit_index = 2;
+    let mut s = state_with(vec![l, follower(2, &[]), follower(2, &[e(1, 1), e(2, 2)])]);
+    committed(&mut s, 2, &[e(1, 1), e(2, 2)]);
+    let t = m.next_state(&s, Action::Heartbeat { server: 0 }).unwrap();
+    let mut want = s.clone();
+    want.network = vec![
+        msg(0, 1, install(2, 2, 2, &[1, 2])),
+        msg(0, 2, ae(2, 2, 2, &[e(2, 3)], 2)),
+    ]
+    .into_iter()
+    .collect();
+    want.network.sort();
+    assert_eq!(t, want);
+}
+
+fn install_state(follower_srv: ServerState, body: Body) -> State {
+    let mut l = with_snapshot(leader(2, &[e(2, 3)], &[0, 1, 1], &[0, 0, 0]), 2, &[1, 2]);
+    l.commit_index = 2;
+    let mut s = state_with(vec![l, follower_srv, follower(2, &[])]);
+    committed(&mut s, 2, &[e(1, 1), e(2, 2)]);
+    s.network.push(msg(0, 1, body));
+    s
+}
+
+#[test]
+fn install_snapshot_keeps_a_matching_suffix_and_replies_after_persist() {
+    // R-snap-4: the entry at last_included_index matches: the entries after
+    // it are kept; the reply waits in the outbox (the install is pending).
+    let m = RaftModel::new(async_cfg(3));
+    let body = install(2, 2, 2, &[1, 2]);
+    let s = install_state(follower(2, &[e(1, 1), e(2, 2), e(2, 3)]), body.clone());
+    let t = deliver(&m, &s, msg(0, 1, body.clone()));
+    let mut want = s.clone();
+    want.network.clear();
+    let f = &mut want.servers[1];
+    f.snapshot_index = 2;
+    f.snapshot_term = 2;
+    f.snapshot_values = [1, 2].into_iter().collect();
+    f.log = [e(2, 3)].into_iter().collect();
+    f.commit_index = 2;
+    f.outbox = [msg(1, 0, aer(2, true, 2, 0))].into_iter().collect();
+    want.ghost.flags |= flags::EVENT_SNAPSHOT_INSTALLED;
+    assert_eq!(t, want);
+    assert!(properties::install_snapshot_installed(&m, &t));
+    // Without a match the log becomes empty.
+    let s2 = install_state(follower(2, &[e(1, 1), e(1, 7)]), body.clone());
+    let t2 = deliver(&m, &s2, msg(0, 1, body.clone()));
+    assert!(t2.servers[1].log.is_empty());
+    assert_eq!(t2.servers[1].snapshot_index, 2);
+    // The seeded bug discards the matching suffix too.
+    let b = RaftModel::new(Config {
+        bug: Some(Bug::InstallTruncatesMatchingSuffix),
+        ..async_cfg(3)
+    });
+    let t3 = deliver(&b, &s, msg(0, 1, body));
+    assert!(t3.servers[1].log.is_empty());
+}
+
+#[test]
+fn install_snapshot_not_newer_than_the_commit_index_changes_nothing() {
+    // R-snap-4: last_included_index <= commit_index: only the reply (no
+    // pending writes: straight into the network).
+    let m = RaftModel::new(async_cfg(3));
+    let body = install(2, 1, 1, &[1]);
+    let mut f = follower(2, &[e(1, 1), e(2, 2)]);
+    f.commit_index = 2;
+    let s = install_state(f, body.clone());
+    let t = deliver(&m, &s, msg(0, 1, body.clone()));
+    let mut want = s.clone();
+    want.network = [msg(1, 0, aer(2, true, 1, 0))].into_iter().collect();
+    assert_eq!(t, want);
+    assert!(properties::applied_never_goes_back(&m, &t));
+    // The seeded bug installs it and rolls the commit index back.
+    let b = RaftModel::new(Config {
+        bug: Some(Bug::StaleSnapshotRollsBack),
+        ..async_cfg(3)
+    });
+    let t = deliver(&b, &s, msg(0, 1, body));
+    assert_eq!(t.servers[1].commit_index, 1);
+    assert!(!properties::applied_never_goes_back(&b, &t));
+}
+
+#[test]
+fn install_snapshot_of_a_stale_term_is_rejected() {
+    let m = RaftModel::new(async_cfg(3));
+    let body = install(1, 2, 1, &[1, 2]);
+    let s = install_state(follower(2, &[]), body.clone());
+    let t = deliver(&m, &s, msg(0, 1, body));
+    let mut want = s.clone();
+    want.network = [msg(1, 0, aer(2, false, 0, 0))].into_iter().collect();
+    assert_eq!(t, want);
+}
+
+#[test]
+fn restart_recovers_the_durable_snapshot_and_its_commit_index() {
+    // R-snap-5: commit_index = durable_snapshot_index; the in-memory
+    // snapshot beyond it is lost with the other pending writes.
+    let m = RaftModel::new(async_cfg(3));
+    let mut s = state_with(vec![
+        with_snapshot(follower(2, &[e(2, 3)]), 2, &[1, 2]),
+        follower(2, &[]),
+        follower(2, &[]),
+    ]);
+    committed(&mut s, 2, &[e(1, 1), e(2, 2), e(2, 3)]);
+    let f = &mut s.servers[0];
+    f.commit_index = 3;
+    f.snapshot_index = 3;
+    f.snapshot_values.push(3);
+    f.log.clear();
+    let t = m.next_state(&s, Action::Restart { server: 0 }).unwrap();
+    let mut want = s.clone();
+    let f = &mut want.servers[0];
+    f.snapshot_index = 2;
+    f.snapshot_values = [1, 2].into_iter().collect();
+    f.log = [e(2, 3)].into_iter().collect();
+    f.commit_index = 2;
+    f.lost_commit = 3;
+    want.restarts = 1;
+    assert_eq!(t, want);
+}
+
+#[test]
+fn append_entries_below_the_snapshot_is_accepted_and_skips_the_covered_entries() {
+    // R-snap-7: prev_log_index 1 < snapshot_index 2: accepted; entries at
+    // 2 is skipped, 3 matches, 4 is appended; index = prev + len(entries).
+    let m = RaftModel::new(async_cfg(3));
+    let body = ae(2, 1, 1, &[e(2, 2), e(2, 3), e(2, 4)], 2);
+    let mut f = with_snapshot(follower(2, &[e(2, 3)]), 2, &[1, 2]);
+    f.commit_index = 2;
+    let mut s = state_with(vec![
+        leader(
+            2,
+            &[e(1, 1), e(2, 2), e(2, 3), e(2, 4)],
+            &[0, 2, 5],
+            &[0, 0, 0],
+        ),
+        f,
+        follower(2, &[]),
+    ]);
+    committed(&mut s, 2, &[e(1, 1), e(2, 2)]);
+    s.network.push(msg(0, 1, body.clone()));
+    let t = deliver(&m, &s, msg(0, 1, body));
+    let mut want = s.clone();
+    want.network.clear();
+    want.servers[1].log = [e(2, 3), e(2, 4)].into_iter().collect();
+    want.servers[1].outbox = [msg(1, 0, aer(2, true, 4, 0))].into_iter().collect();
+    assert_eq!(t, want);
+    // The conflict hint never goes below snapshot_index: the follower knows
+    // term 2 from snapshot_index 2 on, so the hint for term 2 is 2.
+    let body = ae(3, 3, 3, &[], 0);
+    let mut s2 = s.clone();
+    s2.servers[0].term = 3;
+    s2.servers[1].term = 3;
+    s2.servers[2].term = 3;
+    let s2 = synced(s2);
+    let mut s2 = s2;
+    s2.network = [msg(0, 1, body.clone())].into_iter().collect();
+    let t2 = deliver(&m, &s2, msg(0, 1, body));
+    assert_eq!(network(&t2), vec![msg(1, 0, aer(3, false, 3, 2))]);
+}
+
+#[test]
+fn snapshot_properties_on_good_and_violating_states() {
+    let m = RaftModel::new(async_cfg(3));
+    let mut s = state_with(vec![
+        with_snapshot(follower(2, &[]), 2, &[1, 2]),
+        follower(2, &[e(1, 1), e(2, 2)]),
+        follower(2, &[]),
+    ]);
+    s.servers[0].commit_index = 2;
+    s.servers[1].commit_index = 2;
+    committed(&mut s, 2, &[e(1, 1), e(2, 2)]);
+    assert!(properties::snapshot_only_committed(&m, &s));
+    assert!(properties::state_machine_safety(&m, &s));
+    assert!(properties::log_matching(&m, &s));
+    assert!(properties::committed_is_durable(&m, &s));
+    // A durable snapshot of a value never committed at that index.
+    let mut bad = s.clone();
+    bad.servers[0].durable_snapshot_values = [1, 9].into_iter().collect();
+    assert!(!properties::snapshot_only_committed(&m, &bad));
+    // Two servers applying different values at index 2.
+    let mut bad = s.clone();
+    bad.servers[0].snapshot_values = [1, 9].into_iter().collect();
+    assert!(!properties::state_machine_safety(&m, &bad));
+    let mut flagged = s.clone();
+    flagged.ghost.flags |= flags::VIOLATED_APPLIED_GOES_BACK;
+    assert!(!properties::applied_never_goes_back(&m, &flagged));
 }

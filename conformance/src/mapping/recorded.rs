@@ -354,6 +354,11 @@ pub fn model_body_to_rec(b: &m::Body, table: &CommandTable) -> crate::steps::Rec
             index: u64::from(*index),
             conflict_index: u64::from(*conflict_index),
         },
+        // A recorded walk refuses the Snapshot step first
+        // (`RecordedWalk::step`), so no InstallSnapshot reaches here (issue 10).
+        m::Body::InstallSnapshot(_) => {
+            unreachable!("InstallSnapshot: {}", super::SNAPSHOTS_NOT_CONFORMED)
+        }
     }
 }
 

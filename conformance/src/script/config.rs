@@ -18,6 +18,8 @@ pub fn default_config_for(servers: u8) -> Config {
         max_restarts: u8::MAX,
         max_partitions: if servers < 2 { 0 } else { u8::MAX },
         max_duplicates: u8::MAX,
+        // No snapshots until the implementation supports them (issue 10).
+        max_snapshots: 0,
         network: NetworkKind::Unordered,
         persist: PersistMode::Sync,
         max_batch: None,

@@ -74,6 +74,8 @@ pub enum Kind {
     VoteResponse,
     AppendEntries,
     AppendResponse,
+    /// Never in flight while snapshots are not conformed (issue 10).
+    InstallSnapshot,
 }
 
 impl Kind {
@@ -83,6 +85,7 @@ impl Kind {
             "VoteResponse" | "RequestVoteResponse" | "RVR" => Kind::VoteResponse,
             "AppendEntries" | "AE" => Kind::AppendEntries,
             "AppendResponse" | "AppendEntriesResponse" | "AER" => Kind::AppendResponse,
+            "InstallSnapshot" | "IS" => Kind::InstallSnapshot,
             _ => return None,
         })
     }
@@ -93,6 +96,7 @@ impl Kind {
             Body::RequestVoteResponse(_) => Kind::VoteResponse,
             Body::AppendEntries(_) => Kind::AppendEntries,
             Body::AppendEntriesResponse(_) => Kind::AppendResponse,
+            Body::InstallSnapshot(_) => Kind::InstallSnapshot,
         }
     }
 }
@@ -194,6 +198,7 @@ impl std::fmt::Display for Kind {
             Kind::VoteResponse => "VoteResponse",
             Kind::AppendEntries => "AppendEntries",
             Kind::AppendResponse => "AppendResponse",
+            Kind::InstallSnapshot => "InstallSnapshot",
         })
     }
 }

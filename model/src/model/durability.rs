@@ -26,10 +26,11 @@ impl RaftModel {
     pub fn restart_changes(&self, s: &State, i: ServerId) -> bool {
         let srv = &s.servers[usize::from(i)];
         srv.role != Role::Follower
-            || srv.commit_index != 0
+            || srv.commit_index != srv.durable_snapshot_index
             || srv.term != srv.durable_term
             || srv.voted_for != srv.durable_voted_for
             || srv.log != srv.durable_log
+            || !srv.snapshot_is_durable()
             || !srv.outbox.is_empty()
     }
 
@@ -47,6 +48,10 @@ impl RaftModel {
             srv.durable_voted_for = srv.voted_for;
         }
         srv.durable_log.clone_from(&srv.log);
+        // R-snap-2: snapshot and log are written together.
+        srv.durable_snapshot_index = srv.snapshot_index;
+        srv.durable_snapshot_term = srv.snapshot_term;
+        srv.durable_snapshot_values.clone_from(&srv.snapshot_values);
         let outbox = std::mem::take(&mut srv.outbox);
         let (term, own_vote, leader) =
             (srv.term, srv.voted_for == Some(i), srv.role == Role::Leader);
@@ -61,12 +66,17 @@ impl RaftModel {
         }
     }
 
-    /// Restart(i), R-restart-1 and R-persist-5: term, vote and log become the
-    /// durable ones (pending writes are lost), the outbox is lost, volatile
-    /// state reset (the commit index to 0, R-commit-3).
+    /// Restart(i), R-restart-1, R-persist-5 and R-snap-5: term, vote,
+    /// snapshot and log become the durable ones (pending writes are lost),
+    /// the outbox is lost, volatile state reset: the commit index to the
+    /// durable snapshot index (R-snap-5 amending R-commit-3; 0 without a
+    /// snapshot).
     pub fn restart(&self, s: &mut State, i: ServerId) {
         let srv = &mut s.servers[usize::from(i)];
-        srv.commit_index = 0;
+        srv.commit_index = srv.durable_snapshot_index;
+        srv.snapshot_index = srv.durable_snapshot_index;
+        srv.snapshot_term = srv.durable_snapshot_term;
+        srv.snapshot_values.clone_from(&srv.durable_snapshot_values);
         srv.become_follower();
         srv.term = srv.durable_term;
         srv.voted_for = srv.durable_voted_for;

@@ -36,6 +36,7 @@ impl RaftModel {
         let srv = &s.servers[usize::from(i)];
         srv.term != srv.durable_term
             || srv.log != srv.durable_log
+            || !srv.snapshot_is_durable()
             || (!self.has_bug(Bug::NoPersistVote) && srv.voted_for != srv.durable_voted_for)
     }
 
@@ -141,6 +142,14 @@ impl RaftModel {
             }
             Action::Restart { server } => {
                 self.valid_server(*server) && s.restarts < self.cfg.max_restarts
+            }
+            // R-snap-2: something committed is not yet in the snapshot
+            // (with the snapshot-uncommitted bug: something in the log).
+            Action::Snapshot { server } => {
+                self.valid_server(*server)
+                    && s.snapshots < self.cfg.max_snapshots
+                    && self.snapshot_target(s, *server)
+                        > s.servers[usize::from(*server)].snapshot_index
             }
             Action::Partition { group } => {
                 let mut set = 0u8;

@@ -66,12 +66,33 @@ impl RaftModel {
         for (i, (before, after)) in last.servers.iter().zip(s.servers.iter_mut()).enumerate() {
             // A Restart forgets the commit index: the highest one lost is
             // kept until it is regained (CommittedSurvivesRestart).
-            if *action
+            // Since R-snap-5 a Restart keeps the commit index of the durable
+            // snapshot: only a commit index above it is lost.
+            let restarted = *action
                 == (Action::Restart {
                     server: i as ServerId,
-                })
+                });
+            if restarted {
+                after.lost_commit = before.lost_commit;
+                if before.commit_index > after.commit_index {
+                    after.lost_commit = after.lost_commit.max(before.commit_index);
+                }
+                if after.lost_commit <= after.commit_index {
+                    after.lost_commit = 0;
+                }
+            }
+            // AppliedNeverGoesBack: while up (any step but its Restart), a
+            // server's applied prefix (snapshot_values ++ log)[..commit_index]
+            // only grows.
+            let applied = before.commit_index as usize;
+            if !restarted
+                && (after.commit_index < before.commit_index
+                    || !before
+                        .values()
+                        .take(applied)
+                        .eq(after.values().take(applied)))
             {
-                after.lost_commit = before.lost_commit.max(before.commit_index);
+                s.ghost.flags |= flags::VIOLATED_APPLIED_GOES_BACK;
             }
             // A cut-off leader's own Persist may commit what a majority
             // acknowledged before the cut (it now counts itself): legal.
@@ -82,7 +103,14 @@ impl RaftModel {
             let same_leader = before.role == Role::Leader
                 && after.role == Role::Leader
                 && before.term == after.term;
-            if same_leader && !after.log.starts_with(&before.log) {
+            // Over snapshot ++ log (compaction moves entries, it does not
+            // delete them): a value identifies its entry.
+            if same_leader
+                && (after.last_index() < before.last_index()
+                    || !before
+                        .values()
+                        .eq(after.values().take(before.last_index() as usize)))
+            {
                 s.ghost.flags |= flags::VIOLATED_APPEND_ONLY;
             }
             if same_leader

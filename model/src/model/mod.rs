@@ -4,8 +4,9 @@
 //!
 //! The events by responsibility, each citing the rule ids it implements:
 //! [`enabled`] (which events the bounds allow), [`election`] (§3 term rule,
-//! R-vote-*), [`replication`] (R-append-*, R-commit-*), [`durability`]
-//! (R-persist-*, R-restart-1), [`ghosts`] (the history the properties read).
+//! R-vote-*), [`replication`] (R-append-*, R-commit-*, R-snap-3, R-snap-7),
+//! [`durability`] (R-persist-*, R-restart-1, R-snap-5), [`snapshot`]
+//! (R-snap-2, R-snap-4), [`ghosts`] (the history the properties read).
 //! The network events (Deliver dispatch, Drop, Duplicate, Partition, Heal)
 //! and the step function are here.
 
@@ -14,6 +15,7 @@ mod election;
 mod enabled;
 mod ghosts;
 mod replication;
+mod snapshot;
 
 use crate::config::{Bug, Config, PersistMode};
 use crate::properties;
@@ -85,6 +87,7 @@ impl RaftModel {
             Body::AppendEntriesResponse(aer) => {
                 self.handle_append_entries_response(s, i, from, aer)
             }
+            Body::InstallSnapshot(is) => self.handle_install_snapshot(s, i, from, is),
         }
     }
 
@@ -129,6 +132,7 @@ impl RaftModel {
             Action::Duplicate { message } => self.duplicate(&mut s, message),
             Action::Persist { server } => self.persist(&mut s, *server),
             Action::Restart { server } => self.restart(&mut s, *server),
+            Action::Snapshot { server } => self.snapshot(&mut s, *server),
             Action::Partition { group } => self.partition(&mut s, group),
             Action::Heal => self.heal(&mut s),
         }
@@ -209,6 +213,12 @@ impl Model for RaftModel {
                 server: i,
                 value: s.requests.saturating_add(1),
             };
+            if self.is_enabled(s, &a) {
+                actions.push(a);
+            }
+        }
+        for i in 0..self.cfg.servers {
+            let a = Action::Snapshot { server: i };
             if self.is_enabled(s, &a) {
                 actions.push(a);
             }

@@ -12,12 +12,20 @@ use crate::types::{
 
 impl RaftModel {
     /// The AppendEntries that leader `i` sends `j` from `next_index[j]`
-    /// (R-append-2: at most `max_batch` entries).
+    /// (R-append-2: at most `max_batch` entries), or, R-snap-3, its
+    /// InstallSnapshot when `next_index[j] <= snapshot_index` (every place
+    /// that sends AppendEntries builds it here: Heartbeat, becoming leader,
+    /// after a rejection).
     pub(super) fn append_entries_for(&self, s: &State, i: ServerId, j: ServerId) -> Message {
         let l = &s.servers[usize::from(i)];
         let next = l.next_index[usize::from(j)].max(1);
+        if next <= l.snapshot_index {
+            return self.install_snapshot_for(s, i, j);
+        }
         let prev_log_index = next - 1;
-        let start = (prev_log_index as usize).min(l.log.len());
+        // Position in `log` of index `next` (R-snap-1: `log` starts after
+        // the snapshot).
+        let start = ((prev_log_index - l.snapshot_index) as usize).min(l.log.len());
         let end = match self.cfg.max_batch {
             Some(b) => l.log.len().min(start.saturating_add(b as usize)),
             None => l.log.len(),
@@ -142,28 +150,44 @@ impl RaftModel {
         if srv.role == Role::Candidate {
             srv.become_follower();
         }
-        // Consistency check.
-        let conflict = match srv.term_at(prev_log_index) {
-            None => Some(srv.last_index() + 1),
-            Some(t) if t != prev_log_term => {
-                let first = srv.log.iter().position(|e| e.term == t).unwrap_or(0);
-                Some(first as Index + 1)
+        // Consistency check. R-snap-7: below the snapshot every index is
+        // committed and matches, so the check accepts; the conflict hint
+        // looks only at indices whose term is known (snapshot_index and up).
+        let snap = srv.snapshot_index;
+        let conflict = if prev_log_index < snap {
+            None
+        } else {
+            match srv.term_at(prev_log_index) {
+                None => Some(srv.last_index() + 1),
+                Some(t) if t != prev_log_term => {
+                    let first = if snap > 0 && srv.snapshot_term == t {
+                        snap
+                    } else {
+                        let pos = srv.log.iter().position(|e| e.term == t).unwrap_or(0);
+                        snap + pos as Index + 1
+                    };
+                    Some(first.max(1))
+                }
+                Some(_) => None,
             }
-            Some(_) => None,
         };
         if let Some(conflict_index) = conflict {
             reply(s, term, false, prev_log_index, conflict_index);
             return;
         }
-        // Conflict rule: never truncate on a match.
-        let prev = prev_log_index as usize;
+        // Conflict rule: never truncate on a match; R-snap-7: entries at
+        // indices <= snapshot_index are skipped (compacted, committed).
         let mut overwritten = false;
+        let skip = (snap.saturating_sub(prev_log_index) as usize).min(entries.len());
+        let entries = &entries[skip..];
+        // 0-based position in `log` of the first remaining entry.
+        let prev = (prev_log_index.max(snap) - snap) as usize;
         if self.has_bug(Bug::TruncateOnMatch) {
             srv.log.truncate(prev);
             srv.log.extend_from_slice(entries);
         } else {
             for (k, e) in entries.iter().enumerate() {
-                let p = prev + k; // 0-based position of index prev_log_index + k + 1
+                let p = prev + k; // position of index max(prev_log_index, snap) + k + 1
                 match srv.log.get(p) {
                     Some(have) if have.term == e.term => continue,
                     Some(_) => {
@@ -182,7 +206,7 @@ impl RaftModel {
         if overwritten {
             s.ghost.flags |= flags::EVENT_OVERWRITTEN;
         }
-        let vouched = prev_log_index + entries.len() as Index;
+        let vouched = prev_log_index + m.entries.len() as Index;
         let srv = &mut s.servers[usize::from(i)];
         srv.commit_index = srv.commit_index.max(leader_commit.min(vouched));
         reply(s, term, true, vouched, 0);

@@ -8,7 +8,9 @@
 
 use crate::config::{NetworkKind, MAX_SERVERS};
 use crate::trace::{AbstractServer, AbstractState};
-use crate::types::{AppendEntries, Body, Entry, Index, Message, Role, ServerId, Term, Value};
+use crate::types::{
+    AppendEntries, Body, Entry, Index, InstallSnapshot, Message, Role, ServerId, Term, Value,
+};
 use smallvec::SmallVec;
 
 mod symmetry;
@@ -18,6 +20,9 @@ use symmetry::mix;
 /// A server's log. Inline up to 4 entries (bounded checks never exceed
 /// `max_requests` entries), so cloning a state does not allocate.
 pub type Log = SmallVec<[Entry; 4]>;
+/// The values of the entries a snapshot covers (`1..=snapshot_index`, in
+/// order: the model's state machine, R-snap-1). Inline up to 4, like `Log`.
+pub type Values = SmallVec<[Value; 4]>;
 /// The servers of a state, inline up to 5.
 pub type Servers = SmallVec<[ServerState; 5]>;
 /// The messages in flight, inline up to 4.
@@ -85,6 +90,10 @@ pub fn members(set: ServerSet) -> impl Iterator<Item = ServerId> {
 /// changes; `durable_*` is what is on disk (what a Restart recovers), written
 /// only by Persist (R-persist-1); `outbox` holds the dependent messages sent
 /// while writes were pending (R-persist-2), in the order they were sent.
+/// With a snapshot (docs/protocol.md §8, R-snap-1) `log` holds only the
+/// entries after `snapshot_index` and `durable_log` those after
+/// `durable_snapshot_index`: read the log through the accessors
+/// (`last_index`, `term_at`, `entry_at`, `value_at`), never by position.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerState {
     pub term: Term,
@@ -94,6 +103,14 @@ pub struct ServerState {
     pub durable_term: Term,
     pub durable_voted_for: Option<ServerId>,
     pub durable_log: Log,
+    /// R-snap-1: index and term of the last entry the snapshot covers (0 =
+    /// none) and the values of entries `1..=snapshot_index`.
+    pub snapshot_index: Index,
+    pub snapshot_term: Term,
+    pub snapshot_values: Values,
+    pub durable_snapshot_index: Index,
+    pub durable_snapshot_term: Term,
+    pub durable_snapshot_values: Values,
     pub outbox: Network,
     pub commit_index: Index,
     /// Candidate only: who granted a vote in `term` (bit mask, includes itself).
@@ -123,6 +140,12 @@ impl ServerState {
             durable_term: 0,
             durable_voted_for: None,
             durable_log: Log::new(),
+            snapshot_index: 0,
+            snapshot_term: 0,
+            snapshot_values: Values::new(),
+            durable_snapshot_index: 0,
+            durable_snapshot_term: 0,
+            durable_snapshot_values: Values::new(),
             outbox: Network::new(),
             commit_index: 0,
             votes_granted: 0,
@@ -133,51 +156,158 @@ impl ServerState {
     }
 
     /// Whether the in-memory state differs from the durable part (the
-    /// server has pending writes: Persist is enabled, R-persist-1).
+    /// server has pending writes: Persist is enabled, R-persist-1), the
+    /// snapshot included (R-snap-1).
     pub fn has_pending_writes(&self) -> bool {
         self.term != self.durable_term
             || self.voted_for != self.durable_voted_for
             || self.log != self.durable_log
+            || !self.snapshot_is_durable()
     }
 
-    /// Whether the log is durable up to `index`: `durable_log[..index] ==
-    /// log[..index]` (R-persist-4).
+    /// Whether the snapshot equals the durable snapshot (R-snap-1).
+    pub fn snapshot_is_durable(&self) -> bool {
+        self.snapshot_index == self.durable_snapshot_index
+            && self.snapshot_term == self.durable_snapshot_term
+            && self.snapshot_values == self.durable_snapshot_values
+    }
+
+    /// Whether the log is durable up to `index`: entries `1..=index` are the
+    /// same in memory and on disk (R-persist-4), read over snapshot and log
+    /// on both sides (a value identifies its entry, see `held_values`;
+    /// terms are compared where both sides know them).
     pub fn durable_upto(&self, index: Index) -> bool {
+        if self.last_index() < index || self.durable_last_index() < index {
+            return false;
+        }
         let k = index as usize;
-        self.log.len() >= k && self.durable_log.len() >= k && self.log[..k] == self.durable_log[..k]
+        if !self.values().take(k).eq(self.durable_values().take(k)) {
+            return false;
+        }
+        let from = self.snapshot_index.max(self.durable_snapshot_index).max(1);
+        (from..=index).all(|x| match (self.term_at(x), self.durable_term_at(x)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        })
     }
 
+    /// `snapshot_index + len(log)` (R-snap-1).
     pub fn last_index(&self) -> Index {
-        self.log.len() as Index
+        self.snapshot_index + self.log.len() as Index
     }
 
+    /// Term of the last entry: of `log`, or `snapshot_term` when `log` is
+    /// empty (R-snap-1).
     pub fn last_term(&self) -> Term {
-        self.log.last().map_or(0, |e| e.term)
+        self.log.last().map_or(self.snapshot_term, |e| e.term)
     }
 
-    /// Term of the entry at `index`; 0 for the sentinel index 0, `None`
-    /// beyond the end of the log.
+    /// Term of the entry at `index`; 0 for the sentinel index 0,
+    /// `snapshot_term` at `snapshot_index`, `None` below it (compacted away,
+    /// R-snap-1) and beyond the end of the log.
     pub fn term_at(&self, index: Index) -> Option<Term> {
         if index == 0 {
             Some(0)
+        } else if index < self.snapshot_index {
+            None
+        } else if index == self.snapshot_index {
+            Some(self.snapshot_term)
         } else {
-            self.log.get(index as usize - 1).map(|e| e.term)
+            self.log
+                .get((index - self.snapshot_index) as usize - 1)
+                .map(|e| e.term)
         }
     }
 
+    /// The entry at `index` if it is in `log` (after the snapshot); `None`
+    /// for compacted indices (use `value_at`) and beyond the end.
     pub fn entry_at(&self, index: Index) -> Option<&Entry> {
-        if index == 0 {
+        if index <= self.snapshot_index {
             None
         } else {
-            self.log.get(index as usize - 1)
+            self.log.get((index - self.snapshot_index) as usize - 1)
         }
     }
 
-    /// The set of client values in this log. Each value is created once, at
-    /// one index, and only ever copied to the same index, so a value
-    /// identifies its entry's position.
+    /// The value at `index` over `snapshot_values ++ log` (R-snap-6).
+    pub fn value_at(&self, index: Index) -> Option<Value> {
+        if index == 0 {
+            None
+        } else if index <= self.snapshot_index {
+            self.snapshot_values.get(index as usize - 1).copied()
+        } else {
+            self.entry_at(index).map(|e| e.value)
+        }
+    }
+
+    /// Whether this server holds `entry` at `index`: its value there, and
+    /// its term where the term is known (at and after `snapshot_index`).
+    pub fn holds(&self, index: Index, entry: &Entry) -> bool {
+        self.value_at(index) == Some(entry.value)
+            && self.term_at(index).is_none_or(|t| t == entry.term)
+    }
+
+    /// Like `holds`, on the durable snapshot and log.
+    pub fn durable_holds(&self, index: Index, entry: &Entry) -> bool {
+        self.durable_value_at(index) == Some(entry.value)
+            && self.durable_term_at(index).is_none_or(|t| t == entry.term)
+    }
+
+    /// The values of `snapshot_values ++ log`, index 1 first.
+    pub fn values(&self) -> impl Iterator<Item = Value> + '_ {
+        self.snapshot_values
+            .iter()
+            .copied()
+            .chain(self.log.iter().map(|e| e.value))
+    }
+
+    /// The values of `durable_snapshot_values ++ durable_log`.
+    pub fn durable_values(&self) -> impl Iterator<Item = Value> + '_ {
+        self.durable_snapshot_values
+            .iter()
+            .copied()
+            .chain(self.durable_log.iter().map(|e| e.value))
+    }
+
+    pub fn durable_last_index(&self) -> Index {
+        self.durable_snapshot_index + self.durable_log.len() as Index
+    }
+
+    /// `term_at` on the durable snapshot and log.
+    pub fn durable_term_at(&self, index: Index) -> Option<Term> {
+        if index == 0 {
+            Some(0)
+        } else if index < self.durable_snapshot_index {
+            None
+        } else if index == self.durable_snapshot_index {
+            Some(self.durable_snapshot_term)
+        } else {
+            self.durable_log
+                .get((index - self.durable_snapshot_index) as usize - 1)
+                .map(|e| e.term)
+        }
+    }
+
+    /// `value_at` on the durable snapshot and log.
+    pub fn durable_value_at(&self, index: Index) -> Option<Value> {
+        if index == 0 {
+            None
+        } else if index <= self.durable_snapshot_index {
+            self.durable_snapshot_values
+                .get(index as usize - 1)
+                .copied()
+        } else {
+            self.durable_log
+                .get((index - self.durable_snapshot_index) as usize - 1)
+                .map(|e| e.value)
+        }
+    }
+
+    /// The set of client values in this log, snapshot included. Each value
+    /// is created once, at one index, and only ever copied to the same
+    /// index, so a value identifies its entry's position.
     pub fn held_values(&self) -> ValueSet {
-        self.log.iter().map(|e| e.value).collect()
+        self.values().collect()
     }
 
     /// Role becomes follower and the role-specific volatile state is cleared.
@@ -245,8 +375,15 @@ pub mod flags {
     /// A leader advanced its commit index past what is durable on itself
     /// (LeaderCommitsBeforeOwnPersist).
     pub const EVENT_COMMIT_BEFORE_OWN_PERSIST: u8 = 32;
-    pub const EVENTS: u8 =
-        EVENT_OVERWRITTEN | EVENT_COMMIT_SURVIVED | EVENT_COMMIT_BEFORE_OWN_PERSIST;
+    /// A server's applied prefix shrank or changed while it was up
+    /// (AppliedNeverGoesBack).
+    pub const VIOLATED_APPLIED_GOES_BACK: u8 = 64;
+    /// The step installed a delivered InstallSnapshot (InstallSnapshotInstalled).
+    pub const EVENT_SNAPSHOT_INSTALLED: u8 = 128;
+    pub const EVENTS: u8 = EVENT_OVERWRITTEN
+        | EVENT_COMMIT_SURVIVED
+        | EVENT_COMMIT_BEFORE_OWN_PERSIST
+        | EVENT_SNAPSHOT_INSTALLED;
 }
 
 /// The ghost variables: history the properties need and servers forget.
@@ -278,6 +415,8 @@ pub struct State {
     pub restarts: u8,
     pub partitions: u8,
     pub duplicates: u8,
+    /// Snapshot steps so far (`max_snapshots`, R-snap-2).
+    pub snapshots: u8,
     pub ghost: Ghost,
 }
 
@@ -292,6 +431,7 @@ impl State {
             restarts: 0,
             partitions: 0,
             duplicates: 0,
+            snapshots: 0,
             ghost: Ghost::default(),
         }
     }
@@ -341,6 +481,12 @@ impl State {
                 durable_term: s.durable_term,
                 durable_voted_for: s.durable_voted_for,
                 durable_log: s.durable_log.to_vec(),
+                snapshot_index: s.snapshot_index,
+                snapshot_term: s.snapshot_term,
+                snapshot_values: s.snapshot_values.to_vec(),
+                durable_snapshot_index: s.durable_snapshot_index,
+                durable_snapshot_term: s.durable_snapshot_term,
+                durable_snapshot_values: s.durable_snapshot_values.to_vec(),
                 outbox: s.outbox.to_vec(),
                 votes_granted: if s.role == Role::Candidate {
                     members(s.votes_granted).collect()
@@ -395,6 +541,12 @@ impl State {
                     durable_term: s.durable_term,
                     durable_voted_for: s.durable_voted_for,
                     durable_log: s.durable_log.iter().copied().collect(),
+                    snapshot_index: s.snapshot_index,
+                    snapshot_term: s.snapshot_term,
+                    snapshot_values: s.snapshot_values.iter().copied().collect(),
+                    durable_snapshot_index: s.durable_snapshot_index,
+                    durable_snapshot_term: s.durable_snapshot_term,
+                    durable_snapshot_values: s.durable_snapshot_values.iter().copied().collect(),
                     outbox: s.outbox.iter().cloned().collect(),
                     commit_index: s.commit_index,
                     votes_granted: if s.role == Role::Candidate {
@@ -415,6 +567,13 @@ impl State {
         {
             requests = requests.max(e.value);
         }
+        for &v in servers.iter().flat_map(|s| {
+            s.snapshot_values
+                .iter()
+                .chain(s.durable_snapshot_values.iter())
+        }) {
+            requests = requests.max(v);
+        }
         for m in a
             .network
             .iter()
@@ -423,6 +582,11 @@ impl State {
             if let Body::AppendEntries(AppendEntries { entries, .. }) = &m.body {
                 for e in entries {
                     requests = requests.max(e.value);
+                }
+            }
+            if let Body::InstallSnapshot(InstallSnapshot { values, .. }) = &m.body {
+                for &v in values {
+                    requests = requests.max(v);
                 }
             }
         }
@@ -437,6 +601,7 @@ impl State {
             restarts: 0,
             partitions: 0,
             duplicates: 0,
+            snapshots: 0,
             ghost: Ghost::default(),
         };
         state.normalize_network(NetworkKind::Ordered);

@@ -3,7 +3,7 @@
 //! mentions each server, and the canonical representative of a state.
 
 use super::*;
-use crate::types::{AppendEntriesResponse, RequestVote, RequestVoteResponse};
+use crate::types::{AppendEntriesResponse, InstallSnapshot, RequestVote, RequestVoteResponse};
 use stateright::Representative;
 
 impl State {
@@ -29,6 +29,12 @@ impl State {
                 durable_term: s.durable_term,
                 durable_voted_for: s.durable_voted_for.map(p),
                 durable_log: s.durable_log.clone(),
+                snapshot_index: s.snapshot_index,
+                snapshot_term: s.snapshot_term,
+                snapshot_values: s.snapshot_values.clone(),
+                durable_snapshot_index: s.durable_snapshot_index,
+                durable_snapshot_term: s.durable_snapshot_term,
+                durable_snapshot_values: s.durable_snapshot_values.clone(),
                 outbox: s
                     .outbox
                     .iter()
@@ -111,6 +117,7 @@ impl State {
             restarts: self.restarts,
             partitions: self.partitions,
             duplicates: self.duplicates,
+            snapshots: self.snapshots,
             ghost: Ghost {
                 votes,
                 elections,
@@ -168,6 +175,18 @@ fn body_signature(b: &Body) -> u64 {
             index,
             conflict_index,
         }) => mix(pack(4, *term, *index, *conflict_index) ^ u64::from(*success) << 56),
+        Body::InstallSnapshot(InstallSnapshot {
+            term,
+            last_included_index,
+            last_included_term,
+            values,
+        }) => {
+            let mut h = mix(pack(5, *term, *last_included_index, *last_included_term));
+            for &v in values {
+                h = mix(h ^ u64::from(v));
+            }
+            h
+        }
     }
 }
 
@@ -261,6 +280,14 @@ impl Representative for State {
                     s.durable_voted_for == s.voted_for,
                     &s.durable_log,
                     s.outbox.len(),
+                ),
+                (
+                    s.snapshot_index,
+                    s.snapshot_term,
+                    &s.snapshot_values,
+                    s.durable_snapshot_index,
+                    s.durable_snapshot_term,
+                    &s.durable_snapshot_values,
                 ),
                 sig[i],
             )

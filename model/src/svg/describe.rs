@@ -4,8 +4,8 @@
 use super::header::wrap;
 use crate::trace::{AbstractServer, AbstractState};
 use crate::types::{
-    Action, AppendEntries, AppendEntriesResponse, Body, Entry, Message, RequestVote,
-    RequestVoteResponse, Role,
+    Action, AppendEntries, AppendEntriesResponse, Body, Entry, InstallSnapshot, Message,
+    RequestVote, RequestVoteResponse, Role,
 };
 use std::fmt::Write;
 
@@ -33,6 +33,7 @@ pub fn action_kind(action: &Action) -> &'static str {
         Action::Duplicate { .. } => "Duplicate",
         Action::Persist { .. } => "Persist",
         Action::Restart { .. } => "Restart",
+        Action::Snapshot { .. } => "Snapshot",
         Action::Partition { .. } => "Partition",
         Action::Heal => "Heal",
     }
@@ -47,7 +48,22 @@ pub fn esc(s: &str) -> String {
 
 /// Whether the durable part differs from the in-memory state.
 pub fn has_pending_writes(s: &AbstractServer) -> bool {
-    s.durable_term != s.term || s.durable_voted_for != s.voted_for || s.durable_log != s.log
+    s.durable_term != s.term
+        || s.durable_voted_for != s.voted_for
+        || s.durable_log != s.log
+        || s.durable_snapshot_index != s.snapshot_index
+        || s.durable_snapshot_term != s.snapshot_term
+        || s.durable_snapshot_values != s.snapshot_values
+}
+
+/// `snap=2/1[1 2] ` (index/term and values) when a snapshot is held,
+/// else nothing: put in front of the log it precedes.
+pub fn describe_snapshot(index: u32, term: u32, values: &[u32]) -> String {
+    if index == 0 {
+        return String::new();
+    }
+    let v: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    format!("snap={index}/{term}[{}] ", v.join(" "))
 }
 
 /// `[1:1 1:2]`: each entry as term:value.
@@ -68,9 +84,10 @@ pub fn describe_server(id: usize, s: &AbstractServer) -> String {
     };
     let vote = s.voted_for.map_or("-".to_string(), |v| v.to_string());
     let mut line = format!(
-        "s{id} T{} {role} vote={vote} commit={} log={}",
+        "s{id} T{} {role} vote={vote} commit={} {}log={}",
         s.term,
         s.commit_index,
+        describe_snapshot(s.snapshot_index, s.snapshot_term, &s.snapshot_values),
         describe_log(&s.log)
     );
     match s.role {
@@ -88,8 +105,14 @@ pub fn describe_server(id: usize, s: &AbstractServer) -> String {
             .map_or("-".to_string(), |v| v.to_string());
         let _ = write!(
             line,
-            " disk=T{}/vote={vote}/log={}",
+            " disk=T{}/vote={vote}/{}log={}",
             s.durable_term,
+            describe_snapshot(
+                s.durable_snapshot_index,
+                s.durable_snapshot_term,
+                &s.durable_snapshot_values
+            )
+            .replace(' ', "/"),
             describe_log(&s.durable_log)
         );
     }
@@ -138,6 +161,14 @@ pub fn describe_body(body: &Body) -> String {
                 format!("AppendResponse t{term} reject index={index} hint={conflict_index}")
             }
         }
+        Body::InstallSnapshot(InstallSnapshot {
+            term,
+            last_included_index,
+            last_included_term,
+            values,
+        }) => format!(
+            "InstallSnapshot t{term} last={last_included_index}/{last_included_term} values={values:?}"
+        ),
     }
 }
 
@@ -147,6 +178,7 @@ pub fn short_body(body: &Body) -> &'static str {
         Body::RequestVoteResponse(_) => "RVR",
         Body::AppendEntries(_) => "AE",
         Body::AppendEntriesResponse(_) => "AER",
+        Body::InstallSnapshot(_) => "IS",
     }
 }
 
@@ -162,6 +194,7 @@ pub fn describe_action(action: &Action) -> String {
         Action::Duplicate { message } => format!("Duplicate {}", msg(message)),
         Action::Persist { server } => format!("Persist s{server}"),
         Action::Restart { server } => format!("Restart s{server}"),
+        Action::Snapshot { server } => format!("Snapshot s{server}"),
         Action::Partition { group } => format!("Partition {group:?} | rest"),
         Action::Heal => "Heal".to_string(),
     }
@@ -200,6 +233,18 @@ pub fn label(body: &Body) -> String {
                 format!("AER t{term} no {index} h{conflict_index}")
             }
         }
+        Body::InstallSnapshot(InstallSnapshot {
+            term,
+            last_included_index,
+            last_included_term,
+            values,
+        }) => {
+            let v: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            format!(
+                "IS t{term} {last_included_index}/{last_included_term} [{}]",
+                v.join(" ")
+            )
+        }
     }
 }
 
@@ -213,9 +258,10 @@ pub fn annotation(i: usize, s: &AbstractServer, width: usize) -> Vec<String> {
     };
     let vote = s.voted_for.map_or("-".to_string(), |v| v.to_string());
     let mut lines = vec![format!(
-        "T{} {role} v{vote} c{} {}",
+        "T{} {role} v{vote} c{} {}{}",
         s.term,
         s.commit_index,
+        describe_snapshot(s.snapshot_index, s.snapshot_term, &s.snapshot_values),
         describe_log(&s.log)
     )];
     let slots = |v: &[u32]| {
@@ -247,8 +293,13 @@ pub fn annotation(i: usize, s: &AbstractServer, width: usize) -> Vec<String> {
             .durable_voted_for
             .map_or("-".to_string(), |v| v.to_string());
         lines.push(format!(
-            "disk T{} v{vote} {}",
+            "disk T{} v{vote} {}{}",
             s.durable_term,
+            describe_snapshot(
+                s.durable_snapshot_index,
+                s.durable_snapshot_term,
+                &s.durable_snapshot_values
+            ),
             describe_log(&s.durable_log)
         ));
     }

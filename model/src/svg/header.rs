@@ -16,7 +16,8 @@ pub fn config_flags(cfg: &Config) -> String {
     };
     let mut s = format!(
         "--servers {} --max-term {} --max-requests {} --max-inflight {} --max-restarts {} \
-         --max-partitions {} --max-duplicates {} --network {network} --persist {}",
+         --max-partitions {} --max-duplicates {} --max-snapshots {} --network {network} \
+         --persist {}",
         cfg.servers,
         cfg.max_term,
         cfg.max_requests,
@@ -24,6 +25,7 @@ pub fn config_flags(cfg: &Config) -> String {
         cfg.max_restarts,
         cfg.max_partitions,
         cfg.max_duplicates,
+        cfg.max_snapshots,
         cfg.persist,
     );
     if let Some(bug) = cfg.bug {
@@ -38,7 +40,7 @@ pub fn explore_command(cfg: &Config, addr: &str) -> String {
 }
 
 /// The bounds as one URL-safe word, e.g.
-/// `servers3.term2.requests0.inflight2.restarts0.partitions0.duplicates0.unordered.async.vote-twice`:
+/// `servers3.term2.requests0.inflight2.restarts0.partitions0.duplicates0.snapshots0.unordered.async.vote-twice`:
 /// the checker's links carry it (`?bounds=`) so that an Explorer on other
 /// bounds can say that the link is not for it.
 pub fn bounds_tag(cfg: &Config) -> String {
@@ -47,7 +49,7 @@ pub fn bounds_tag(cfg: &Config) -> String {
         NetworkKind::Ordered => "ordered",
     };
     format!(
-        "servers{}.term{}.requests{}.inflight{}.restarts{}.partitions{}.duplicates{}.{network}.{}.{}",
+        "servers{}.term{}.requests{}.inflight{}.restarts{}.partitions{}.duplicates{}.snapshots{}.{network}.{}.{}",
         cfg.servers,
         cfg.max_term,
         cfg.max_requests,
@@ -55,6 +57,7 @@ pub fn bounds_tag(cfg: &Config) -> String {
         cfg.max_restarts,
         cfg.max_partitions,
         cfg.max_duplicates,
+        cfg.max_snapshots,
         cfg.persist,
         cfg.bug.map_or("no-bug".to_string(), |b| b.to_string())
     )
@@ -68,7 +71,8 @@ pub fn describe_bounds(cfg: &Config) -> String {
     };
     format!(
         "{} servers, max term {}, max requests {}, max in flight {}, max restarts {}, \
-         max partitions {}, max duplicates {}, {network} network, persist {}, bug {}",
+         max partitions {}, max duplicates {}, max snapshots {}, {network} network, persist {}, \
+         bug {}",
         cfg.servers,
         cfg.max_term,
         cfg.max_requests,
@@ -76,6 +80,7 @@ pub fn describe_bounds(cfg: &Config) -> String {
         cfg.max_restarts,
         cfg.max_partitions,
         cfg.max_duplicates,
+        cfg.max_snapshots,
         cfg.persist,
         cfg.bug.map_or("none".to_string(), |b| b.to_string())
     )

@@ -264,7 +264,8 @@ fn step_detail(action: &Action) -> String {
         Action::Timeout { server }
         | Action::Heartbeat { server }
         | Action::Persist { server }
-        | Action::Restart { server } => format!("   s{server}"),
+        | Action::Restart { server }
+        | Action::Snapshot { server } => format!("   s{server}"),
         Action::ClientRequest { server, value } => format!("   s{server} v{value}"),
         Action::Deliver { message } | Action::Drop { message } | Action::Duplicate { message } => {
             format!(
@@ -308,6 +309,16 @@ fn event(out: &mut String, lay: &Layout, e: i64, action: &Action) {
                 e - 5
             );
             text(out, x + 9, e + 4, LOCAL, "", "persist (fsync)");
+        }
+        Action::Snapshot { server } => {
+            let x = lay.x(*server);
+            let _ = write!(
+                out,
+                "<path d='M{} {} l6 -6 l6 6 l-6 6 z' fill='{LOCAL}'/>",
+                x - 6,
+                e
+            );
+            text(out, x + 9, e + 4, LOCAL, "", "snapshot (compact log)");
         }
         Action::Restart { server } => {
             let x = lay.x(*server);
