@@ -9,7 +9,7 @@
 
 use crate::message::{Message, MsgTag};
 use crate::types::NodeId;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
@@ -221,18 +221,24 @@ impl Decoder for FrameCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
-        // Check the announced length ourselves so the error says what happened
-        // (LengthDelimitedCodec reports it as a generic InvalidData i/o error).
-        if src.len() >= 4 {
-            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-            if len > self.max {
-                return Err(CodecError::Oversized { len, max: self.max });
-            }
+        // The length prefix stays in `src` until the whole frame is there, so
+        // it is always read from the start of `src` (LengthDelimitedCodec
+        // consumes it early, and reports an oversized one as a generic
+        // InvalidData i/o error).
+        if src.len() < 4 {
+            return Ok(None);
         }
-        match self.inner.decode(src)? {
-            Some(payload) => decode_payload(&payload).map(Some),
-            None => Ok(None),
+        let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+        if len > self.max {
+            return Err(CodecError::Oversized { len, max: self.max });
         }
+        if src.len() < 4 + len {
+            src.reserve(4 + len - src.len());
+            return Ok(None);
+        }
+        src.advance(4);
+        let payload = src.split_to(len);
+        decode_payload(&payload).map(Some)
     }
 }
 
@@ -713,5 +719,31 @@ mod tests {
         assert_eq!(r.held_bytes(), 300);
         r.discard(3);
         assert_eq!(r.partials(), 1);
+    }
+
+    #[test]
+    fn a_frame_arriving_in_pieces_is_decoded_whole() {
+        // A chunk frame's payload starts with bytes that, read as a length,
+        // exceed the limit: the decoder must never read the payload as a
+        // length prefix while it waits for the rest of the frame.
+        let frame = Frame::PeerChunk {
+            from: 1,
+            transfer: 0xa4b3_0000_0000,
+            total: 100_000,
+            offset: 0,
+            data: Bytes::from(vec![5u8; 50_000]),
+        };
+        let mut whole = BytesMut::new();
+        FrameCodec::default().encode(frame.clone(), &mut whole).unwrap();
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for piece in whole.chunks(1000) {
+            assert!(got.is_none());
+            buf.extend_from_slice(piece);
+            got = codec.decode(&mut buf).unwrap();
+        }
+        assert_eq!(got, Some(frame));
+        assert!(buf.is_empty());
     }
 }

@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -215,6 +215,7 @@ impl OutState {
         }
         replaced
     }
+}
 
 impl PeerOut {
     fn lock(&self) -> MutexGuard<'_, OutState> {
@@ -966,5 +967,380 @@ mod tests {
             .await
             .expect("message after reconnect");
         assert_eq!(got, Some(msg(2)));
+    }
+
+    /// Collects the peer messages a server hands to its node.
+    struct Collect(tokio::sync::mpsc::UnboundedSender<(Message, Option<MsgTag>)>);
+
+    impl Inbound for Collect {
+        fn peer_message(&self, msg: Message, tag: Option<MsgTag>) {
+            let _ = self.0.send((msg, tag));
+        }
+        fn metrics(&self) -> NodeMetrics {
+            unreachable!("no metrics requests in these tests")
+        }
+        fn status(&self) -> NodeStatus {
+            unreachable!("no status requests in these tests")
+        }
+        fn client_request(&self, _: ClientRequest) -> BoxFuture<'static, ClientResponse> {
+            unreachable!("no client requests in these tests")
+        }
+    }
+
+    type Inbox = tokio::sync::mpsc::UnboundedReceiver<(Message, Option<MsgTag>)>;
+
+    /// A server for node 2 on a fresh port (TLS when `tls` names the
+    /// certificates' directory): its address and what it receives.
+    async fn server(tls: Option<&std::path::Path>) -> (String, Inbox) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let acceptor = tls.map(|d| crate::tls::node_tls(d, 2).unwrap().acceptor);
+        tokio::spawn(serve_with(listener, Arc::new(Collect(tx)), acceptor));
+        (addr, rx)
+    }
+
+    const CHUNK: usize = 64 * 1024;
+
+    fn chunked_cfg(tls: Option<&std::path::Path>) -> TcpConfig {
+        TcpConfig {
+            chunk_size: CHUNK,
+            dialer: match tls {
+                Some(d) => crate::tls::node_tls(d, 1).unwrap().dialer,
+                None => Dialer::plain(),
+            },
+            ..TcpConfig::default()
+        }
+    }
+
+    fn certs() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        crate::tls::generate(dir.path(), &[1, 2], &["127.0.0.1".into()]).unwrap();
+        dir
+    }
+
+    /// An AppendEntries of about `mib` MiB (20 commands of `mib`/20 MiB).
+    fn big(term: u64, mib: usize) -> Message {
+        let len = mib * 1024 * 1024 / 20;
+        Message {
+            from: 1,
+            to: 2,
+            body: Body::AppendEntries(AppendEntries {
+                term,
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: (0..20u64)
+                    .map(|i| crate::types::Entry {
+                        term,
+                        command: (0..len).map(|j| (j as u64 ^ i ^ term) as u8).collect(),
+                    })
+                    .collect(),
+                leader_commit: 0,
+            }),
+        }
+    }
+
+    fn tag(seq: u64) -> MsgTag {
+        MsgTag { node: 1, seq, k: 0 }
+    }
+
+    async fn recv(inbox: &mut Inbox) -> (Message, Option<MsgTag>) {
+        tokio::time::timeout(Duration::from_secs(60), inbox.recv())
+            .await
+            .expect("message arrives")
+            .expect("server runs")
+    }
+
+    async fn large_message_arrives_whole(tls: Option<&std::path::Path>) {
+        let (addr, mut inbox) = server(tls).await;
+        let t = TcpTransport::spawn(1, [(2, addr)], chunked_cfg(tls));
+        let large = big(5, 20);
+        t.send(msg(1));
+        t.send_tagged(large.clone(), Some(tag(7)));
+        for term in 2..=50 {
+            t.send(msg(term));
+        }
+        let mut small = Vec::new();
+        loop {
+            let (m, tg) = recv(&mut inbox).await;
+            if matches!(m.body, Body::AppendEntries(_)) {
+                assert!(m == large, "the large message arrives equal");
+                assert_eq!(tg, Some(tag(7)), "its tag survives chunking");
+                break;
+            }
+            small.push(m);
+        }
+        while small.len() < 50 {
+            small.push(recv(&mut inbox).await.0);
+        }
+        // The small ones keep their order among themselves.
+        assert_eq!(small, (1..=50).map(msg).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_20_mib_message_arrives_whole_in_64_kib_chunks() {
+        large_message_arrives_whole(None).await;
+    }
+
+    #[tokio::test]
+    async fn a_20_mib_message_arrives_whole_in_64_kib_chunks_over_tls() {
+        let dir = certs();
+        large_message_arrives_whole(Some(dir.path())).await;
+    }
+
+    /// Accepts the transport's next connection (read and write halves).
+    async fn accept(
+        listener: &TcpListener,
+    ) -> (
+        FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+        FramedWrite<OwnedWriteHalf, FrameCodec>,
+    ) {
+        let (s, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("transport connects")
+            .unwrap();
+        let (r, w) = s.into_split();
+        (
+            FramedRead::new(r, FrameCodec::default()),
+            FramedWrite::new(w, FrameCodec::default()),
+        )
+    }
+
+    async fn next_frame(
+        frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    ) -> Frame {
+        tokio::time::timeout(Duration::from_secs(60), frames.next())
+            .await
+            .expect("frame arrives")
+            .expect("connection open")
+            .expect("frame decodes")
+    }
+
+    #[tokio::test]
+    async fn small_messages_sent_during_a_transfer_go_between_its_chunks() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let t = TcpTransport::spawn(1, [(2, addr)], chunked_cfg(None));
+        let (mut frames, _w) = accept(&listener).await;
+        let large = big(5, 20);
+        t.send(large.clone());
+        let mut r = Reassembly::default();
+        match next_frame(&mut frames).await {
+            Frame::PeerChunk {
+                from,
+                transfer,
+                total,
+                offset: 0,
+                data,
+            } => assert_eq!(r.chunk(from, transfer, total, 0, &data).unwrap(), None),
+            f => panic!("unexpected frame {f:?}"),
+        }
+        // The transfer is under way (at most the socket buffers' worth of
+        // its 20 MiB written): these go between two of its chunks.
+        for term in 1..=10 {
+            t.send(msg(term));
+        }
+        let mut small = Vec::new();
+        let mut chunks = 1;
+        let whole = loop {
+            match next_frame(&mut frames).await {
+                Frame::Peer(m) => small.push(m),
+                Frame::PeerChunk {
+                    from,
+                    transfer,
+                    total,
+                    offset,
+                    data,
+                } => {
+                    assert!(data.len() <= CHUNK);
+                    chunks += 1;
+                    if let Some(f) = r.chunk(from, transfer, total, offset, &data).unwrap() {
+                        break f;
+                    }
+                }
+                f => panic!("unexpected frame {f:?}"),
+            }
+        };
+        assert_eq!(whole, Frame::Peer(large));
+        assert!(chunks > 300, "20 MiB in 64 KiB chunks");
+        assert_eq!(
+            small,
+            (1..=10).map(msg).collect::<Vec<_>>(),
+            "all small messages arrive before the last chunk"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transfer_cut_mid_way_resumes_from_what_the_receiver_holds() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let t = TcpTransport::spawn(1, [(2, addr)], chunked_cfg(None));
+        let large = big(5, 20);
+        t.send_tagged(large.clone(), Some(tag(3)));
+        let mut r = Reassembly::default();
+        // First connection: take 40 chunks, then cut it.
+        let (mut frames, w) = accept(&listener).await;
+        let (mut id, mut size) = (0, 0);
+        for _ in 0..40 {
+            match next_frame(&mut frames).await {
+                Frame::PeerChunk {
+                    from,
+                    transfer,
+                    total,
+                    offset,
+                    data,
+                } => {
+                    assert_eq!(r.chunk(from, transfer, total, offset, &data).unwrap(), None);
+                    (id, size) = (transfer, total);
+                }
+                f => panic!("unexpected frame {f:?}"),
+            }
+        }
+        let held = r.held(1, id, size);
+        assert_eq!(held, 40 * CHUNK as u64);
+        drop((frames, w));
+        // Second connection: the sender asks, then sends the rest only.
+        let (mut frames, mut w) = accept(&listener).await;
+        assert_eq!(
+            next_frame(&mut frames).await,
+            Frame::ChunkQuery {
+                from: 1,
+                transfer: id,
+                total: size
+            }
+        );
+        w.send(Frame::ChunkHave {
+            transfer: id,
+            offset: held,
+        })
+        .await
+        .unwrap();
+        let mut resent = 0u64;
+        let whole = loop {
+            match next_frame(&mut frames).await {
+                Frame::PeerChunk {
+                    from,
+                    transfer,
+                    total,
+                    offset,
+                    data,
+                } => {
+                    resent += data.len() as u64;
+                    if let Some(f) = r.chunk(from, transfer, total, offset, &data).unwrap() {
+                        break f;
+                    }
+                }
+                f => panic!("unexpected frame {f:?}"),
+            }
+        };
+        assert_eq!(
+            whole,
+            Frame::PeerTagged {
+                msg: large,
+                tag: tag(3)
+            }
+        );
+        assert_eq!(resent, size - held, "only what the receiver lacked is sent again");
+    }
+
+    /// Forwards connections from the transport to `to`: the first one cut
+    /// after `cut` bytes from the transport, later ones whole, counting
+    /// what they carry from the transport.
+    async fn cutting_proxy(to: String, cut: u64) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let later = Arc::new(AtomicU64::new(0));
+        let counted = later.clone();
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let (a, _) = listener.accept().await.unwrap();
+                let b = TcpStream::connect(&to).await.unwrap();
+                let (mut ar, mut aw) = a.into_split();
+                let (mut br, mut bw) = b.into_split();
+                let limit = if first { cut } else { u64::MAX };
+                first = false;
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut br, &mut aw).await;
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut carried = 0u64;
+                    while carried < limit {
+                        let want = buf.len().min((limit - carried) as usize);
+                        let n = match tokio::io::AsyncReadExt::read(&mut ar, &mut buf[..want]).await
+                        {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if bw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        carried += n as u64;
+                        if limit == u64::MAX {
+                            counted.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                    }
+                    // Cut: both directions of both connections close.
+                });
+            }
+        });
+        (addr, later)
+    }
+
+    async fn cut_transfer_resumes(tls: Option<&std::path::Path>) {
+        let (server_addr, mut inbox) = server(tls).await;
+        let cut = 8 * 1024 * 1024;
+        let (addr, later) = cutting_proxy(server_addr, cut).await;
+        let t = TcpTransport::spawn(1, [(2, addr)], chunked_cfg(tls));
+        let large = big(5, 20);
+        let size = encode_payload(&Frame::Peer(large.clone())).unwrap().len() as u64;
+        t.send(large.clone());
+        let (m, tg) = recv(&mut inbox).await;
+        assert!(m == large, "the large message arrives equal");
+        assert_eq!(tg, None);
+        let resent = later.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            resent < size - cut / 2,
+            "after the cut the sender resumed: {resent} bytes resent of {size}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cut_connection_resumes_the_transfer_end_to_end() {
+        cut_transfer_resumes(None).await;
+    }
+
+    #[tokio::test]
+    async fn a_cut_connection_resumes_the_transfer_end_to_end_over_tls() {
+        let dir = certs();
+        cut_transfer_resumes(Some(dir.path())).await;
+    }
+
+    #[tokio::test]
+    async fn a_newer_chunked_message_replaces_a_pending_one() {
+        let (addr, mut inbox) = server(None).await;
+        let counters = PeerCounters::default();
+        let t = TcpTransport::spawn_counted(
+            1,
+            [(2, addr)],
+            chunked_cfg(None),
+            [(2, counters.clone())].into_iter().collect(),
+        );
+        // In one go (no await): the first starts, the second waits, the
+        // third replaces the second.
+        t.send(big(1, 2));
+        t.send(big(2, 2));
+        t.send(big(3, 2));
+        t.send(msg(9));
+        assert_eq!(counters.dropped.get(), 1);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(recv(&mut inbox).await.0.body.term());
+        }
+        got.sort();
+        assert_eq!(got, vec![1, 3, 9]);
     }
 }
