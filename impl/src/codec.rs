@@ -432,7 +432,10 @@ impl Reassembly {
             }
             Some(_) => {}
         }
-        let p = self.partials.get_mut(&from).expect("inserted or held above");
+        let p = self
+            .partials
+            .get_mut(&from)
+            .expect("inserted or held above");
         p.data.truncate(offset as usize);
         p.data.extend_from_slice(data);
         if (p.data.len() as u64) < total {
@@ -646,14 +649,35 @@ mod tests {
             assert_eq!(r.chunk(1, 7, total, 0, &bytes[..100]).unwrap(), None);
             r
         };
-        let cases: Vec<(Box<dyn Fn(&mut Reassembly) -> Result<Option<Frame>, ChunkError>>, &str)> = vec![
-            (Box::new(|r| r.chunk(1, 7, total, 200, &bytes[200..300])), "gap"),
-            (Box::new(|r| r.chunk(1, 8, total, 100, &bytes[100..200])), "unknown transfer"),
-            (Box::new(|r| r.chunk(1, 7, total + 1, 100, &bytes[100..200])), "total mismatch"),
-            (Box::new(|r| r.chunk(1, 7, total, total - 10, &bytes[..100])), "overrun"),
-            (Box::new(|r| r.chunk(1, 7, total, u64::MAX, &bytes[..100])), "offset overflow"),
+        let cases: Vec<(
+            Box<dyn Fn(&mut Reassembly) -> Result<Option<Frame>, ChunkError>>,
+            &str,
+        )> = vec![
+            (
+                Box::new(|r| r.chunk(1, 7, total, 200, &bytes[200..300])),
+                "gap",
+            ),
+            (
+                Box::new(|r| r.chunk(1, 8, total, 100, &bytes[100..200])),
+                "unknown transfer",
+            ),
+            (
+                Box::new(|r| r.chunk(1, 7, total + 1, 100, &bytes[100..200])),
+                "total mismatch",
+            ),
+            (
+                Box::new(|r| r.chunk(1, 7, total, total - 10, &bytes[..100])),
+                "overrun",
+            ),
+            (
+                Box::new(|r| r.chunk(1, 7, total, u64::MAX, &bytes[..100])),
+                "offset overflow",
+            ),
             (Box::new(|r| r.chunk(1, 7, total, 100, &[])), "empty"),
-            (Box::new(|r| r.chunk(1, 7, MAX_MESSAGE_LEN + 1, 100, &bytes[100..200])), "oversized"),
+            (
+                Box::new(|r| r.chunk(1, 7, MAX_MESSAGE_LEN + 1, 100, &bytes[100..200])),
+                "oversized",
+            ),
         ];
         for (case, name) in cases {
             let mut r = started();
@@ -734,7 +758,9 @@ mod tests {
             data: Bytes::from(vec![5u8; 50_000]),
         };
         let mut whole = BytesMut::new();
-        FrameCodec::default().encode(frame.clone(), &mut whole).unwrap();
+        FrameCodec::default()
+            .encode(frame.clone(), &mut whole)
+            .unwrap();
         let mut codec = FrameCodec::default();
         let mut buf = BytesMut::new();
         let mut got = None;

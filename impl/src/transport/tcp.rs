@@ -1240,7 +1240,11 @@ mod tests {
                 tag: tag(3)
             }
         );
-        assert_eq!(resent, size - held, "only what the receiver lacked is sent again");
+        assert_eq!(
+            resent,
+            size - held,
+            "only what the receiver lacked is sent again"
+        );
     }
 
     /// Forwards connections from the transport to `to`: the first one cut
