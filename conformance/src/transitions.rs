@@ -235,7 +235,12 @@ impl Search<'_> {
                     term: status.durable_term,
                     voted_for: status.durable_voted_for,
                 };
-                core = RaftCore::new(cfg, hs, status.durable_log.clone());
+                core = RaftCore::new(
+                    cfg,
+                    hs,
+                    status.durable_snapshot.clone(),
+                    status.durable_log.clone(),
+                );
                 written = Written::of(&core.status());
                 Ready::default()
             }
