@@ -347,9 +347,11 @@ impl RaftCore {
         } else if !state.next_index.is_empty() || !state.match_index.is_empty() {
             return bad(format!("next_index/match_index for a {:?}", state.role));
         }
-        if let Some(m) = state.outbox.iter().find(|m| {
-            m.from != c.id || !c.peers.contains(&m.to) || !m.body.is_dependent()
-        }) {
+        if let Some(m) = state
+            .outbox
+            .iter()
+            .find(|m| m.from != c.id || !c.peers.contains(&m.to) || !m.body.is_dependent())
+        {
             return bad(format!(
                 "outbox message {m:?} is not a dependent message of this server"
             ));
@@ -399,7 +401,9 @@ impl RaftCore {
     }
     /// The in-memory snapshot's index and term, `(0, 0)` without one.
     pub fn snapshot_meta(&self) -> SnapshotMeta {
-        self.snapshot.as_ref().map_or(SnapshotMeta::default(), |s| s.meta)
+        self.snapshot
+            .as_ref()
+            .map_or(SnapshotMeta::default(), |s| s.meta)
     }
     /// Index of the last entry the snapshot covers, 0 without one.
     pub fn snapshot_index(&self) -> LogIndex {

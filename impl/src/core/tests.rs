@@ -20,6 +20,7 @@ fn core_with(id: NodeId, n: u64, hs: HardState, log: Vec<Entry>) -> RaftCore {
             bug: None,
         },
         hs,
+        None,
         log,
     )
 }
@@ -523,6 +524,7 @@ fn heartbeat_resends_unacknowledged_entries_and_caps_the_batch() {
             bug: None,
         },
         HardState::default(),
+        None,
         vec![],
     );
     c.timeout();
@@ -690,6 +692,7 @@ fn restart_recovers_the_durable_part_only() {
             bug: None,
         },
         c.durable_hard_state(),
+        None,
         c.durable_log(),
     );
     let s = r.status();
@@ -926,7 +929,7 @@ fn simulate(bug: Option<ImplBug>) {
             bug,
         };
         let mut cores: Vec<RaftCore> = (1..=n)
-            .map(|id| RaftCore::new(cfg(id), HardState::default(), vec![]))
+            .map(|id| RaftCore::new(cfg(id), HardState::default(), None, vec![]))
             .collect();
         let mut disks: Vec<Disk> = vec![(HardState::default(), vec![]); n as usize];
         // Writes made since each server's last Persist.
@@ -951,7 +954,8 @@ fn simulate(bug: Option<ImplBug>) {
                 21..=22 => {
                     total_restarts += 1;
                     buffered[i].clear();
-                    cores[i] = RaftCore::new(cfg(i as u64 + 1), disks[i].0, disks[i].1.clone());
+                    cores[i] =
+                        RaftCore::new(cfg(i as u64 + 1), disks[i].0, None, disks[i].1.clone());
                     Ready::default()
                 }
                 23..=39 => {
