@@ -281,8 +281,7 @@ impl Node {
                 bug: cfg.bug,
             },
             recovered.hard_state,
-            // Snapshots are not wired into the node yet (issue 10).
-            None,
+            recovered.snapshot,
             recovered.log,
         );
         let mut recorder = match &cfg.trace {
@@ -721,11 +720,30 @@ impl NodeTask {
                 storage.set_hard_state(hs)?;
             }
             let mut synced = None;
+            let mut snapshot = snapshot;
             if !ops.is_empty() {
                 for op in ops {
                     match op {
-                        LogOp::Truncate { last_index } => storage.truncate(last_index)?,
-                        LogOp::Append { entries, .. } => storage.append(&entries)?,
+                        LogOp::Truncate { last_index } => {
+                            storage.truncate(last_index.max(storage_floor(storage)))?
+                        }
+                        LogOp::Append {
+                            first_index,
+                            entries,
+                        } => {
+                            // An install from the leader past the end of
+                            // our disk log: entries after it continue from
+                            // the snapshot, so it is saved first (its own
+                            // fsync; save_snapshot syncs the log before it).
+                            if first_index > storage.last_index() + 1 {
+                                if let Some(s) =
+                                    snapshot.take_if(|s| s.meta.index + 1 == first_index)
+                                {
+                                    storage.save_snapshot(&s)?;
+                                }
+                            }
+                            storage.append(&entries)?
+                        }
                     }
                 }
                 let t = std::time::Instant::now();
@@ -960,13 +978,30 @@ impl NodeTask {
 /// Add one log change to the buffered writes, merging consecutive appends
 /// (one storage append per run of entries).
 fn buffer_op(ops: &mut Vec<LogOp>, op: LogOp) {
-    if let LogOp::Append { entries, .. } = &op {
-        if let Some(LogOp::Append { entries: run, .. }) = ops.last_mut() {
-            run.extend(entries.iter().cloned());
-            return;
+    if let LogOp::Append {
+        first_index,
+        entries,
+    } = &op
+    {
+        if let Some(LogOp::Append {
+            first_index: run_first,
+            entries: run,
+        }) = ops.last_mut()
+        {
+            // Only a contiguous run: after an install the next entries
+            // continue from the snapshot, not from the run.
+            if *run_first + run.len() as LogIndex == *first_index {
+                run.extend(entries.iter().cloned());
+                return;
+            }
         }
     }
     ops.push(op);
+}
+
+/// The lowest index a truncation may keep to: the storage's snapshot.
+fn storage_floor(storage: &dyn Storage) -> LogIndex {
+    storage.snapshot_meta().map_or(0, |m| m.index)
 }
 
 /// Leader-side send scheduling (Real timers only). Per peer: whether an

@@ -39,7 +39,14 @@ fn id_of(procs: &Procs, addr: &str) -> u64 {
 /// left out.
 fn status(procs: &Procs, ids: &[u64]) -> BTreeMap<u64, Value> {
     let addrs: Vec<&str> = ids.iter().map(|i| procs.addrs[i].as_str()).collect();
-    let o = raftkv(&["status", "--cluster", &addrs.join(","), "--json", "--timeout", "5"]);
+    let o = raftkv(&[
+        "status",
+        "--cluster",
+        &addrs.join(","),
+        "--json",
+        "--timeout",
+        "5",
+    ]);
     let rows: Value = serde_json::from_str(&stdout(&o))
         .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", stdout(&o)));
     rows.as_array()
@@ -71,7 +78,11 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-async fn put_range(c: &mut Client, range: std::ops::Range<u64>, acked: &mut BTreeMap<String, String>) {
+async fn put_range(
+    c: &mut Client,
+    range: std::ops::Range<u64>,
+    acked: &mut BTreeMap<String, String>,
+) {
     for i in range {
         let (k, v) = (format!("key{i}"), format!("value-{i}"));
         c.put(&k, &v)
@@ -121,9 +132,17 @@ async fn snapshots_keep_the_persisted_state_bounded_over_5000_writes() {
     });
     let s = status(&procs, &[1, 2, 3]);
     assert!(done, "not every node compacted past index 4,500: {s:?}");
-    // The log alone, uncompacted, would hold 5,000 entries of over 100
-    // bytes each: twice the bound and more. The bound is discriminating.
-    assert!(5_000 * 100 > 2 * PERSISTED_BOUND);
+    // The log alone, uncompacted, would hold 5,000 such commands: over
+    // twice the bound. The bound is discriminating.
+    let command = raftkv::kv::encode_command(&raftkv::codec::ClientRequest {
+        client_id: 1,
+        seq: 4_999,
+        op: raftkv::codec::Op::Put {
+            key: "key99".into(),
+            value: format!("4999:{}", "v".repeat(100)),
+        },
+    });
+    assert!(5_000 * command.len() as u64 > 2 * PERSISTED_BOUND);
     for id in 1..=3u64 {
         let bytes = dir_bytes(&tmp.path().join(format!("node-{id}")));
         assert!(
@@ -153,7 +172,10 @@ async fn a_follower_behind_the_leaders_snapshot_catches_up_by_install_snapshot()
         let lead = id_of(&procs, c.last_target());
         let s = status(&procs, &[lead]);
         let snap = u(&s[&lead], "snapshot_index");
-        assert!(snap > 150, "leader did not compact: {s:?} (before: {before:?})");
+        assert!(
+            snap > 150,
+            "leader did not compact: {s:?} (before: {before:?})"
+        );
         procs.spawn(follower);
         let caught_up = wait_until(60, || {
             let s = status(&procs, &[lead, follower]);
@@ -161,7 +183,11 @@ async fn a_follower_behind_the_leaders_snapshot_catches_up_by_install_snapshot()
                 && u(&s[&follower], "snapshot_index") >= snap
                 && u(&s[&follower], "applied_index") >= u(&s[&lead], "commit_index")
         });
-        assert!(caught_up, "follower did not catch up: {:?}", status(&procs, &[lead, follower]));
+        assert!(
+            caught_up,
+            "follower did not catch up: {:?}",
+            status(&procs, &[lead, follower])
+        );
         assert!(
             procs.log(follower).contains("installed snapshot"),
             "the follower caught up without an InstallSnapshot:\n{}",
@@ -251,7 +277,11 @@ async fn kill9_of_all_nodes_while_they_snapshot_loses_no_acknowledged_write() {
             }
             acked.extend(writer.await.unwrap());
         }
-        assert!(acked.len() > 100, "too few writes were acknowledged: {}", acked.len());
+        assert!(
+            acked.len() > 100,
+            "too few writes were acknowledged: {}",
+            acked.len()
+        );
         for id in 1..=3 {
             procs.kill(id);
         }
