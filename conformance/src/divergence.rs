@@ -230,6 +230,12 @@ mod tests {
     fn server() -> AbstractServer {
         AbstractServer {
             term: 1,
+            snapshot_index: 0,
+            snapshot_term: 0,
+            snapshot_values: vec![],
+            durable_snapshot_index: 0,
+            durable_snapshot_term: 0,
+            durable_snapshot_values: vec![],
             voted_for: None,
             role: Role::Follower,
             log: vec![],

@@ -537,6 +537,12 @@ mod tests {
     fn sample_server(role: m::Role) -> AbstractServer {
         AbstractServer {
             term: 3,
+            snapshot_index: 0,
+            snapshot_term: 0,
+            snapshot_values: vec![],
+            durable_snapshot_index: 0,
+            durable_snapshot_term: 0,
+            durable_snapshot_values: vec![],
             voted_for: Some(1),
             role,
             log: vec![
