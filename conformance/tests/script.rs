@@ -298,5 +298,11 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
         }
         assert_eq!(got, want, "{bug}");
     }
-    assert_eq!(ImplBug::ALL.len(), 8, "a new seeded bug needs a row here");
+    // The three snapshot bugs have no script yet: the scripts do not
+    // snapshot until snapshots are conformed (issue 10).
+    assert_eq!(
+        ImplBug::ALL.len(),
+        8 + 3,
+        "a new seeded bug needs a row here"
+    );
 }

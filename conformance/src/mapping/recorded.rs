@@ -395,7 +395,14 @@ pub fn bug_observable(bug: raftkv::node::ImplBug, cfg: &raft_model::Config) -> b
         bug.name(),
         "ack-before-persist" | "vote-before-persist" | "leader-counts-volatile-self"
     );
-    !durability || !sync_persist(cfg)
+    // A snapshot bug needs a snapshot: never at `max_snapshots` 0, which is
+    // every conformance configuration until snapshots are conformed
+    // (issue 10); the core's own tests catch them meanwhile.
+    let snapshot = matches!(
+        bug.name(),
+        "snapshot-uncommitted" | "install-truncates-matching-suffix" | "stale-snapshot-rolls-back"
+    );
+    (!durability || !sync_persist(cfg)) && (!snapshot || cfg.max_snapshots > 0)
 }
 
 /// The model's Persist action for `server`, if the model has one.

@@ -764,9 +764,168 @@ fn from_state_round_trips_and_refuses_impossible_states() {
 }
 
 /// The seeded bugs change behaviour only with the feature.
+
+// ---- snapshots (docs/protocol.md §8) -------------------------------------
+
+fn snap(index: LogIndex, term: Term) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta { index, term },
+        data: bytes::Bytes::from(format!("state@{index}")),
+    }
+}
+
+fn is(term: Term, s: Snapshot) -> Body {
+    Body::InstallSnapshot(crate::message::InstallSnapshot { term, snapshot: s })
+}
+
+/// Follower 2 of 3 in term 1 with `a b c` on disk, told commit 2.
+fn follower_committed_2() -> RaftCore {
+    let mut c = follower(1, vec![e(1, "a"), e(1, "b"), e(1, "c")]);
+    let r = c.deliver(msg(1, 2, ae(1, 3, 1, vec![], 2)));
+    assert_eq!(r.messages, vec![msg(2, 1, aer(1, true, 3, 0))]);
+    assert_eq!(c.commit_index(), 2);
+    c
+}
+
+#[test]
+fn snapshot_compacts_up_to_the_commit_index_only_and_is_durable_at_persist() {
+    let mut c = follower_committed_2();
+    assert_eq!(
+        c.snapshot(3, snap(3, 1).data).unwrap_err(),
+        SnapshotRefused {
+            index: 3,
+            snapshot_index: 0,
+            commit_index: 2
+        }
+    );
+    let r = c.snapshot(2, snap(2, 1).data).unwrap();
+    assert_eq!(r.snapshot, Some(snap(2, 1)));
+    assert!(!r.restore_snapshot);
+    assert!(r.messages.is_empty() && r.log_ops.is_empty());
+    assert_eq!(c.log(), &[e(1, "c")]);
+    assert_eq!((c.snapshot_index(), c.last_index()), (2, 3));
+    assert_eq!(c.entry(2), None);
+    assert_eq!(c.entry(3), Some(&e(1, "c")));
+    assert!(c.has_pending_writes());
+    assert!(
+        c.snapshot(2, snap(2, 1).data).is_err(),
+        "not above the snapshot"
+    );
+    c.persist();
+    assert!(!c.has_pending_writes());
+    assert_eq!(c.status().durable_snapshot, Some(snap(2, 1)));
+    assert_eq!(c.status().durable_log, vec![e(1, "c")]);
+}
+
+#[test]
+fn a_leader_sends_install_snapshot_to_a_peer_behind_its_snapshot() {
+    let mut c = leader(3, vec![], 1);
+    c.propose(b"a".to_vec()).unwrap();
+    c.propose(b"b".to_vec()).unwrap();
+    c.persist();
+    c.deliver(msg(2, 1, aer(1, true, 2, 0)));
+    assert_eq!(c.commit_index(), 2);
+    c.snapshot(2, snap(2, 1).data).unwrap();
+    c.persist();
+    let r = c.heartbeat();
+    assert_eq!(
+        r.messages,
+        vec![
+            msg(1, 2, ae(1, 2, 1, vec![], 2)),
+            msg(1, 3, is(1, snap(2, 1))),
+        ]
+    );
+    // Its answer is an ordinary success.
+    c.deliver(msg(3, 1, aer(1, true, 2, 0)));
+    assert_eq!(c.status().match_index, vec![(2, 2), (3, 2)]);
+}
+
+#[test]
+fn install_keeps_a_matching_suffix_and_answers_once_durable() {
+    let mut c = follower(1, vec![e(1, "a"), e(1, "b"), e(1, "c")]);
+    let r = c.deliver(msg(1, 2, is(1, snap(2, 1))));
+    assert!(r.restore_snapshot);
+    assert_eq!(r.snapshot, Some(snap(2, 1)));
+    assert!(r.log_ops.is_empty());
+    assert!(r.messages.is_empty());
+    assert_eq!(r.outboxed, vec![msg(2, 1, aer(1, true, 2, 0))]);
+    assert_eq!(r.committed, Some(2));
+    assert_eq!(c.log(), &[e(1, "c")]);
+    assert_eq!((c.commit_index(), c.last_index()), (2, 3));
+    let p = c.persist();
+    assert_eq!(p.messages, vec![msg(2, 1, aer(1, true, 2, 0))]);
+}
+
+#[test]
+fn install_without_a_match_empties_the_log() {
+    let mut c = follower(2, vec![e(1, "a"), e(1, "b"), e(1, "c")]);
+    let r = c.deliver(msg(1, 2, is(2, snap(2, 2))));
+    assert_eq!(r.log_ops, vec![LogOp::Truncate { last_index: 2 }]);
+    assert!(c.log().is_empty());
+    assert_eq!(
+        (c.snapshot_index(), c.last_index(), c.commit_index()),
+        (2, 2, 2)
+    );
+}
+
+#[test]
+fn a_snapshot_not_newer_than_the_commit_index_changes_nothing() {
+    let mut c = follower_committed_2();
+    let before = c.status();
+    let r = c.deliver(msg(1, 2, is(1, snap(1, 1))));
+    assert_eq!(r.messages, vec![msg(2, 1, aer(1, true, 1, 0))]);
+    assert_eq!(r.snapshot, None);
+    assert_eq!(c.status(), before);
+}
+
+#[test]
+fn restart_from_a_snapshot_and_its_tail_commits_the_snapshot() {
+    let c = RaftCore::new(
+        CoreConfig {
+            id: 2,
+            peers: vec![1, 3],
+            max_batch: 1024,
+            bug: None,
+        },
+        hs(1, None),
+        Some(snap(2, 1)),
+        vec![e(1, "c")],
+    );
+    assert_eq!(
+        (c.commit_index(), c.last_index(), c.snapshot_index()),
+        (2, 3, 2)
+    );
+    assert_eq!(c.entry(2), None);
+    assert!(!c.has_pending_writes());
+}
+
 #[cfg(feature = "seeded-bugs")]
 mod seeded {
     use super::*;
+
+    #[test]
+    fn snapshot_uncommitted() {
+        let mut c = with_bug(follower_committed_2(), ImplBug::SnapshotUncommitted);
+        c.snapshot(2, snap(2, 1).data).unwrap();
+        assert_eq!(c.snapshot_index(), 3, "compacted past the commit index");
+    }
+
+    #[test]
+    fn install_truncates_matching_suffix() {
+        let mut c = with_bug(
+            follower(1, vec![e(1, "a"), e(1, "b"), e(1, "c")]),
+            ImplBug::InstallTruncatesMatchingSuffix,
+        );
+        c.deliver(msg(1, 2, is(1, snap(2, 1))));
+        assert!(c.log().is_empty(), "the matching entry 3 is gone");
+    }
+
+    #[test]
+    fn stale_snapshot_rolls_back() {
+        let mut c = with_bug(follower_committed_2(), ImplBug::StaleSnapshotRollsBack);
+        c.deliver(msg(1, 2, is(1, snap(1, 1))));
+        assert_eq!(c.commit_index(), 1, "the applied state went back");
+    }
 
     fn with_bug(mut c: RaftCore, b: ImplBug) -> RaftCore {
         c.bug = Some(b);
