@@ -8,7 +8,7 @@ use common::{raftkv, stderr, stdout, wait_until, Procs};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 14] = [
     "id",
     "addr",
     "reachable",
@@ -18,6 +18,8 @@ const KEYS: [&str; 12] = [
     "commit_index",
     "last_index",
     "applied_index",
+    "snapshot_index",
+    "log_bytes",
     "fsync_p50_us",
     "fsync_p99_us",
     "error",
