@@ -146,6 +146,8 @@ impl Cluster {
         cmd.args(["serve", "--id", &id.to_string(), "--peers", &peers])
             .arg("--data-dir")
             .arg(self.dir.join(format!("node-{id}")))
+            // Recorded-trace validation does not conform snapshots yet (issue 10).
+            .args(["--snapshot-entries", "0"])
             .arg("--trace")
             .arg(&self.trace)
             .env("RUST_LOG", "raftkv=info")
