@@ -32,9 +32,10 @@ pub enum StepError {
     Restart { node: u64, reason: String },
     #[error("node {0} is not running")]
     Down(u64),
-    /// Snapshot / InstallSnapshot (issue 10): the harness cannot drive them yet.
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("Snapshot refused by node {node}: {reason}")]
+    Snapshot { node: u64, reason: String },
+    #[error("node {node}'s state has no model form: {source}")]
+    Mapping { node: u64, source: MappingError },
 }
 
 /// Failures of the harness itself (not of the implementation under test).
@@ -289,7 +290,26 @@ impl Cluster {
                 self.net.partition(group);
             }
             NodeCall::Heal => self.net.heal(),
-            NodeCall::Unsupported { what } => return Err(StepError::Unsupported(what)),
+            NodeCall::Snapshot { node } => {
+                let node = self.node(node)?;
+                // The harness's state machine: the values applied through
+                // the commit index, as the model's Snapshot(i) (R-snap-2).
+                let status = node.status().await;
+                let values =
+                    mapping::applied_values(&status, status.commit_index).map_err(|source| {
+                        StepError::Mapping {
+                            node: node.id(),
+                            source,
+                        }
+                    })?;
+                node.snapshot(status.commit_index, mapping::snapshot_data(&values))
+                    .await
+                    .map_err(|e| StepError::Snapshot {
+                        node: node.id(),
+                        reason: e.to_string(),
+                    })?;
+                self.persist_if_sync(node).await;
+            }
         }
         self.drain_applies();
         Ok(())

@@ -142,8 +142,14 @@ pub fn diff_view(
     );
     field("next_index", json(&e.next_index), json(&a.next_index));
     field("match_index", json(&e.match_index), json(&a.match_index));
+    field("snapshot", json(&e.snapshot), json(&a.snapshot));
     field("log", json(&e.log), json(&a.log));
     field("durable_term", json(&e.durable_term), json(&a.durable_term));
+    field(
+        "durable_snapshot",
+        json(&e.durable_snapshot),
+        json(&a.durable_snapshot),
+    );
     field(
         "durable_voted_for",
         json(&e.durable_voted_for),

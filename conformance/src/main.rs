@@ -178,6 +178,9 @@ pub(crate) struct BoundFlags {
     /// Message duplications over the whole run.
     #[arg(long)]
     pub(crate) max_duplicates: Option<u8>,
+    /// Snapshot steps over the whole run (docs/protocol.md §8).
+    #[arg(long)]
+    pub(crate) max_snapshots: Option<u8>,
 }
 
 impl BoundFlags {
@@ -201,9 +204,7 @@ impl BoundFlags {
         set(&mut cfg.max_restarts, self.max_restarts);
         set(&mut cfg.max_partitions, self.max_partitions);
         set(&mut cfg.max_duplicates, self.max_duplicates);
-        // No snapshots until the implementation supports them (issue 10:
-        // the model side landed first; wired when the impl side lands).
-        cfg.max_snapshots = 0;
+        set(&mut cfg.max_snapshots, self.max_snapshots);
         if self.max_inflight.is_none() {
             cfg.max_inflight = cfg.max_inflight.max(Config::election_inflight(cfg.servers));
         }

@@ -29,9 +29,6 @@ pub fn ci_bounds() -> Config {
     let mut cfg = Config::ci();
     cfg.max_inflight = 3;
     cfg.max_restarts = 2;
-    // No snapshots until the implementation supports them (issue 10: the
-    // model side landed first; wired when the impl side lands).
-    cfg.max_snapshots = 0;
     cfg.persist = RUN_PERSIST;
     cfg
 }

@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const FORMAT: &str = "raftkv-steps";
-pub const VERSION: u64 = 1;
+/// The version written (2: snapshots); [`VERSIONS`] are read.
+pub const VERSION: u64 = 2;
+/// Version 1 is version 2 without snapshots: no `snapshot` fields, no
+/// Snapshot event, no InstallSnapshot.
+pub const VERSIONS: [u64; 2] = [1, 2];
 
 /// One recorded step of one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +35,7 @@ pub enum RecEvent {
     Deliver { id: String },
     Persist,
     Restart,
+    Snapshot,
 }
 
 impl RecEvent {
@@ -42,6 +47,7 @@ impl RecEvent {
             RecEvent::Deliver { .. } => "Deliver",
             RecEvent::Persist => "Persist",
             RecEvent::Restart => "Restart",
+            RecEvent::Snapshot => "Snapshot",
         }
     }
 }
@@ -76,12 +82,26 @@ pub struct RecState {
     /// `[[peer, index], ...]` for a leader, else empty.
     pub next_index: Vec<(u64, u64)>,
     pub match_index: Vec<(u64, u64)>,
+    /// The in-memory snapshot (version 2); `log` is the entries after it.
+    #[serde(default)]
+    pub snapshot: Option<RecSnapshot>,
     pub log: LogSummary,
     pub durable_term: u64,
     pub durable_voted_for: Option<u64>,
+    /// The snapshot on disk (version 2); `durable_log` is the entries after it.
+    #[serde(default)]
+    pub durable_snapshot: Option<RecSnapshot>,
     pub durable_log: LogSummary,
     /// Message ids waiting for the next Persist, in send order.
     pub outbox: Vec<String>,
+}
+
+/// A snapshot's index and term (its data is the state machine's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecSnapshot {
+    pub index: u64,
+    pub term: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,6 +135,14 @@ pub enum RecBody {
         success: bool,
         index: u64,
         conflict_index: u64,
+    },
+    /// Version 2. `data_len` is the size of the snapshot's data (not compared).
+    InstallSnapshot {
+        term: u64,
+        last_included_index: u64,
+        last_included_term: u64,
+        #[serde(default)]
+        data_len: u64,
     },
 }
 
@@ -150,14 +178,14 @@ pub enum StepsError {
         reason: String,
     },
     #[error(
-        "{path}:{line}: unknown record format {found:?} (supported: {FORMAT:?} version {VERSION})"
+        "{path}:{line}: unknown record format {found:?} (supported: {FORMAT:?} versions 1 and 2)"
     )]
     UnknownFormat {
         path: String,
         line: usize,
         found: String,
     },
-    #[error("{path}:{line}: {FORMAT} version {found} is not supported (supported: [{VERSION}])")]
+    #[error("{path}:{line}: {FORMAT} version {found} is not supported (supported: [1, 2])")]
     UnknownVersion {
         path: String,
         line: usize,
@@ -190,7 +218,7 @@ pub fn parse_line(text: &str, path: &str, line: usize) -> Result<Record, StepsEr
         None => return Err(malformed("missing field `format`".into())),
     }
     match value.get("version") {
-        Some(v) if v.as_u64() == Some(VERSION) => {}
+        Some(v) if v.as_u64().is_some_and(|v| VERSIONS.contains(&v)) => {}
         Some(v) => {
             return Err(StepsError::UnknownVersion {
                 path: path.to_string(),
@@ -357,13 +385,16 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses() {
-        let line = r#"{"format":"raftkv-steps","version":1,"node":2,"seq":41,
+        // The example of docs/trace-format.md, "Recorded steps", as printed.
+        let line = r#"{"format":"raftkv-steps","version":2,"node":2,"seq":41,
  "event":{"type":"Deliver","id":"1.40.0"},
  "state":{"term":3,"voted_for":1,"role":"follower","commit_index":7,
           "votes_granted":[],"next_index":[],"match_index":[],
-          "log":{"len":9,"last_term":3,"hash":"8c7d0f2b4a1e6d93"},
+          "snapshot":{"index":4,"term":2},
+          "log":{"len":5,"last_term":3,"hash":"8c7d0f2b4a1e6d93"},
           "durable_term":3,"durable_voted_for":1,
-          "durable_log":{"len":8,"last_term":3,"hash":"1f0e5a9b6c2d7e40"},
+          "durable_snapshot":{"index":4,"term":2},
+          "durable_log":{"len":4,"last_term":3,"hash":"1f0e5a9b6c2d7e40"},
           "outbox":["2.41.0"]},
  "sent":[{"id":"2.41.0","to":1,"outbox":true,
           "body":{"type":"AppendEntriesResponse","term":3,"success":true,"index":9,"conflict_index":0}}]}"#
@@ -378,6 +409,15 @@ mod tests {
         );
         assert_eq!(r.state.outbox, vec!["2.41.0".to_string()]);
         assert!(r.sent[0].outbox);
+        assert_eq!(r.state.snapshot, Some(RecSnapshot { index: 4, term: 2 }));
+        // Version 1: the same without the snapshot fields.
+        let v1 = line
+            .replace(r#""version":2"#, r#""version":1"#)
+            .replace(r#""snapshot":{"index":4,"term":2},"#, "")
+            .replace(r#""durable_snapshot":{"index":4,"term":2},"#, "");
+        let r1 = parse_line(&v1, "f", 1).unwrap();
+        assert_eq!(r1.state.snapshot, None);
+        assert_eq!(r1.state.durable_snapshot, None);
     }
 
     #[test]
@@ -385,12 +425,12 @@ mod tests {
         let e = parse_line(r#"{"format":"other","version":1}"#, "f", 3).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "f:3: unknown record format \"other\" (supported: \"raftkv-steps\" version 1)"
+            "f:3: unknown record format \"other\" (supported: \"raftkv-steps\" versions 1 and 2)"
         );
         let e = parse_line(r#"{"format":"raftkv-steps","version":9}"#, "f", 1).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "f:1: raftkv-steps version 9 is not supported (supported: [1])"
+            "f:1: raftkv-steps version 9 is not supported (supported: [1, 2])"
         );
         let e = parse_line(r#"{"format":"raftkv-steps","version":1}"#, "f", 1).unwrap_err();
         assert!(e.to_string().contains("missing field"), "{e}");

@@ -54,12 +54,7 @@ pub fn default_threads() -> usize {
 
 /// The CI bounds of `transitions`: the model's CI bounds.
 pub fn ci_bounds() -> Config {
-    Config {
-        // No snapshots until the implementation supports them (issue 10:
-        // the model side landed first; wired when the impl side lands).
-        max_snapshots: 0,
-        ..Config::ci()
-    }
+    Config::ci()
 }
 
 #[derive(Clone, Debug)]
@@ -96,14 +91,16 @@ pub struct TransitionsSummary {
     pub divergent_trace: Option<Trace>,
 }
 
-/// The writes of a step (its `Ready`'s hard state and log operations)
-/// applied to the storage image of the state before it: they must give the
-/// core's in-memory state after it, or the node would write something else
-/// than what the core runs on.
+/// The writes of a step (its `Ready`'s hard state, log operations and
+/// snapshot) applied to the storage image of the state before it: they must
+/// give the core's in-memory state after it, or the node would write
+/// something else than what the core runs on. `log` holds the entries after
+/// `snapshot`; log operations name absolute indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 struct Written {
     term: u64,
     voted_for: Option<u64>,
+    snapshot: Option<raftkv::types::Snapshot>,
     log: Vec<Entry>,
 }
 
@@ -112,10 +109,23 @@ impl Written {
         Written {
             term: s.term,
             voted_for: s.voted_for,
+            snapshot: s.snapshot.clone(),
             log: s.log.clone(),
         }
     }
 
+    fn snapshot_index(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.meta.index)
+    }
+
+    /// Keeps the entries through absolute index `last`.
+    fn keep_through(&mut self, last: u64) {
+        let keep = last.saturating_sub(self.snapshot_index()) as usize;
+        self.log.truncate(keep);
+    }
+
+    /// The order of the node's persist step: log operations, then the
+    /// snapshot, which forgets every entry at or below its index.
     fn apply(&mut self, r: &Ready) {
         if let Some(h) = r.hard_state {
             self.term = h.term;
@@ -123,15 +133,20 @@ impl Written {
         }
         for op in &r.log_ops {
             match op {
-                LogOp::Truncate { last_index } => self.log.truncate(*last_index as usize),
+                LogOp::Truncate { last_index } => self.keep_through(*last_index),
                 LogOp::Append {
                     first_index,
                     entries,
                 } => {
-                    self.log.truncate(first_index.saturating_sub(1) as usize);
+                    self.keep_through(first_index.saturating_sub(1));
                     self.log.extend(entries.iter().cloned());
                 }
             }
+        }
+        if let Some(snap) = &r.snapshot {
+            let covered = snap.meta.index.saturating_sub(self.snapshot_index()) as usize;
+            self.log.drain(..covered.min(self.log.len()));
+            self.snapshot = Some(snap.clone());
         }
     }
 }
@@ -250,7 +265,16 @@ impl Search<'_> {
                 written = Written::of(&core.status());
                 Ready::default()
             }
-            NodeCall::Unsupported { what } => return Err(fail(what)),
+            NodeCall::Snapshot { .. } => {
+                // The state machine's data: the values applied through the
+                // commit index (mapping::applied_values), as on a node.
+                let values = mapping::applied_values(&status, status.commit_index)
+                    .map_err(|e| fail(format!("the source state has no applied values: {e}")))?;
+                match core.snapshot(status.commit_index, mapping::snapshot_data(&values)) {
+                    Ok(r) => r,
+                    Err(e) => return Err(fail(format!("the core refused the Snapshot: {e}"))),
+                }
+            }
             _ => unreachable!("not a single-server transition"),
         };
         written.apply(&ready);

@@ -37,8 +37,7 @@ pub fn validation_config(servers: u8) -> Config {
         max_restarts: u8::MAX,
         max_partitions: u8::MAX,
         max_duplicates: u8::MAX,
-        // No snapshots until the implementation supports them (issue 10).
-        max_snapshots: 0,
+        max_snapshots: u8::MAX,
         network: NetworkKind::Unordered,
         // The harness cluster follows every event with the node's Persist
         // (`Cluster::start_traced`); the records it writes are validated
@@ -77,6 +76,13 @@ fn choose(rng: &mut StdRng, st: &AbstractState, requests: Value) -> Option<Actio
             s.role != Role::Leader && s.term < TERM_CAP
         })
         .collect();
+    // R-snap-2: a server with something committed past its snapshot.
+    let can_snapshot: Vec<ServerId> = (0..n)
+        .filter(|&i| {
+            let s = &st.servers[usize::from(i)];
+            s.commit_index > s.snapshot_index
+        })
+        .collect();
     let crowded = st.network.len() >= INFLIGHT_CAP;
     // (weight, category) of the categories that have an instance now.
     let mut cats: Vec<(u32, u8)> = Vec::new();
@@ -103,6 +109,9 @@ fn choose(rng: &mut StdRng, st: &AbstractState, requests: Value) -> Option<Actio
         if n > 1 {
             cats.push((2, 7)); // partition or heal
         }
+    }
+    if !can_snapshot.is_empty() {
+        cats.push((8, 8)); // snapshot
     }
     let total: u32 = cats.iter().map(|c| c.0).sum();
     if total == 0 {
@@ -143,6 +152,9 @@ fn choose(rng: &mut StdRng, st: &AbstractState, requests: Value) -> Option<Actio
         },
         6 => Action::Restart {
             server: rng.gen_range(0..n),
+        },
+        8 => Action::Snapshot {
+            server: any(rng, &can_snapshot),
         },
         _ => {
             if st.partition.is_some() {

@@ -289,11 +289,11 @@ fn validate_trace_exit_codes_json_keys_and_report() {
     );
 
     // Unknown version and unknown format: exit 2, naming what was found.
-    std::fs::write(&p, "{\"format\":\"raftkv-steps\",\"version\":2}\n").unwrap();
+    std::fs::write(&p, "{\"format\":\"raftkv-steps\",\"version\":3}\n").unwrap();
     let out = conform(&["validate", "--trace", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("raftkv-steps version 2 is not supported"),
+        text(&out.stderr).contains("raftkv-steps version 3 is not supported"),
         "{}",
         text(&out.stderr)
     );

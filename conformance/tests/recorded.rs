@@ -17,8 +17,7 @@ fn walk_config() -> Config {
         max_term: 4,
         max_requests: 3,
         max_inflight: 4,
-        // The recorded-trace validator does not conform snapshots yet.
-        max_snapshots: 0,
+        max_snapshots: 3,
         max_restarts: 2,
         max_partitions: 0,
         max_duplicates: 2,
@@ -49,6 +48,7 @@ fn walks_written_as_records_validate() {
     let mut total = 0;
     let mut deliveries = 0;
     let (mut persists, mut outboxed) = (0, 0);
+    let (mut snapshots, mut installs) = (0, 0);
     for seed in 0..200 {
         let w = walk(&cfg, seed, 60);
         persists += w
@@ -61,6 +61,17 @@ fn walks_written_as_records_validate() {
             .iter()
             .flat_map(|r| &r.sent)
             .filter(|s| s.outbox)
+            .count();
+        snapshots += w
+            .records
+            .iter()
+            .filter(|r| r.event == RecEvent::Snapshot)
+            .count();
+        installs += w
+            .records
+            .iter()
+            .flat_map(|r| &r.sent)
+            .filter(|s| matches!(s.body, steps::RecBody::InstallSnapshot { .. }))
             .count();
         // Through the text form, as a file would be read.
         let text = w.ndjson();
@@ -82,6 +93,8 @@ fn walks_written_as_records_validate() {
     assert!(deliveries > total / 4, "{deliveries} deliveries");
     assert!(persists > total / 10, "{persists} persists");
     assert!(outboxed > 100, "{outboxed} messages through the outbox");
+    assert!(snapshots > 20, "{snapshots} snapshots");
+    assert!(installs > 5, "{installs} InstallSnapshots sent");
 }
 
 #[test]
@@ -348,6 +361,67 @@ fn many_commands_validate_and_out_of_range_numbers_are_a_limitation_error() {
     );
 }
 
+/// A recorded snapshot is compared by index and term: one taken below the
+/// commit index is outside the model (its Snapshot compacts exactly to the
+/// commit index, R-snap-2), a limitation; a snapshot whose term is wrong
+/// is a violation naming the field.
+#[test]
+fn a_snapshot_below_the_commit_index_is_a_limitation_and_a_wrong_one_a_violation() {
+    let cfg = walk_config();
+    let (w, k) = (0..200)
+        .find_map(|seed| {
+            let w = walk(&cfg, seed, 60);
+            let k = w.records.iter().position(|r| {
+                r.event == RecEvent::Snapshot
+                    && r.state.commit_index >= 2
+                    && r.state
+                        .snapshot
+                        .is_some_and(|s| s.index == r.state.commit_index)
+            })?;
+            Some((w, k))
+        })
+        .expect("some walk snapshots at commit index 2 or more");
+    let snap = w.records[k].state.snapshot.unwrap();
+    let prefix = &w.records[..=k];
+    assert!(validate_records(vec![located(prefix, "s")])
+        .unwrap()
+        .violation
+        .is_none());
+
+    let mut below = prefix.to_vec();
+    below[k].state.snapshot = Some(steps::RecSnapshot {
+        index: snap.index - 1,
+        term: snap.term,
+    });
+    let e = validate_records(vec![located(&below, "s")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "s:{}: model limitation: the node took a snapshot at index {}, below its commit \
+             index {}; the model's Snapshot compacts exactly to the commit index \
+             (docs/protocol.md R-snap-2)",
+            k + 1,
+            snap.index - 1,
+            snap.index
+        )
+    );
+
+    let mut wrong = prefix.to_vec();
+    wrong[k].state.snapshot = Some(steps::RecSnapshot {
+        index: snap.index,
+        term: snap.term + 1,
+    });
+    let v = validate_records(vec![located(&wrong, "s")])
+        .unwrap()
+        .violation
+        .expect("a snapshot of another term is a violation");
+    assert_eq!(v.step, k + 1);
+    assert!(
+        v.fields.iter().any(|f| f.field.ends_with(".snapshot")),
+        "{v}"
+    );
+}
+
 /// Writes a long recorded walk for measuring `validate --trace` (run with
 /// `RAFT_CONFORM_BENCH_FILE=path cargo test --release --test recorded -- --ignored`).
 #[test]
@@ -361,7 +435,7 @@ fn write_a_long_walk_for_benchmarks() {
         max_term: 250,
         max_requests: 8,
         max_inflight: 8,
-        max_snapshots: 0,
+        max_snapshots: 100,
         max_restarts: 200,
         max_partitions: 0,
         max_duplicates: 100,

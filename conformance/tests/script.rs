@@ -184,7 +184,7 @@ fn bad_input_is_a_parse_error_naming_file_and_line() {
         (
             "timeout 0\nfrobnicate 1\n",
             "x.txt:2: unknown command 'frobnicate' (known: config, state, timeout, heartbeat, \
-             request, deliver, drop, duplicate, persist, restart, partition, heal)",
+             request, deliver, drop, duplicate, persist, restart, snapshot, partition, heal)",
         ),
         (
             "timeout 3\n",
@@ -225,7 +225,7 @@ fn bad_input_is_a_parse_error_naming_file_and_line() {
 /// implementation side only, at the command that shows the bug.
 #[test]
 fn seeded_implementation_bugs_fail_on_the_implementation_side() {
-    let table: [(ImplBug, &[&str]); 8] = [
+    let table: [(ImplBug, &[&str]); 11] = [
         (
             ImplBug::VoteWithoutLogCheck,
             &["vote-log-check-older-term.txt:98"],
@@ -244,6 +244,7 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
                 "ae-too-short.txt:102",
                 "figure8-current-term-commits.txt:93",
                 "figure8.txt:148",
+                "snapshot-persist-restart.txt:123",
             ],
         ),
         (
@@ -252,6 +253,7 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
                 "persist-followers-commit.txt:69",
                 "persist-leader-counts-durable.txt:60",
                 "single-server.txt:20",
+                "snapshot-persist-restart.txt:123",
             ],
         ),
         (
@@ -260,6 +262,7 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
                 "persist-ack-waits.txt:49",
                 "persist-followers-commit.txt:49",
                 "persist-leader-counts-durable.txt:50",
+                "snapshot-persist-restart.txt:53",
             ],
         ),
         (
@@ -270,6 +273,7 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
                 "persist-leader-counts-durable.txt:24",
                 "persist-vote-waits.txt:34",
                 "restart-loses-pending.txt:32",
+                "snapshot-persist-restart.txt:23",
                 "term-rule-empties-outbox.txt:40",
             ],
         ),
@@ -280,6 +284,21 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
         (
             ImplBug::AcceptStaleResponse,
             &["stale-rejection-index.txt:95"],
+        ),
+        (
+            ImplBug::SnapshotUncommitted,
+            &[
+                "snapshot-compacts-committed.txt:62",
+                "snapshot-install-keeps-suffix.txt:77",
+            ],
+        ),
+        (
+            ImplBug::InstallTruncatesMatchingSuffix,
+            &["snapshot-install-keeps-suffix.txt:88"],
+        ),
+        (
+            ImplBug::StaleSnapshotRollsBack,
+            &["snapshot-install-stale.txt:79"],
         ),
     ];
     let rt = rt();
@@ -298,11 +317,9 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
         }
         assert_eq!(got, want, "{bug}");
     }
-    // The three snapshot bugs have no script yet: the scripts do not
-    // snapshot until snapshots are conformed (issue 10).
     assert_eq!(
         ImplBug::ALL.len(),
-        8 + 3,
+        table.len(),
         "a new seeded bug needs a row here"
     );
 }

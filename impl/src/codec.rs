@@ -675,10 +675,8 @@ mod tests {
             assert_eq!(r.chunk(1, 7, total, 0, &bytes[..100]).unwrap(), None);
             r
         };
-        let cases: Vec<(
-            Box<dyn Fn(&mut Reassembly) -> Result<Option<Frame>, ChunkError>>,
-            &str,
-        )> = vec![
+        type Step<'a> = Box<dyn Fn(&mut Reassembly) -> Result<Option<Frame>, ChunkError> + 'a>;
+        let cases: Vec<(Step, &str)> = vec![
             (
                 Box::new(|r| r.chunk(1, 7, total, 200, &bytes[200..300])),
                 "gap",

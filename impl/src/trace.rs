@@ -1,5 +1,5 @@
 //! Recorded steps: the node's side of docs/trace-format.md, "Recorded steps
-//! (NDJSON), version 1".
+//! (NDJSON), version 2".
 //!
 //! A [`TraceSink`] receives one JSON line per step the node takes, written
 //! before any message of that step is handed to the transport. A file sink
@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 
 /// The `format` of every record.
 pub const FORMAT: &str = "raftkv-steps";
-/// The `version` of every record.
-pub const VERSION: u64 = 1;
+/// The `version` of every record (2: snapshots, docs/protocol.md §8).
+pub const VERSION: u64 = 2;
 /// FNV-1a 64-bit offset basis: the hash of the empty log.
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -201,32 +201,50 @@ pub(crate) enum TraceEvent<'a> {
 }
 
 /// A node's recorder: the sink, the next `seq`, the chained hashes of the
-/// in-memory log (one per entry, updated by the steps' log changes: no
-/// record rehashes the log) and the ids of the messages in the outbox.
+/// in-memory log after the snapshot (one per entry, updated by the steps'
+/// log changes: no record rehashes the log, except after the snapshot
+/// moved) and the ids of the messages in the outbox.
 pub(crate) struct Recorder {
     sink: TraceSink,
     node: NodeId,
     seq: u64,
-    /// `prefix[i]` is the hash of `log[..=i]`.
+    /// `prefix[i]` is the hash of `log[..=i]`, `log` the entries after the
+    /// snapshot at `snapshot_index`.
     prefix: Vec<u64>,
+    snapshot_index: LogIndex,
     outbox: Vec<MsgTag>,
+}
+
+/// The record of a snapshot: its index and term (its data is the state
+/// machine's and is not recorded).
+fn snapshot_json(s: Option<&crate::types::Snapshot>) -> Value {
+    match s {
+        Some(s) => json!({"index": s.meta.index, "term": s.meta.term}),
+        None => Value::Null,
+    }
+}
+
+/// The chained hashes of every prefix of `log`.
+fn prefix_hashes(log: &[Entry]) -> Vec<u64> {
+    let mut prefix = Vec::with_capacity(log.len());
+    let mut h = FNV_OFFSET;
+    for e in log {
+        h = hash_entry(h, e);
+        prefix.push(h);
+    }
+    prefix
 }
 
 impl Recorder {
     pub(crate) fn new(sink: TraceSink, core: &RaftCore) -> Result<Recorder, TraceError> {
         let node = core.id();
         let seq = sink.next_seq(node)?;
-        let mut prefix = Vec::with_capacity(core.log().len());
-        let mut h = FNV_OFFSET;
-        for e in core.log() {
-            h = hash_entry(h, e);
-            prefix.push(h);
-        }
         Ok(Recorder {
             sink,
             node,
             seq,
-            prefix,
+            prefix: prefix_hashes(core.log()),
+            snapshot_index: core.snapshot_index(),
             outbox: Vec::new(),
         })
     }
@@ -277,15 +295,23 @@ impl Recorder {
         sent: &[(MsgTag, bool, &Message)],
         outbox_cleared: bool,
     ) -> std::io::Result<()> {
-        for op in log_ops {
-            match op {
-                crate::core::LogOp::Truncate { last_index } => {
-                    self.prefix.truncate(*last_index as usize);
-                }
-                crate::core::LogOp::Append { entries, .. } => {
-                    for e in entries {
-                        let h = hash_entry(self.hash_at(self.prefix.len()), e);
-                        self.prefix.push(h);
+        if core.snapshot_index() != self.snapshot_index {
+            // A Snapshot step or an installed snapshot: the log now starts
+            // after another index (rare: rehash what is left).
+            self.snapshot_index = core.snapshot_index();
+            self.prefix = prefix_hashes(core.log());
+        } else {
+            for op in log_ops {
+                match op {
+                    crate::core::LogOp::Truncate { last_index } => {
+                        let keep = last_index.saturating_sub(self.snapshot_index);
+                        self.prefix.truncate(keep as usize);
+                    }
+                    crate::core::LogOp::Append { entries, .. } => {
+                        for e in entries {
+                            let h = hash_entry(self.hash_at(self.prefix.len()), e);
+                            self.prefix.push(h);
+                        }
                     }
                 }
             }
@@ -313,12 +339,30 @@ impl Recorder {
             TraceEvent::Restart => json!({"type": "Restart"}),
             TraceEvent::Snapshot => json!({"type": "Snapshot"}),
         };
-        let stable = core.stable_index() as usize;
-        let tail = core.durable_tail();
-        let durable_hash = tail.iter().fold(self.hash_at(stable), hash_entry);
-        let durable_last_term = tail
-            .last()
-            .map_or(core.term_at(stable as LogIndex), |e| e.term);
+        // The durable log after the durable snapshot: while a snapshot is
+        // pending it is a frozen copy (hashed whole, rare); otherwise the
+        // in-memory log through `stable_index`, then the durable tail.
+        let (durable_len, durable_last_term, durable_hash) = if core.snapshot_pending() {
+            let d = core.durable_log();
+            (
+                d.len(),
+                d.last().map_or(0, |e| e.term),
+                d.iter().fold(FNV_OFFSET, hash_entry),
+            )
+        } else {
+            let stable = core.stable_index().saturating_sub(self.snapshot_index) as usize;
+            let tail = core.durable_tail();
+            let last_term = match (tail.last(), stable) {
+                (Some(e), _) => e.term,
+                (None, 0) => 0,
+                (None, k) => core.log()[k - 1].term,
+            };
+            (
+                stable + tail.len(),
+                last_term,
+                tail.iter().fold(self.hash_at(stable), hash_entry),
+            )
+        };
         let leader = core.role() == Role::Leader;
         let pairs = |m: &std::collections::BTreeMap<NodeId, LogIndex>| -> Value {
             if leader {
@@ -346,15 +390,17 @@ impl Recorder {
                 },
                 "next_index": pairs(core.next_index()),
                 "match_index": pairs(core.match_index()),
+                "snapshot": snapshot_json(core.current_snapshot()),
                 "log": {
-                    "len": core.last_index(),
-                    "last_term": core.last_term(),
+                    "len": core.log().len(),
+                    "last_term": core.log().last().map_or(0, |e| e.term),
                     "hash": format!("{:016x}", self.hash_at(self.prefix.len())),
                 },
                 "durable_term": durable.term,
                 "durable_voted_for": durable.voted_for,
+                "durable_snapshot": snapshot_json(core.durable_snapshot()),
                 "durable_log": {
-                    "len": stable + tail.len(),
+                    "len": durable_len,
                     "last_term": durable_last_term,
                     "hash": format!("{durable_hash:016x}"),
                 },
@@ -411,8 +457,7 @@ pub fn body_json(b: &Body) -> Value {
             conflict_index,
         }) => json!({"type": "AppendEntriesResponse", "term": term, "success": success,
                     "index": index, "conflict_index": conflict_index}),
-        // Not in docs/trace-format.md yet (issue 10): the snapshot's data
-        // is opaque, only its size is recorded.
+        // The snapshot's data is the state machine's: only its size.
         Body::InstallSnapshot(crate::message::InstallSnapshot { term, snapshot }) => {
             json!({"type": "InstallSnapshot", "term": term,
                     "last_included_index": snapshot.meta.index,

@@ -7,6 +7,8 @@
 //! - server ids: model `i` (0..n) ↔ node id `i + 1` (1..=n);
 //! - values: model value `v` ↔ command bytes of its decimal form (`7` ↔ `b"7"`);
 //! - messages, bodies and entries field by field;
+//! - snapshots: model `(index, term, values)` ↔ `Snapshot` whose data is
+//!   the values in decimal, comma-separated (mapping/snapshot.rs);
 //! - a node's `Status` (+ the messages in flight + the partition) ↔ the
 //!   model's `AbstractState`: next/match index lists of `(peer, value)` ↔
 //!   arrays of length n with the leader's own slot 0;
@@ -23,7 +25,9 @@ use raftkv::message as k;
 use raftkv::types as kt;
 
 mod recorded;
+mod snapshot;
 pub use recorded::*;
+pub use snapshot::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
@@ -44,8 +48,8 @@ pub enum MappingError {
         peer: u64,
         servers: usize,
     },
-    #[error("{0} has no model counterpart in this mapping yet (snapshots, issue 10)")]
-    Unmapped(&'static str),
+    #[error("snapshot data {0:?} is not the comma-separated decimal values of a model snapshot")]
+    SnapshotData(Vec<u8>),
 }
 
 /// Model server id → node id.
@@ -121,31 +125,20 @@ pub enum NodeCall {
         group: Vec<kt::NodeId>,
     },
     Heal,
-    /// A model event the implementation cannot execute yet: Snapshot and
-    /// InstallSnapshot (issue 10; wired when the implementation side lands).
-    Unsupported {
-        what: String,
+    /// Snapshot(i), R-snap-2: the node's state machine snapshots itself at
+    /// its commit index (the harness's state machine is the list of applied
+    /// values: [`snapshot_data`]).
+    Snapshot {
+        node: kt::NodeId,
     },
 }
-
-/// What `NodeCall::Unsupported` says.
-pub const SNAPSHOTS_NOT_CONFORMED: &str = "snapshots are not conformed yet";
 
 /// Model action → the call that executes it.
 pub fn node_call(action: &m::Action) -> NodeCall {
     match action {
-        m::Action::Snapshot { .. } => NodeCall::Unsupported {
-            what: format!("{action:?}: {SNAPSHOTS_NOT_CONFORMED}"),
+        m::Action::Snapshot { server } => NodeCall::Snapshot {
+            node: node_id(*server),
         },
-        m::Action::Deliver { message }
-        | m::Action::Drop { message }
-        | m::Action::Duplicate { message }
-            if matches!(message.body, m::Body::InstallSnapshot(_)) =>
-        {
-            NodeCall::Unsupported {
-                what: format!("{action:?}: {SNAPSHOTS_NOT_CONFORMED}"),
-            }
-        }
         m::Action::Timeout { server } => NodeCall::ElectionTimeout {
             node: node_id(*server),
         },
@@ -186,7 +179,7 @@ pub fn server_id(node: kt::NodeId, servers: usize) -> Result<m::ServerId, Mappin
     Ok((node - 1) as m::ServerId)
 }
 
-fn narrow(what: &'static str, value: u64) -> Result<u32, MappingError> {
+pub(crate) fn narrow(what: &'static str, value: u64) -> Result<u32, MappingError> {
     u32::try_from(value).map_err(|_| MappingError::Narrow { what, value })
 }
 
@@ -270,12 +263,7 @@ pub fn body_to_impl(b: &m::Body) -> k::Body {
             index: u64::from(*index),
             conflict_index: u64::from(*conflict_index),
         }),
-        // `node_call` refuses InstallSnapshot first, and the model never puts
-        // one in an outbox (it is not a dependent message), so no caller
-        // reaches this until snapshots are conformed (issue 10).
-        m::Body::InstallSnapshot(_) => {
-            unreachable!("InstallSnapshot: {SNAPSHOTS_NOT_CONFORMED}")
-        }
+        m::Body::InstallSnapshot(is) => k::Body::InstallSnapshot(install_snapshot_to_impl(is)),
     }
 }
 
@@ -323,7 +311,7 @@ pub fn body_to_model(b: &k::Body) -> Result<m::Body, MappingError> {
             index: narrow("index", *index)?,
             conflict_index: narrow("conflict_index", *conflict_index)?,
         }),
-        k::Body::InstallSnapshot(_) => return Err(MappingError::Unmapped("InstallSnapshot")),
+        k::Body::InstallSnapshot(is) => m::Body::InstallSnapshot(install_snapshot_to_model(is)?),
     })
 }
 
@@ -388,9 +376,9 @@ fn index_array(
 /// fields the protocol defines. (A node that *reports* such state is still
 /// caught if it acts on it, because its messages and later states differ.)
 pub fn status_to_model(s: &kt::Status, servers: usize) -> Result<AbstractServer, MappingError> {
-    if s.snapshot.is_some() || s.durable_snapshot.is_some() {
-        return Err(MappingError::Unmapped("a snapshot"));
-    }
+    let (snapshot_index, snapshot_term, snapshot_values) = snapshot_to_model(s.snapshot.as_ref())?;
+    let (durable_snapshot_index, durable_snapshot_term, durable_snapshot_values) =
+        snapshot_to_model(s.durable_snapshot.as_ref())?;
     let role = role_to_model(s.role);
     let voted_for = match s.voted_for {
         Some(v) => Some(server_id(v, servers)?),
@@ -441,13 +429,12 @@ pub fn status_to_model(s: &kt::Status, servers: usize) -> Result<AbstractServer,
         durable_log,
         outbox,
         log,
-        // The implementation has no snapshots in conformance yet (issue 10).
-        snapshot_index: 0,
-        snapshot_term: 0,
-        snapshot_values: Vec::new(),
-        durable_snapshot_index: 0,
-        durable_snapshot_term: 0,
-        durable_snapshot_values: Vec::new(),
+        snapshot_index,
+        snapshot_term,
+        snapshot_values,
+        durable_snapshot_index,
+        durable_snapshot_term,
+        durable_snapshot_values,
         commit_index: narrow("commit_index", s.commit_index)?,
         votes_granted,
         next_index,
@@ -514,8 +501,7 @@ pub fn server_to_status(id: m::ServerId, s: &AbstractServer) -> kt::Status {
             m::Role::Candidate => kt::Role::Candidate,
             m::Role::Leader => kt::Role::Leader,
         },
-        // Snapshots are not mapped yet (issue 10).
-        snapshot: None,
+        snapshot: snapshot_to_impl(s.snapshot_index, s.snapshot_term, &s.snapshot_values),
         log: s.log.iter().map(entry_to_impl).collect(),
         commit_index: u64::from(s.commit_index),
         votes_granted: s.votes_granted.iter().map(|&v| node_id(v)).collect(),
@@ -524,7 +510,11 @@ pub fn server_to_status(id: m::ServerId, s: &AbstractServer) -> kt::Status {
         leader_hint: None,
         durable_term: u64::from(s.durable_term),
         durable_voted_for: s.durable_voted_for.map(node_id),
-        durable_snapshot: None,
+        durable_snapshot: snapshot_to_impl(
+            s.durable_snapshot_index,
+            s.durable_snapshot_term,
+            &s.durable_snapshot_values,
+        ),
         durable_log: s.durable_log.iter().map(entry_to_impl).collect(),
         outbox: s.outbox.iter().map(message_to_impl).collect(),
     }

@@ -22,6 +22,8 @@ pub enum Limitation {
         value: u64,
         max: u64,
     },
+    #[error("the node took a snapshot at index {index}, below its commit index {commit_index}; the model's Snapshot compacts exactly to the commit index (docs/protocol.md R-snap-2)")]
+    SnapshotBelowCommit { index: u64, commit_index: u64 },
 }
 
 /// The implementation's MAX_BATCH (docs/protocol.md, Heartbeat) as the
@@ -236,11 +238,16 @@ pub fn rec_client_value(
 }
 
 /// A recorded message (sender `from`, node ids) → the model's message.
+/// `sender` is the sender's model state: a recorded InstallSnapshot carries
+/// its snapshot's index and term, not its data (the state machine's), so
+/// its values are the sender's snapshot values when index and term are the
+/// sender's (none otherwise: the message then differs from the model's).
 pub fn rec_message_to_model(
     from: u64,
     sent: &crate::steps::RecSent,
     n: usize,
     table: &mut CommandTable,
+    sender: &raft_model::state::ServerState,
 ) -> Result<m::Message, RecordError> {
     use crate::steps::RecBody as R;
     let from_id = rec_node(from, n, "sender")?;
@@ -297,6 +304,28 @@ pub fn rec_message_to_model(
             index: narrow_rec("index", *index)?,
             conflict_index: narrow_rec("conflict_index", *conflict_index)?,
         }),
+        R::InstallSnapshot {
+            term,
+            last_included_index,
+            last_included_term,
+            data_len: _,
+        } => {
+            let (lii, lit) = (
+                narrow_rec("last_included_index", *last_included_index)?,
+                narrow_rec("last_included_term", *last_included_term)?,
+            );
+            let values = if (sender.snapshot_index, sender.snapshot_term) == (lii, lit) {
+                sender.snapshot_values.to_vec()
+            } else {
+                Vec::new()
+            };
+            m::Body::InstallSnapshot(m::InstallSnapshot {
+                term: narrow_rec("term", *term)?,
+                last_included_index: lii,
+                last_included_term: lit,
+                values,
+            })
+        }
     };
     Ok(m::Message {
         from: from_id,
@@ -354,11 +383,17 @@ pub fn model_body_to_rec(b: &m::Body, table: &CommandTable) -> crate::steps::Rec
             index: u64::from(*index),
             conflict_index: u64::from(*conflict_index),
         },
-        // A recorded walk refuses the Snapshot step first
-        // (`RecordedWalk::step`), so no InstallSnapshot reaches here (issue 10).
-        m::Body::InstallSnapshot(_) => {
-            unreachable!("InstallSnapshot: {}", super::SNAPSHOTS_NOT_CONFORMED)
-        }
+        m::Body::InstallSnapshot(m::InstallSnapshot {
+            term,
+            last_included_index,
+            last_included_term,
+            values,
+        }) => R::InstallSnapshot {
+            term: u64::from(*term),
+            last_included_index: u64::from(*last_included_index),
+            last_included_term: u64::from(*last_included_term),
+            data_len: super::snapshot_data(values).len() as u64,
+        },
     }
 }
 
@@ -368,11 +403,20 @@ pub fn model_log_summary(log: &[m::Entry], table: &CommandTable) -> crate::steps
 }
 
 /// The durable part of a model server: `(durable_term, durable_voted_for,
-/// durable_log)` (docs/protocol.md §1, §7).
+/// durable_log)` (docs/protocol.md §1, §7); the durable snapshot is
+/// [`model_snapshot`] of its durable fields.
 pub fn model_durable(
     s: &raft_model::state::ServerState,
 ) -> (m::Term, Option<m::ServerId>, &[m::Entry]) {
     (s.durable_term, s.durable_voted_for, &s.durable_log)
+}
+
+/// A model snapshot's `(index, term)` as a record states it (none at 0).
+pub fn model_snapshot(index: m::Index, term: m::Term) -> Option<crate::steps::RecSnapshot> {
+    (index > 0).then_some(crate::steps::RecSnapshot {
+        index: u64::from(index),
+        term: u64::from(term),
+    })
 }
 
 /// The outbox of a model server, in send order.
@@ -395,14 +439,20 @@ pub fn bug_observable(bug: raftkv::node::ImplBug, cfg: &raft_model::Config) -> b
         bug.name(),
         "ack-before-persist" | "vote-before-persist" | "leader-counts-volatile-self"
     );
-    // A snapshot bug needs a snapshot: never at `max_snapshots` 0, which is
-    // every conformance configuration until snapshots are conformed
-    // (issue 10); the core's own tests catch them meanwhile.
+    // A snapshot bug needs a snapshot; two of them also an entry past the
+    // point compacted or installed (the uncommitted entry a bugged Snapshot
+    // swallows, the matching suffix a bugged install drops): two requests.
     let snapshot = matches!(
         bug.name(),
         "snapshot-uncommitted" | "install-truncates-matching-suffix" | "stale-snapshot-rolls-back"
     );
-    (!durability || !sync_persist(cfg)) && (!snapshot || cfg.max_snapshots > 0)
+    let needs_two_entries = matches!(
+        bug.name(),
+        "snapshot-uncommitted" | "install-truncates-matching-suffix"
+    );
+    (!durability || !sync_persist(cfg))
+        && (!snapshot || cfg.max_snapshots > 0)
+        && (!needs_two_entries || cfg.max_requests >= 2)
 }
 
 /// The model's Persist action for `server`, if the model has one.
@@ -421,9 +471,11 @@ pub struct ServerView {
     pub votes_granted: Vec<m::ServerId>,
     pub next_index: Vec<u64>,
     pub match_index: Vec<u64>,
+    pub snapshot: Option<crate::steps::RecSnapshot>,
     pub log: crate::steps::LogSummary,
     pub durable_term: u64,
     pub durable_voted_for: Option<m::ServerId>,
+    pub durable_snapshot: Option<crate::steps::RecSnapshot>,
     pub durable_log: crate::steps::LogSummary,
     pub outbox: Vec<m::Message>,
 }
@@ -458,9 +510,11 @@ pub fn model_view(
         } else {
             Vec::new()
         },
+        snapshot: model_snapshot(s.snapshot_index, s.snapshot_term),
         log: model_log_summary(&s.log, table),
         durable_term: u64::from(dt),
         durable_voted_for: dv,
+        durable_snapshot: model_snapshot(s.durable_snapshot_index, s.durable_snapshot_term),
         durable_log: model_log_summary(dl, table),
         outbox: {
             let mut o = model_outbox(s).to_vec();
@@ -520,9 +574,11 @@ pub fn record_view(
         votes_granted: votes,
         next_index: arr(&st.next_index, "next_index")?,
         match_index: arr(&st.match_index, "match_index")?,
+        snapshot: st.snapshot,
         log: st.log.clone(),
         durable_term: st.durable_term,
         durable_voted_for: opt(st.durable_voted_for, "durable_voted_for")?,
+        durable_snapshot: st.durable_snapshot,
         durable_log: st.durable_log.clone(),
         outbox,
     })
@@ -554,9 +610,11 @@ pub fn view_to_record_state(
         votes_granted: v.votes_granted.iter().map(|&x| node_id(x)).collect(),
         next_index: pairs(&v.next_index),
         match_index: pairs(&v.match_index),
+        snapshot: v.snapshot,
         log: v.log.clone(),
         durable_term: v.durable_term,
         durable_voted_for: v.durable_voted_for.map(node_id),
+        durable_snapshot: v.durable_snapshot,
         durable_log: v.durable_log.clone(),
         outbox: outbox_ids,
     }

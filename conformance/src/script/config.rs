@@ -18,8 +18,7 @@ pub fn default_config_for(servers: u8) -> Config {
         max_restarts: u8::MAX,
         max_partitions: if servers < 2 { 0 } else { u8::MAX },
         max_duplicates: u8::MAX,
-        // No snapshots until the implementation supports them (issue 10).
-        max_snapshots: 0,
+        max_snapshots: u8::MAX,
         network: NetworkKind::Unordered,
         persist: PersistMode::Sync,
         max_batch: None,
@@ -53,6 +52,11 @@ pub fn describe_config(c: &Config) -> String {
             "max_duplicates",
             c.max_duplicates.into(),
             d.max_duplicates.into(),
+        ),
+        (
+            "max_snapshots",
+            c.max_snapshots.into(),
+            d.max_snapshots.into(),
         ),
     ];
     for (name, v, default) in bounds {
@@ -109,11 +113,12 @@ pub(crate) fn parse_config(words: &[&str]) -> Result<Config, String> {
             "max_restarts" => c.max_restarts = small(v)?,
             "max_partitions" => c.max_partitions = small(v)?,
             "max_duplicates" => c.max_duplicates = small(v)?,
+            "max_snapshots" => c.max_snapshots = small(v)?,
             _ => {
                 return Err(format!(
                     "unknown config key '{k}' (known: servers, persist, network, max_term, \
                      max_requests, max_inflight, max_restarts, max_partitions, \
-                     max_duplicates; the implementation's batch size is fixed, so \
+                     max_duplicates, max_snapshots; the implementation's batch size is fixed, so \
                      max_batch cannot be set)"
                 ))
             }

@@ -54,6 +54,8 @@ pub enum Command {
     Heartbeat(ServerId),
     Persist(ServerId),
     Restart(ServerId),
+    /// Snapshot(i): compact the log through the commit index (R-snap-2).
+    Snapshot(ServerId),
     Request(ServerId, Value),
     Message(Verb, Selector),
     /// The group `S` of `Partition(S)`: the left side of `|`.
@@ -375,6 +377,7 @@ fn command(text: &str, n: u8) -> Result<Command, String> {
         "heartbeat" => Ok(Command::Heartbeat(one(name)?)),
         "persist" => Ok(Command::Persist(one(name)?)),
         "restart" => Ok(Command::Restart(one(name)?)),
+        "snapshot" => Ok(Command::Snapshot(one(name)?)),
         "request" => match args {
             [s, v] => {
                 let digits = v.strip_prefix('v').unwrap_or(v);
@@ -393,7 +396,7 @@ fn command(text: &str, n: u8) -> Result<Command, String> {
         "partition" => Ok(Command::Partition(partition(args, n)?)),
         _ => Err(format!(
             "unknown command '{name}' (known: config, state, timeout, heartbeat, request, \
-             deliver, drop, duplicate, persist, restart, partition, heal)"
+             deliver, drop, duplicate, persist, restart, snapshot, partition, heal)"
         )),
     }
 }

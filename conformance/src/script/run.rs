@@ -73,6 +73,7 @@ struct Budgets {
     restarts: u8,
     partitions: u8,
     duplicates: u8,
+    snapshots: u8,
 }
 
 impl Budgets {
@@ -82,6 +83,7 @@ impl Budgets {
             restarts: s.restarts,
             partitions: s.partitions,
             duplicates: s.duplicates,
+            snapshots: s.snapshots,
         }
     }
 
@@ -91,6 +93,7 @@ impl Budgets {
             Action::Restart { .. } => self.restarts += 1,
             Action::Partition { .. } => self.partitions += 1,
             Action::Duplicate { .. } => self.duplicates += 1,
+            Action::Snapshot { .. } => self.snapshots += 1,
             _ => {}
         }
     }
@@ -102,6 +105,7 @@ impl Budgets {
         s.restarts = self.restarts;
         s.partitions = self.partitions;
         s.duplicates = self.duplicates;
+        s.snapshots = self.snapshots;
         s
     }
 }
@@ -115,6 +119,7 @@ fn resolve(cmd: &Command, a: &AbstractState, kind: NetworkKind) -> Result<Option
         Command::Heartbeat(server) => Action::Heartbeat { server: *server },
         Command::Persist(server) => Action::Persist { server: *server },
         Command::Restart(server) => Action::Restart { server: *server },
+        Command::Snapshot(server) => Action::Snapshot { server: *server },
         Command::Request(server, value) => Action::ClientRequest {
             server: *server,
             value: *value,
@@ -216,6 +221,14 @@ fn refusal(model: &RaftModel, s: &State, action: &Action) -> String {
         }
         Action::Persist { server } => format!("s{server} has no pending writes"),
         Action::Restart { .. } => format!("max_restarts {} reached", cfg.max_restarts),
+        Action::Snapshot { .. } if s.snapshots >= cfg.max_snapshots => {
+            format!("max_snapshots {} reached", cfg.max_snapshots)
+        }
+        Action::Snapshot { server } => format!(
+            "s{server} has nothing committed past its snapshot (commit={}, snapshot={})",
+            srv(*server).commit_index,
+            srv(*server).snapshot_index
+        ),
         Action::Partition { .. } if s.partition != 0 => "a partition is active: heal first".into(),
         Action::Partition { .. } if s.partitions >= cfg.max_partitions => {
             format!("max_partitions {} reached", cfg.max_partitions)

@@ -763,8 +763,6 @@ fn from_state_round_trips_and_refuses_impossible_states() {
     refuse(s, "not a dependent message");
 }
 
-/// The seeded bugs change behaviour only with the feature.
-
 // ---- snapshots (docs/protocol.md §8) -------------------------------------
 
 fn snap(index: LogIndex, term: Term) -> Snapshot {
@@ -1030,6 +1028,7 @@ mod seeded {
     }
 }
 
+/// The seeded bugs change behaviour only with the feature.
 #[cfg(not(feature = "seeded-bugs"))]
 #[test]
 fn bugs_are_inert_without_the_feature() {
