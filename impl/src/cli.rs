@@ -161,8 +161,9 @@ pub enum Command {
         --value-size bytes from --clients clients over --keys distinct keys; then the \
         bench reports the bytes of every node's data directory (and its log_bytes), \
         kills every node with SIGKILL, starts them again on the same directories and \
-        times until a leader is elected and until a linearizable read of a known key \
-        succeeds (--restarts rounds), and checks that written keys read back with the \
+        times until every node answers (its data directory is loaded), until a leader is \
+        elected and until a linearizable read of a known key succeeds (--restarts \
+        rounds, default 5), and checks that written keys read back with the \
         values last written (exit 1 if not). Write latency p50/p99/max is given for all \
         writes and, from status polled every 25 ms, separately for the writes in flight \
         while some node's snapshot index moved and for the others. --json prints one \
@@ -351,7 +352,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000, requires = "snapshots")]
     pub keys: u64,
     /// Snapshots: kill -9 / restart rounds per configuration.
-    #[arg(long, default_value_t = 3, requires = "snapshots")]
+    #[arg(long, default_value_t = 5, requires = "snapshots")]
     pub restarts: usize,
     /// Snapshots: print the results as one JSON object instead of a table.
     #[arg(long, requires = "snapshots")]

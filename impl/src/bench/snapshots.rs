@@ -115,6 +115,9 @@ pub struct NodeDisk {
 /// One kill -9 / restart round.
 #[derive(Clone, Debug, Serialize)]
 pub struct Restart {
+    /// From starting the processes until every node has answered a status
+    /// request (it has opened its data directory: log and snapshot read).
+    pub answering_ms: f64,
     /// From starting the processes to the first status answer naming a
     /// leader.
     pub leader_ms: f64,
@@ -386,14 +389,27 @@ async fn run_config(
         cluster.stop_all();
         let t0 = Instant::now();
         cluster.spawn_all().context("restarting the nodes")?;
-        let leader = loop {
+        let mut answered = vec![false; addrs.len()];
+        let (mut answering, mut leader) = (None, None);
+        let (answering, leader) = loop {
             let ss = statuses(&addrs, Duration::from_millis(500)).await;
-            if ss.iter().flatten().any(|s| s.role == Role::Leader) {
-                break t0.elapsed();
+            let t = t0.elapsed();
+            for (a, s) in answered.iter_mut().zip(&ss) {
+                *a |= s.is_some();
             }
-            if t0.elapsed() > WAIT {
+            if answering.is_none() && answered.iter().all(|a| *a) {
+                answering = Some(t);
+            }
+            if leader.is_none() && ss.iter().flatten().any(|s| s.role == Role::Leader) {
+                leader = Some(t);
+            }
+            if let (Some(a), Some(l)) = (answering, leader) {
+                break (a, l);
+            }
+            if t > WAIT {
                 bail!(
-                    "restart {round}: no leader after {WAIT:?} (node logs in {})",
+                    "restart {round}: no leader, or not every node answering, after {WAIT:?} \
+                     (node logs in {})",
                     dir.display()
                 );
             }
@@ -420,10 +436,12 @@ async fn run_config(
             );
         }
         eprintln!(
-            "snapshots {name}: restart {round}: leader after {leader:?}, serving after {serving:?}, {} keys read back",
-            sample.len()
+            "snapshots {name}: restart {round}: every node answering after {answering:?}, \
+             leader after {leader:?}, read OK after {serving:?}; {} keys read back",
+            sample.len() + 1
         );
         restarts.push(Restart {
+            answering_ms: answering.as_secs_f64() * 1000.0,
             leader_ms: leader.as_secs_f64() * 1000.0,
             serving_ms: serving.as_secs_f64() * 1000.0,
         });
@@ -606,6 +624,13 @@ impl SnapshotReport {
                 )
             });
         }
+        row("restart -> all answer (ms)", &|c| {
+            c.restarts
+                .iter()
+                .map(|r| format!("{:.0}", r.answering_ms))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
         row("restart -> leader (ms)", &|c| {
             c.restarts
                 .iter()
@@ -624,6 +649,13 @@ impl SnapshotReport {
                 all.join(", "),
                 c.restart_serving_median_ms
             )
+        });
+        row("  read OK - leader (ms)", &|c| {
+            c.restarts
+                .iter()
+                .map(|r| format!("{:.0}", r.serving_ms - r.leader_ms))
+                .collect::<Vec<_>>()
+                .join(", ")
         });
         row("read-back check", &|c| {
             format!("ok: {} keys after each restart", c.keys_read_back)
