@@ -10,13 +10,18 @@ mod common;
 
 use common::{raftkv, stderr, stdout};
 
-/// A base port with the 6 ports from it free right now (two clusters of 3).
+/// A base port with the `n` ports from it free right now, below the
+/// kernel's ephemeral range (32768 and up on Linux) so that no client
+/// connection takes one of them as its source port before the second
+/// cluster binds it.
 fn free_port_run(n: u16) -> u16 {
-    for _ in 0..50 {
-        let base = common::free_ports(1)[0];
-        if base > u16::MAX - n {
-            continue;
-        }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id();
+    for attempt in 0..200u32 {
+        let base = 20_000 + ((seed.wrapping_add(attempt.wrapping_mul(7919))) % 12_000) as u16;
         let held: Vec<_> = (base..base + n)
             .map(|p| TcpListener::bind(("127.0.0.1", p)))
             .collect();

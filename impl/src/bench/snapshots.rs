@@ -11,7 +11,7 @@
 use super::us;
 use crate::cli::usage;
 use crate::launcher::LocalCluster;
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use hdrhistogram::Histogram;
 use raftkv::client::{node_status, Client, ClientConfig};
 use raftkv::codec::NodeStatus;
@@ -296,19 +296,23 @@ async fn run_config(
     let addrs: Vec<String> = cluster.addrs().values().cloned().collect();
 
     // Every client registers and finds the leader before the clock starts.
-    let mut probe = client_for(&addrs)?;
-    probe
-        .put(PROBE_KEY, PROBE_VALUE)
-        .await
-        .context("first write to the new cluster")?;
-    let mut clients = Vec::new();
-    for i in 0..o.clients {
-        let mut c = client_for(&addrs)?;
-        c.put(&format!("snapbench-warmup-{i}"), "x")
+    let clients = unless_a_node_dies(&mut cluster, &dir, async {
+        let mut probe = client_for(&addrs)?;
+        probe
+            .put(PROBE_KEY, PROBE_VALUE)
             .await
-            .context("warm-up write")?;
-        clients.push(c);
-    }
+            .context("first write to the new cluster")?;
+        let mut clients = Vec::new();
+        for i in 0..o.clients {
+            let mut c = client_for(&addrs)?;
+            c.put(&format!("snapbench-warmup-{i}"), "x")
+                .await
+                .context("warm-up write")?;
+            clients.push(c);
+        }
+        Ok(clients)
+    })
+    .await?;
 
     eprintln!(
         "snapshots {name}: {} writes from {} clients",
@@ -334,10 +338,21 @@ async fn run_config(
             anyhow::Ok(times)
         }));
     }
-    let mut times = Vec::new();
-    for t in tasks {
-        times.extend(t.await.context("bench client panicked")??);
-    }
+    let times = unless_a_node_dies(&mut cluster, &dir, async {
+        let mut times = Vec::new();
+        for t in tasks {
+            times.extend(t.await.context("bench client panicked")??);
+        }
+        Ok(times)
+    })
+    .await;
+    let times = match times {
+        Ok(t) => t,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
+    };
     let load = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let events = poller.await.context("status poller panicked")?;
@@ -353,7 +368,8 @@ async fn run_config(
     }
 
     // Let the followers apply everything, then look at the disks.
-    let nodes = catch_up(&addrs).await;
+    let nodes =
+        unless_a_node_dies(&mut cluster, &dir, async { Ok(catch_up(&addrs).await) }).await?;
     cluster.stop_all();
     let mut disks = Vec::new();
     for (n, id) in cluster.addrs().keys().enumerate() {
@@ -374,7 +390,9 @@ async fn run_config(
     let mut sample = Vec::new();
     for i in [0, o.clients / 2, o.clients - 1] {
         let n = writes_of(o.writes, o.clients, i);
-        for slot in [0, keys.slots / 2, keys.slots - 1] {
+        // Slots this client wrote at all.
+        let m = n.min(keys.slots).max(1);
+        for slot in [0, m / 2, m - 1] {
             if let Some(k) = keys.last_write(n, slot) {
                 let pair = (keys.key(i, slot), keys.value(i, k));
                 if !sample.contains(&pair) {
@@ -389,52 +407,57 @@ async fn run_config(
         cluster.stop_all();
         let t0 = Instant::now();
         cluster.spawn_all().context("restarting the nodes")?;
-        let mut answered = vec![false; addrs.len()];
-        let (mut answering, mut leader) = (None, None);
-        let (answering, leader) = loop {
-            let ss = statuses(&addrs, Duration::from_millis(500)).await;
-            let t = t0.elapsed();
-            for (a, s) in answered.iter_mut().zip(&ss) {
-                *a |= s.is_some();
-            }
-            if answering.is_none() && answered.iter().all(|a| *a) {
-                answering = Some(t);
-            }
-            if leader.is_none() && ss.iter().flatten().any(|s| s.role == Role::Leader) {
-                leader = Some(t);
-            }
-            if let (Some(a), Some(l)) = (answering, leader) {
-                break (a, l);
-            }
-            if t > WAIT {
-                bail!(
-                    "restart {round}: no leader, or not every node answering, after {WAIT:?} \
+        let r = unless_a_node_dies(&mut cluster, &dir, async {
+            let mut answered = vec![false; addrs.len()];
+            let (mut answering, mut leader) = (None, None);
+            let (answering, leader) = loop {
+                let ss = statuses(&addrs, Duration::from_millis(500)).await;
+                let t = t0.elapsed();
+                for (a, s) in answered.iter_mut().zip(&ss) {
+                    *a |= s.is_some();
+                }
+                if answering.is_none() && answered.iter().all(|a| *a) {
+                    answering = Some(t);
+                }
+                if leader.is_none() && ss.iter().flatten().any(|s| s.role == Role::Leader) {
+                    leader = Some(t);
+                }
+                if let (Some(a), Some(l)) = (answering, leader) {
+                    break (a, l);
+                }
+                if t > WAIT {
+                    bail!(
+                        "restart {round}: no leader, or not every node answering, after {WAIT:?} \
                      (node logs in {})",
-                    dir.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        let mut c = client_for(&addrs)?;
-        let v = c
-            .get(PROBE_KEY)
-            .await
-            .with_context(|| format!("restart {round}: reading {PROBE_KEY}"))?;
-        let serving = t0.elapsed();
-        ensure!(
-            v.as_deref() == Some(PROBE_VALUE),
-            "restart {round}: {PROBE_KEY} read back as {v:?}, not {PROBE_VALUE:?}"
-        );
-        for (k, want) in &sample {
-            let got = c
-                .get(k)
+                        dir.display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            let mut c = client_for(&addrs)?;
+            let v = c
+                .get(PROBE_KEY)
                 .await
-                .with_context(|| format!("restart {round}: reading {k}"))?;
+                .with_context(|| format!("restart {round}: reading {PROBE_KEY}"))?;
+            let serving = t0.elapsed();
             ensure!(
+                v.as_deref() == Some(PROBE_VALUE),
+                "restart {round}: {PROBE_KEY} read back as {v:?}, not {PROBE_VALUE:?}"
+            );
+            for (k, want) in &sample {
+                let got = c
+                    .get(k)
+                    .await
+                    .with_context(|| format!("restart {round}: reading {k}"))?;
+                ensure!(
                 got.as_deref() == Some(want.as_str()),
                 "restart {round}: {k} read back as {got:?}, not the last value written {want:?}"
             );
-        }
+            }
+            Ok((answering, leader, serving))
+        })
+        .await?;
+        let (answering, leader, serving) = r;
         eprintln!(
             "snapshots {name}: restart {round}: every node answering after {answering:?}, \
              leader after {leader:?}, read OK after {serving:?}; {} keys read back",
@@ -466,6 +489,22 @@ async fn run_config(
         restart_serving_median_ms: serving[serving.len() / 2],
         keys_read_back: sample.len() + 1,
     })
+}
+
+/// `fut`, or an error naming the node and its log if one of the cluster's
+/// nodes exits first (a node that cannot bind its port, say).
+async fn unless_a_node_dies<T>(
+    cluster: &mut LocalCluster,
+    dir: &Path,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        r = fut => r,
+        (id, status) = cluster.wait_any_exit() => Err(anyhow!(
+            "node {id} exited on its own ({status}); its log is {}",
+            dir.join(format!("node-{id}.log")).display()
+        )),
+    }
 }
 
 fn hist() -> Histogram<u64> {
