@@ -75,7 +75,8 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         raftkv cluster --nodes 3 --dir /tmp/raftkv-tls --tls\n  \
         raftkv put color blue --cluster 127.0.0.1:7001 --tls-dir /tmp/raftkv-tls/tls\n\n  \
         # measure it\n  \
-        raftkv bench --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --clients 64 --ops 20000\n\n\
+        raftkv bench --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --clients 64 --ops 20000\n  \
+        raftkv bench --snapshots --dir /tmp/raftkv-snap --writes 100000 --clients 64   # snapshots off vs on\n\n\
         Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=raftkv=debug) for more.\n\n",
         exit_codes_help!()
     )
