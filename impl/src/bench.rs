@@ -1,5 +1,9 @@
 //! The `bench` load generator of the binary.
 
+mod snapshots;
+
+pub use snapshots::{snapshots, SnapshotBenchOptions};
+
 use crate::launcher::LocalCluster;
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -46,7 +50,7 @@ fn measure_fdatasync(dir: &Path, rounds: usize) -> Result<Histogram<u64>> {
     Ok(h)
 }
 
-fn us(v: u64) -> String {
+pub(crate) fn us(v: u64) -> String {
     if v >= 10_000 {
         format!("{:.1} ms", v as f64 / 1000.0)
     } else {

@@ -75,7 +75,8 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         raftkv cluster --nodes 3 --dir /tmp/raftkv-tls --tls\n  \
         raftkv put color blue --cluster 127.0.0.1:7001 --tls-dir /tmp/raftkv-tls/tls\n\n  \
         # measure it\n  \
-        raftkv bench --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --clients 64 --ops 20000\n\n\
+        raftkv bench --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --clients 64 --ops 20000\n  \
+        raftkv bench --snapshots --dir /tmp/raftkv-snap --writes 100000 --clients 64   # snapshots off vs on\n\n\
         Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=raftkv=debug) for more.\n\n",
         exit_codes_help!()
     )
@@ -149,11 +150,25 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         raftkv bench --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --clients 1 --ops 2000\n  \
         raftkv bench --cluster 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --clients 64 --ops 50000\n  \
-        raftkv bench --failover --nodes 3 --dir /tmp/raftkv-fo --trials 20\n\n\
+        raftkv bench --failover --nodes 3 --dir /tmp/raftkv-fo --trials 20\n  \
+        raftkv bench --snapshots --nodes 3 --dir /tmp/raftkv-snap --writes 100000 --clients 64\n\n\
         The write bench also times one fdatasync of a 4 KiB write in --fsync-dir \
         (default: the current directory) and prints the latency ratio. --failover starts \
         its own local cluster, kills the leader with SIGKILL and times the first \
-        successful write after it, restarting the victim between trials.")]
+        successful write after it, restarting the victim between trials.\n\n\
+        --snapshots runs two configurations one after the other, each on a fresh local \
+        cluster in its own subdirectory of --dir: DIR/off (`serve --snapshot-entries 0`) \
+        and DIR/on (`--snapshot-entries N`, default 10000). Each gets --writes Puts of \
+        --value-size bytes from --clients clients over --keys distinct keys; then the \
+        bench reports the bytes of every node's data directory (and its log_bytes), \
+        kills every node with SIGKILL, starts them again on the same directories and \
+        times until every node answers (its data directory is loaded), until a leader is \
+        elected and until a linearizable read of a known key succeeds (--restarts \
+        rounds, default 5), and checks that written keys read back with the \
+        values last written (exit 1 if not). Write latency p50/p99/max is given for all \
+        writes and, from status polled every 25 ms, separately for the writes in flight \
+        while some node's snapshot index moved and for the others. --json prints one \
+        object with both configurations. docs/operating.md, \"Benchmarks\", has results.")]
     Bench(BenchArgs),
     /// Show where every node stands: role, term, leader, indexes, fsync latency.
     #[command(after_help = "Examples:\n  \
@@ -282,11 +297,11 @@ pub struct ClusterArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Addresses of the cluster's nodes (not with --failover).
+    /// Addresses of the cluster's nodes (not with --failover or --snapshots).
     #[arg(
         long,
         value_delimiter = ',',
-        required_unless_present = "failover",
+        required_unless_present_any = ["failover", "snapshots"],
         value_parser = parse_addr
     )]
     pub cluster: Vec<String>,
@@ -294,7 +309,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub clients: usize,
     /// Total writes across all clients.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, visible_alias = "writes", default_value_t = 1000)]
     pub ops: u64,
     /// Bytes per written value.
     #[arg(long, default_value_t = 100)]
@@ -303,22 +318,49 @@ pub struct BenchArgs {
     #[arg(long, default_value = ".")]
     pub fsync_dir: PathBuf,
     /// Measure failover instead: kill -9 the leader, time the first write.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "snapshots")]
     pub failover: bool,
-    /// Failover: number of nodes of the local cluster it starts.
+    /// Measure what snapshots cost and save instead: two fresh local
+    /// clusters, snapshots off and on, each loaded with --ops writes; for
+    /// each the data-dir size, the restart time after kill -9 of every
+    /// node, and the write latency (p99 of writes overlapping a snapshot
+    /// and of the others).
+    #[arg(long)]
+    pub snapshots: bool,
+    /// Failover, snapshots: number of nodes of the local cluster it starts.
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
-    /// Failover: directory for the local cluster's data.
-    #[arg(long, required_if_eq("failover", "true"))]
+    /// Failover, snapshots: directory for the local clusters' data.
+    #[arg(long, required_if_eq_any = [("failover", "true"), ("snapshots", "true")])]
     pub dir: Option<PathBuf>,
     /// Failover: number of kill/recover trials.
     #[arg(long, default_value_t = 20)]
     pub trials: usize,
-    /// Failover: port of node 1.
+    /// Failover, snapshots: port of node 1 (the snapshots-on cluster uses
+    /// the next --nodes ports).
     #[arg(long, default_value_t = 7101)]
     pub base_port: u16,
-    /// Connect with mutual TLS (as `put --tls-dir`; not with --failover).
-    #[arg(long, value_name = "DIR", conflicts_with = "failover")]
+    /// Snapshots: the snapshots-on cluster's `serve --snapshot-entries`.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = raftkv::kv::service::DEFAULT_SNAPSHOT_ENTRIES,
+        requires = "snapshots"
+    )]
+    pub snapshot_entries: u64,
+    /// Snapshots: distinct keys written (shared out among the clients; each
+    /// key is written by one client only). Fewer keys: smaller snapshots.
+    #[arg(long, default_value_t = 10_000, requires = "snapshots")]
+    pub keys: u64,
+    /// Snapshots: kill -9 / restart rounds per configuration.
+    #[arg(long, default_value_t = 5, requires = "snapshots")]
+    pub restarts: usize,
+    /// Snapshots: print the results as one JSON object instead of a table.
+    #[arg(long, requires = "snapshots")]
+    pub json: bool,
+    /// Connect with mutual TLS (as `put --tls-dir`; not with --failover or
+    /// --snapshots).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["failover", "snapshots"])]
     pub tls_dir: Option<PathBuf>,
 }
 

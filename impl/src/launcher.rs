@@ -29,6 +29,8 @@ pub struct LocalCluster {
     trace: Option<PathBuf>,
     /// Every node serves with `--tls-dir` this directory.
     tls_dir: Option<PathBuf>,
+    /// More `serve` flags for every node (e.g. `--snapshot-entries 0`).
+    serve_args: Vec<String>,
 }
 
 impl LocalCluster {
@@ -42,7 +44,37 @@ impl LocalCluster {
         Self::start_full(exe, nodes, dir, base_port, log_to_files, None, None)
     }
 
+    /// Like [`LocalCluster::start_with`] with log files, every node also
+    /// getting `serve_args` (e.g. `["--snapshot-entries", "0"]`).
+    pub fn start_with_serve_args(
+        exe: &Path,
+        nodes: u64,
+        dir: &Path,
+        base_port: u16,
+        serve_args: Vec<String>,
+    ) -> Result<Self> {
+        let mut c = Self::new(exe, nodes, dir, base_port, true, None, None)?;
+        c.serve_args = serve_args;
+        c.spawn_all()?;
+        Ok(c)
+    }
+
     pub fn start_full(
+        exe: &Path,
+        nodes: u64,
+        dir: &Path,
+        base_port: u16,
+        log_to_files: bool,
+        trace: Option<PathBuf>,
+        tls_dir: Option<PathBuf>,
+    ) -> Result<Self> {
+        let mut c = Self::new(exe, nodes, dir, base_port, log_to_files, trace, tls_dir)?;
+        c.spawn_all()?;
+        Ok(c)
+    }
+
+    /// The cluster with no node started yet.
+    fn new(
         exe: &Path,
         nodes: u64,
         dir: &Path,
@@ -63,7 +95,7 @@ impl LocalCluster {
         let addrs = (1..=nodes)
             .map(|i| (i, format!("127.0.0.1:{}", u64::from(base_port) + i - 1)))
             .collect();
-        let mut c = LocalCluster {
+        Ok(LocalCluster {
             exe: exe.to_path_buf(),
             dir: dir.to_path_buf(),
             addrs,
@@ -71,11 +103,24 @@ impl LocalCluster {
             log_to_files,
             trace,
             tls_dir,
-        };
-        for id in 1..=nodes {
-            c.spawn(id)?;
+            serve_args: Vec::new(),
+        })
+    }
+
+    /// Starts every node that does not run.
+    pub fn spawn_all(&mut self) -> Result<()> {
+        let ids: Vec<u64> = self.addrs.keys().copied().collect();
+        for id in ids {
+            if !self.children.contains_key(&id) {
+                self.spawn(id)?;
+            }
         }
-        Ok(c)
+        Ok(())
+    }
+
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("node-{id}"))
     }
 
     pub fn addrs(&self) -> &BTreeMap<u64, String> {
@@ -115,7 +160,7 @@ impl LocalCluster {
             .map(|(i, a)| format!("{i}={a}"))
             .collect::<Vec<_>>()
             .join(",");
-        let data = self.dir.join(format!("node-{id}"));
+        let data = self.data_dir(id);
         let mut cmd = Command::new(&self.exe);
         cmd.arg("serve")
             .arg("--id")
@@ -132,6 +177,7 @@ impl LocalCluster {
         if let Some(t) = &self.tls_dir {
             cmd.arg("--tls-dir").arg(t);
         }
+        cmd.args(&self.serve_args);
         if self.log_to_files {
             let path = self.log_path(id);
             let log = std::fs::OpenOptions::new()

@@ -196,7 +196,28 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if a.failover && a.trials == 0 {
                 return Err(usage("--trials must be at least 1"));
             }
-            if a.failover {
+            if a.snapshots {
+                let exe = std::env::current_exe().context("finding the raftkv executable")?;
+                let dir = a.dir.ok_or_else(|| usage("--snapshots needs --dir"))?;
+                let opts = bench::SnapshotBenchOptions {
+                    exe,
+                    nodes: a.nodes,
+                    dir,
+                    base_port: a.base_port,
+                    clients: a.clients,
+                    writes: a.ops,
+                    value_size: a.value_size,
+                    keys: a.keys,
+                    snapshot_entries: a.snapshot_entries,
+                    restarts: a.restarts,
+                };
+                let report = bench::snapshots(&opts).await?;
+                if a.json {
+                    out!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    out!("{}", report.table());
+                }
+            } else if a.failover {
                 let exe = std::env::current_exe().context("finding the raftkv executable")?;
                 let dir = a.dir.ok_or_else(|| usage("--failover needs --dir"))?;
                 let report = bench::failover(&exe, a.nodes, &dir, a.base_port, a.trials).await?;
