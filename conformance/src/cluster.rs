@@ -290,19 +290,18 @@ impl Cluster {
                 self.net.partition(group);
             }
             NodeCall::Heal => self.net.heal(),
-            NodeCall::Snapshot { node } => {
+            NodeCall::Snapshot { node, index } => {
                 let node = self.node(node)?;
                 // The harness's state machine: the values applied through
-                // the commit index, as the model's Snapshot(i) (R-snap-2).
+                // `index` (R-snap-2).
                 let status = node.status().await;
-                let values =
-                    mapping::applied_values(&status, status.commit_index).map_err(|source| {
-                        StepError::Mapping {
-                            node: node.id(),
-                            source,
-                        }
-                    })?;
-                node.snapshot(status.commit_index, mapping::snapshot_data(&values))
+                let values = mapping::applied_values(&status, index).map_err(|source| {
+                    StepError::Mapping {
+                        node: node.id(),
+                        source,
+                    }
+                })?;
+                node.snapshot(index, mapping::snapshot_data(&values))
                     .await
                     .map_err(|e| StepError::Snapshot {
                         node: node.id(),

@@ -167,7 +167,7 @@ pub fn acting_server(a: &Action) -> Option<ServerId> {
         | Action::ClientRequest { server, .. }
         | Action::Persist { server }
         | Action::Restart { server }
-        | Action::Snapshot { server } => Some(*server),
+        | Action::Snapshot { server, .. } => Some(*server),
         Action::Deliver { message } => Some(message.to),
         Action::Drop { .. }
         | Action::Duplicate { .. }
@@ -265,12 +265,12 @@ impl Search<'_> {
                 written = Written::of(&core.status());
                 Ready::default()
             }
-            NodeCall::Snapshot { .. } => {
-                // The state machine's data: the values applied through the
-                // commit index (mapping::applied_values), as on a node.
-                let values = mapping::applied_values(&status, status.commit_index)
+            NodeCall::Snapshot { index, .. } => {
+                // The state machine's data: the values applied through
+                // `index` (mapping::applied_values), as on a node.
+                let values = mapping::applied_values(&status, index)
                     .map_err(|e| fail(format!("the source state has no applied values: {e}")))?;
-                match core.snapshot(status.commit_index, mapping::snapshot_data(&values)) {
+                match core.snapshot(index, mapping::snapshot_data(&values)) {
                     Ok(r) => r,
                     Err(e) => return Err(fail(format!("the core refused the Snapshot: {e}"))),
                 }

@@ -153,9 +153,16 @@ fn choose(rng: &mut StdRng, st: &AbstractState, requests: Value) -> Option<Actio
         6 => Action::Restart {
             server: rng.gen_range(0..n),
         },
-        8 => Action::Snapshot {
-            server: any(rng, &can_snapshot),
-        },
+        8 => {
+            // The state machine may snapshot anything it has applied: an
+            // index above the snapshot, at most the commit index.
+            let server = any(rng, &can_snapshot);
+            let s = &st.servers[usize::from(server)];
+            Action::Snapshot {
+                server,
+                index: rng.gen_range(s.snapshot_index + 1..=s.commit_index),
+            }
+        }
         _ => {
             if st.partition.is_some() {
                 Action::Heal

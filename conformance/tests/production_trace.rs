@@ -146,11 +146,10 @@ impl Cluster {
         cmd.args(["serve", "--id", &id.to_string(), "--peers", &peers])
             .arg("--data-dir")
             .arg(self.dir.join(format!("node-{id}")))
-            // The KV store snapshots what it has applied, which under load
-            // lags the commit index; the model's Snapshot compacts exactly
-            // to the commit index, so such a record is a limitation
-            // (docs/trace-format.md, "Snapshots in validation").
-            .args(["--snapshot-entries", "0"])
+            // Snapshots often, so the trace holds Snapshot steps (at the
+            // applied index, which under load lags the commit index) and
+            // restarts from a snapshot.
+            .args(["--snapshot-entries", SNAPSHOT_ENTRIES])
             .arg("--trace")
             .arg(&self.trace)
             .env("RUST_LOG", "raftkv=info")
@@ -344,6 +343,9 @@ fn count_events(trace: &Path, event: &str) -> usize {
         .count()
 }
 
+/// `serve --snapshot-entries` of every node.
+const SNAPSHOT_ENTRIES: &str = "16";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_cluster_under_kill9_sigstop_and_cut_links_validates() {
     let tmp = tempfile::tempdir().unwrap();
@@ -376,6 +378,9 @@ async fn a_tcp_cluster_under_kill9_sigstop_and_cut_links_validates() {
     assert!(values > 8, "{values} values");
     assert!(count_events(&trace, "Restart") >= 4);
     assert!(count_events(&trace, "Persist") > 20);
+    let snapshots = count_events(&trace, "Snapshot");
+    println!("{snapshots} Snapshot steps");
+    assert!(snapshots >= 3, "{snapshots} Snapshot steps");
     assert!(json["first_violation"].is_null(), "{json}");
 }
 

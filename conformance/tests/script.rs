@@ -288,7 +288,7 @@ fn seeded_implementation_bugs_fail_on_the_implementation_side() {
         (
             ImplBug::SnapshotUncommitted,
             &[
-                "snapshot-compacts-committed.txt:62",
+                "snapshot-compacts-committed.txt:67",
                 "snapshot-install-keeps-suffix.txt:77",
             ],
         ),

@@ -309,16 +309,23 @@ pub fn committed_is_durable(m: &RaftModel, s: &State) -> bool {
 /// memory or on disk, holds the value committed at that index (ghost commit
 /// records: an index no leader committed fails too).
 pub fn snapshot_only_committed(_: &RaftModel, s: &State) -> bool {
-    let committed = |index: usize, v: Value| {
-        s.ghost
-            .commits
-            .iter()
-            .any(|c| c.index as usize == index && c.entry.value == v)
+    // `commits` is sorted by index: one walk over it per snapshot (a
+    // recorded trace's snapshots hold thousands of values).
+    let covers = |n: Index, vals: &[Value]| {
+        let mut commits = s.ghost.commits.iter().peekable();
+        vals.len() == n as usize
+            && vals.iter().zip(1..).all(|(&v, index)| {
+                while commits.next_if(|c| c.index < index).is_some() {}
+                let mut at = commits.clone();
+                while let Some(c) = at.next_if(|c| c.index == index) {
+                    if c.entry.value == v {
+                        return true;
+                    }
+                }
+                false
+            })
     };
     s.servers.iter().all(|srv| {
-        let covers = |n: Index, vals: &[Value]| {
-            vals.len() == n as usize && vals.iter().enumerate().all(|(k, &v)| committed(k + 1, v))
-        };
         covers(srv.snapshot_index, &srv.snapshot_values)
             && covers(srv.durable_snapshot_index, &srv.durable_snapshot_values)
     })

@@ -303,7 +303,7 @@ fn check_action(action: &Action, n: usize) -> Result<(), String> {
         | Action::ClientRequest { server, .. }
         | Action::Persist { server }
         | Action::Restart { server }
-        | Action::Snapshot { server } => ok(*server),
+        | Action::Snapshot { server, .. } => ok(*server),
         Action::Deliver { message } | Action::Drop { message } | Action::Duplicate { message } => {
             ok(message.from) && ok(message.to)
         }

@@ -135,9 +135,12 @@ pub enum Action {
     Restart {
         server: ServerId,
     },
-    /// R-snap-2: compact the log up to the commit index.
+    /// R-snap-2: the state machine has applied through `index` (above the
+    /// snapshot index, at most the commit index) and the log is compacted
+    /// through it.
     Snapshot {
         server: ServerId,
+        index: Index,
     },
     Partition {
         group: Vec<ServerId>,

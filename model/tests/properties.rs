@@ -1077,8 +1077,9 @@ fn permuting_commutes_with_stepping() {
             body: msg.body.clone(),
         };
         match a {
-            Action::Snapshot { server } => Action::Snapshot {
+            Action::Snapshot { server, index } => Action::Snapshot {
                 server: p[usize::from(*server)],
+                index: *index,
             },
             Action::Timeout { server } => Action::Timeout {
                 server: p[usize::from(*server)],
@@ -1673,7 +1674,7 @@ fn committed(s: &mut State, term: u32, entries: &[Entry]) {
 }
 
 #[test]
-fn snapshot_compacts_exactly_to_the_commit_index_and_is_pending() {
+fn snapshot_compacts_through_a_committed_index_and_is_pending() {
     // R-snap-2.
     let m = RaftModel::new(async_cfg(3));
     let mut s = state_with(vec![
@@ -1684,8 +1685,14 @@ fn snapshot_compacts_exactly_to_the_commit_index_and_is_pending() {
     s.servers[0].commit_index = 2;
     committed(&mut s, 2, &[e(1, 1), e(2, 2)]);
     let t = m
-        .next_state(&s, Action::Snapshot { server: 0 })
-        .expect("enabled: commit_index > snapshot_index");
+        .next_state(
+            &s,
+            Action::Snapshot {
+                server: 0,
+                index: 2,
+            },
+        )
+        .expect("enabled: snapshot_index < 2 <= commit_index");
     let mut want = s.clone();
     want.servers[0].snapshot_index = 2;
     want.servers[0].snapshot_term = 2;
@@ -1706,12 +1713,49 @@ fn snapshot_compacts_exactly_to_the_commit_index_and_is_pending() {
     want.servers[0].durable_snapshot_values = [1, 2].into_iter().collect();
     want.servers[0].durable_log = [e(2, 3)].into_iter().collect();
     assert_eq!(p, want);
-    // Nothing new committed: not enabled; nor beyond the budget.
-    assert!(m.next_state(&t, Action::Snapshot { server: 0 }).is_none());
+    // Any committed index may be the state machine's: 1 as well.
+    let one = m
+        .next_state(
+            &s,
+            Action::Snapshot {
+                server: 0,
+                index: 1,
+            },
+        )
+        .expect("enabled: 1 is committed");
+    assert_eq!(one.servers[0].snapshot_index, 1);
+    assert_eq!(one.servers[0].snapshot_term, 1);
+    assert_eq!(one.servers[0].log.len(), 2);
+    // Not beyond the commit index, not at or below the snapshot, not
+    // beyond the budget.
+    assert!(m
+        .next_state(
+            &s,
+            Action::Snapshot {
+                server: 0,
+                index: 3
+            }
+        )
+        .is_none());
+    assert!(m
+        .next_state(
+            &t,
+            Action::Snapshot {
+                server: 0,
+                index: 2
+            }
+        )
+        .is_none());
     let mut spent = s.clone();
     spent.snapshots = 2;
     assert!(m
-        .next_state(&spent, Action::Snapshot { server: 0 })
+        .next_state(
+            &spent,
+            Action::Snapshot {
+                server: 0,
+                index: 2
+            }
+        )
         .is_none());
     assert!(properties::snapshot_only_committed(&m, &t));
     // The seeded bug compacts the uncommitted entry too.
@@ -1719,7 +1763,15 @@ fn snapshot_compacts_exactly_to_the_commit_index_and_is_pending() {
         bug: Some(Bug::SnapshotUncommitted),
         ..async_cfg(3)
     });
-    let t = b.next_state(&s, Action::Snapshot { server: 0 }).unwrap();
+    let t = b
+        .next_state(
+            &s,
+            Action::Snapshot {
+                server: 0,
+                index: 3,
+            },
+        )
+        .unwrap();
     assert_eq!(t.servers[0].snapshot_index, 3);
     assert!(t.servers[0].log.is_empty());
     assert!(!properties::snapshot_only_committed(&b, &t));

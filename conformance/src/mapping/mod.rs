@@ -125,19 +125,21 @@ pub enum NodeCall {
         group: Vec<kt::NodeId>,
     },
     Heal,
-    /// Snapshot(i), R-snap-2: the node's state machine snapshots itself at
-    /// its commit index (the harness's state machine is the list of applied
-    /// values: [`snapshot_data`]).
+    /// Snapshot(i, index), R-snap-2: the node's state machine snapshots
+    /// itself at `index` (the harness's state machine is the list of
+    /// applied values: [`applied_values`], [`snapshot_data`]).
     Snapshot {
         node: kt::NodeId,
+        index: kt::LogIndex,
     },
 }
 
 /// Model action → the call that executes it.
 pub fn node_call(action: &m::Action) -> NodeCall {
     match action {
-        m::Action::Snapshot { server } => NodeCall::Snapshot {
+        m::Action::Snapshot { server, index } => NodeCall::Snapshot {
             node: node_id(*server),
+            index: u64::from(*index),
         },
         m::Action::Timeout { server } => NodeCall::ElectionTimeout {
             node: node_id(*server),

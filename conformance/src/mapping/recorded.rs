@@ -22,8 +22,6 @@ pub enum Limitation {
         value: u64,
         max: u64,
     },
-    #[error("the node took a snapshot at index {index}, below its commit index {commit_index}; the model's Snapshot compacts exactly to the commit index (docs/protocol.md R-snap-2)")]
-    SnapshotBelowCommit { index: u64, commit_index: u64 },
 }
 
 /// The implementation's MAX_BATCH (docs/protocol.md, Heartbeat) as the
@@ -224,6 +222,11 @@ fn rec_node(node: u64, n: usize, what: &str) -> Result<m::ServerId, RecordError>
 
 fn rec_command(hex: &str) -> Result<Vec<u8>, RecordError> {
     crate::steps::unhex(hex).ok_or_else(|| RecordError::Bad(format!("command {hex:?} is not hex")))
+}
+
+/// A recorded index → the model's (a limitation beyond its range).
+pub fn rec_index(what: &'static str, index: u64) -> Result<m::Index, RecordError> {
+    Ok(narrow_rec(what, index)?)
 }
 
 /// A ClientRequest's command, appended by a leader of `term` at `index` →

@@ -3,7 +3,7 @@
 
 use super::config::{default_config, parse_config};
 use raft_model::types::{
-    AppendEntries, AppendEntriesResponse, Body, Message, RequestVote, RequestVoteResponse,
+    AppendEntries, AppendEntriesResponse, Body, Index, Message, RequestVote, RequestVoteResponse,
     ServerId, Value,
 };
 use raft_model::Config;
@@ -54,8 +54,9 @@ pub enum Command {
     Heartbeat(ServerId),
     Persist(ServerId),
     Restart(ServerId),
-    /// Snapshot(i): compact the log through the commit index (R-snap-2).
-    Snapshot(ServerId),
+    /// Snapshot(i, index): compact the log through `index`, by default
+    /// the server's commit index (R-snap-2).
+    Snapshot(ServerId, Option<Index>),
     Request(ServerId, Value),
     Message(Verb, Selector),
     /// The group `S` of `Partition(S)`: the left side of `|`.
@@ -377,7 +378,19 @@ fn command(text: &str, n: u8) -> Result<Command, String> {
         "heartbeat" => Ok(Command::Heartbeat(one(name)?)),
         "persist" => Ok(Command::Persist(one(name)?)),
         "restart" => Ok(Command::Restart(one(name)?)),
-        "snapshot" => Ok(Command::Snapshot(one(name)?)),
+        "snapshot" => match args {
+            [s] => Ok(Command::Snapshot(server(s, n)?, None)),
+            [s, i] => {
+                let index = i.parse().map_err(|_| {
+                    format!("snapshot: '{i}' is not an index (snapshot 0 2: s0 through index 2)")
+                })?;
+                Ok(Command::Snapshot(server(s, n)?, Some(index)))
+            }
+            _ => Err(
+                "snapshot takes a server and optionally an index, e.g. snapshot 0 or snapshot 0 2"
+                    .into(),
+            ),
+        },
         "request" => match args {
             [s, v] => {
                 let digits = v.strip_prefix('v').unwrap_or(v);

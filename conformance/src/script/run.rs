@@ -119,7 +119,11 @@ fn resolve(cmd: &Command, a: &AbstractState, kind: NetworkKind) -> Result<Option
         Command::Heartbeat(server) => Action::Heartbeat { server: *server },
         Command::Persist(server) => Action::Persist { server: *server },
         Command::Restart(server) => Action::Restart { server: *server },
-        Command::Snapshot(server) => Action::Snapshot { server: *server },
+        Command::Snapshot(server, index) => Action::Snapshot {
+            server: *server,
+            // Without an index: the server's commit index.
+            index: index.unwrap_or(a.servers[usize::from(*server)].commit_index),
+        },
         Command::Request(server, value) => Action::ClientRequest {
             server: *server,
             value: *value,
@@ -224,10 +228,11 @@ fn refusal(model: &RaftModel, s: &State, action: &Action) -> String {
         Action::Snapshot { .. } if s.snapshots >= cfg.max_snapshots => {
             format!("max_snapshots {} reached", cfg.max_snapshots)
         }
-        Action::Snapshot { server } => format!(
-            "s{server} has nothing committed past its snapshot (commit={}, snapshot={})",
-            srv(*server).commit_index,
-            srv(*server).snapshot_index
+        Action::Snapshot { server, index } => format!(
+            "{index} is not above s{server}'s snapshot and at most its commit index \
+             (snapshot={}, commit={})",
+            srv(*server).snapshot_index,
+            srv(*server).commit_index
         ),
         Action::Partition { .. } if s.partition != 0 => "a partition is active: heal first".into(),
         Action::Partition { .. } if s.partitions >= cfg.max_partitions => {

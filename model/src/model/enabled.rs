@@ -24,8 +24,12 @@ impl RaftModel {
         s.network.len() + s.servers.iter().map(|srv| srv.outbox.len()).sum::<usize>()
     }
 
+    /// Whether a step's sends fit `max_inflight`; 255 (`u8::MAX`) is no
+    /// bound at all (scripts and recorded traces: a real network can hold
+    /// more than 255 messages at once).
     pub(super) fn fits(&self, s: &State, removed: usize, added: usize) -> bool {
-        self.inflight(s) - removed + added <= usize::from(self.cfg.max_inflight)
+        self.cfg.max_inflight == u8::MAX
+            || self.inflight(s) - removed + added <= usize::from(self.cfg.max_inflight)
     }
 
     /// Whether server `i` has pending writes: its in-memory state differs
@@ -143,13 +147,13 @@ impl RaftModel {
             Action::Restart { server } => {
                 self.valid_server(*server) && s.restarts < self.cfg.max_restarts
             }
-            // R-snap-2: something committed is not yet in the snapshot
-            // (with the snapshot-uncommitted bug: something in the log).
-            Action::Snapshot { server } => {
+            // R-snap-2: an index above the snapshot, at most the commit
+            // index (with the snapshot-uncommitted bug: the last index).
+            Action::Snapshot { server, index } => {
                 self.valid_server(*server)
                     && s.snapshots < self.cfg.max_snapshots
-                    && self.snapshot_target(s, *server)
-                        > s.servers[usize::from(*server)].snapshot_index
+                    && *index > s.servers[usize::from(*server)].snapshot_index
+                    && *index <= self.snapshot_target(s, *server)
             }
             Action::Partition { group } => {
                 let mut set = 0u8;

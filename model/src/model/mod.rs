@@ -132,7 +132,7 @@ impl RaftModel {
             Action::Duplicate { message } => self.duplicate(&mut s, message),
             Action::Persist { server } => self.persist(&mut s, *server),
             Action::Restart { server } => self.restart(&mut s, *server),
-            Action::Snapshot { server } => self.snapshot(&mut s, *server),
+            Action::Snapshot { server, index } => self.snapshot(&mut s, *server, *index),
             Action::Partition { group } => self.partition(&mut s, group),
             Action::Heal => self.heal(&mut s),
         }
@@ -218,9 +218,12 @@ impl Model for RaftModel {
             }
         }
         for i in 0..self.cfg.servers {
-            let a = Action::Snapshot { server: i };
-            if self.is_enabled(s, &a) {
-                actions.push(a);
+            let from = s.servers[usize::from(i)].snapshot_index + 1;
+            for index in from..=self.snapshot_target(s, i) {
+                let a = Action::Snapshot { server: i, index };
+                if self.is_enabled(s, &a) {
+                    actions.push(a);
+                }
             }
         }
         // Persist is listed only when there are pending writes (never in

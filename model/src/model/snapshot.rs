@@ -10,8 +10,8 @@ use crate::state::{flags, State};
 use crate::types::{AppendEntriesResponse, Body, InstallSnapshot, Message, Role, ServerId};
 
 impl RaftModel {
-    /// The index Snapshot(i) compacts to: the commit index (R-snap-2), or
-    /// the last index with the snapshot-uncommitted bug.
+    /// The highest index Snapshot(i) may compact to: the commit index
+    /// (R-snap-2), or the last index with the snapshot-uncommitted bug.
     pub(super) fn snapshot_target(&self, s: &State, i: ServerId) -> u32 {
         let srv = &s.servers[usize::from(i)];
         if self.has_bug(Bug::SnapshotUncommitted) {
@@ -21,12 +21,13 @@ impl RaftModel {
         }
     }
 
-    /// Snapshot(i), R-snap-2: compact the log exactly up to the commit
-    /// index. The entries it now covers move from `log` into
-    /// `snapshot_values`; `snapshot_term` is the term of the last of them.
-    /// Nothing is sent; the snapshot is pending until the next Persist.
-    pub fn snapshot(&self, s: &mut State, i: ServerId) {
-        let target = self.snapshot_target(s, i);
+    /// Snapshot(i, index), R-snap-2: the state machine has applied through
+    /// `index` (enabled for `snapshot_index < index <= commit_index`) and
+    /// the log is compacted through it. The entries it now covers move from
+    /// `log` into `snapshot_values`; `snapshot_term` is the term of the last
+    /// of them. Nothing is sent; the snapshot is pending until the next
+    /// Persist.
+    pub fn snapshot(&self, s: &mut State, i: ServerId, target: u32) {
         let srv = &mut s.servers[usize::from(i)];
         if target > srv.snapshot_index {
             let k = ((target - srv.snapshot_index) as usize).min(srv.log.len());

@@ -194,7 +194,7 @@ pub fn describe_action(action: &Action) -> String {
         Action::Duplicate { message } => format!("Duplicate {}", msg(message)),
         Action::Persist { server } => format!("Persist s{server}"),
         Action::Restart { server } => format!("Restart s{server}"),
-        Action::Snapshot { server } => format!("Snapshot s{server}"),
+        Action::Snapshot { server, index } => format!("Snapshot s{server} through {index}"),
         Action::Partition { group } => format!("Partition {group:?} | rest"),
         Action::Heal => "Heal".to_string(),
     }

@@ -264,8 +264,8 @@ fn step_detail(action: &Action) -> String {
         Action::Timeout { server }
         | Action::Heartbeat { server }
         | Action::Persist { server }
-        | Action::Restart { server }
-        | Action::Snapshot { server } => format!("   s{server}"),
+        | Action::Restart { server } => format!("   s{server}"),
+        Action::Snapshot { server, index } => format!("   s{server} ≤{index}"),
         Action::ClientRequest { server, value } => format!("   s{server} v{value}"),
         Action::Deliver { message } | Action::Drop { message } | Action::Duplicate { message } => {
             format!(
@@ -310,7 +310,7 @@ fn event(out: &mut String, lay: &Layout, e: i64, action: &Action) {
             );
             text(out, x + 9, e + 4, LOCAL, "", "persist (fsync)");
         }
-        Action::Snapshot { server } => {
+        Action::Snapshot { server, index } => {
             let x = lay.x(*server);
             let _ = write!(
                 out,
@@ -318,7 +318,14 @@ fn event(out: &mut String, lay: &Layout, e: i64, action: &Action) {
                 x - 6,
                 e
             );
-            text(out, x + 9, e + 4, LOCAL, "", "snapshot (compact log)");
+            text(
+                out,
+                x + 9,
+                e + 4,
+                LOCAL,
+                "",
+                &format!("snapshot (compact through {index})"),
+            );
         }
         Action::Restart { server } => {
             let x = lay.x(*server);
