@@ -179,7 +179,7 @@ pub fn not_checked_reason(name: &str, cfg: &crate::config::Config) -> Option<&'s
         ),
         "LeaderCommitsBeforeOwnPersist" if cfg.persist == crate::config::PersistMode::Sync => Some(
             "--persist sync: every step is durable at once, so a leader never commits \
-                 before its own fsync (--persist async checks it)",
+             before its own fsync (--persist async checks it)",
         ),
         _ => None,
     }
