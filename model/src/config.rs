@@ -239,13 +239,20 @@ impl Default for Config {
 
 impl Config {
     /// Default bounds of `raft-model check`: three servers, async
-    /// durability (Persist is a step), a restart, a partition, message loss
-    /// and reordering, no duplication. With Persist as a step of its own the
-    /// earlier defaults (one duplicate) grew 3.3x to 30.7 M unique states
-    /// (376 s on two loaded cores); without the duplicate the exhaustive DFS
-    /// with symmetry visits 12.2 M unique states, about a minute on two
-    /// free cores. Duplication is checked by `Config::ci()` and the
-    /// `truncate-on-match` bounds (docs/checking.md).
+    /// durability (Persist is a step), a restart, a snapshot, message loss
+    /// and reordering; no partition, no duplication. With Persist as a step
+    /// of its own the earlier defaults (one duplicate) grew 3.3x to 30.7 M
+    /// unique states, so duplication went (checked by `Config::ci()` and the
+    /// `truncate-on-match` bounds). With a snapshot (issue 10) and the
+    /// partition the check was 75.3 M unique states, 504 s and 1.29 GB on
+    /// two loaded cores; without the partition it is 7.7 M unique states,
+    /// 38.5 s and 168 MB (the earlier default, no snapshot and one
+    /// partition, was 12.2 M unique). Message loss is unbounded, so a
+    /// partition adds few server states that loss cannot reach; what only a
+    /// partition shows, `MinorityNoCommit` and `LeaderDeposedByPartition`,
+    /// is reported as not checked here and is checked by
+    /// `raft-model check --max-partitions 1` (docs/checking.md, "Default
+    /// bounds and snapshots").
     #[allow(clippy::should_implement_trait)]
     pub fn default() -> Config {
         Config {
@@ -254,7 +261,7 @@ impl Config {
             max_requests: 2,
             max_inflight: 2,
             max_restarts: 1,
-            max_partitions: 1,
+            max_partitions: 0,
             max_duplicates: 0,
             max_snapshots: 1,
             network: NetworkKind::Unordered,

@@ -153,13 +153,52 @@ pub const REACHABILITY: &[(&str, Condition)] = &[
     ("InstallSnapshotInstalled", install_snapshot_installed),
 ];
 
-/// Whether property `name` is checked under `cfg`: in sync mode a leader is
-/// always durable, so `LeaderCommitsBeforeOwnPersist` is unreachable by
-/// construction and not a property there; without snapshots
-/// (`max_snapshots` 0) neither is `InstallSnapshotInstalled`.
+/// Why property `name` is not checked under `cfg`, or None when it is. A
+/// property that cannot mean anything at these bounds is left out of the
+/// check (and the report lists it as not checked) instead of passing:
+/// - without partitions (`max_partitions` 0) no leader is ever cut off, so
+///   `MinorityNoCommit` (its ghost flag is set only while a partition is
+///   active) cannot fail and `LeaderDeposedByPartition` cannot be reached;
+/// - without snapshots (`max_snapshots` 0) no InstallSnapshot is ever sent,
+///   so `InstallSnapshotInstalled` cannot be reached;
+/// - in sync mode a leader is always durable, so
+///   `LeaderCommitsBeforeOwnPersist` is unreachable by construction.
+pub fn not_checked_reason(name: &str, cfg: &crate::config::Config) -> Option<&'static str> {
+    match name {
+        "MinorityNoCommit" if cfg.max_partitions == 0 => Some(
+            "--max-partitions 0: no leader is ever cut off in a minority, so the property \
+             cannot fail (--max-partitions 1 checks it)",
+        ),
+        "LeaderDeposedByPartition" if cfg.max_partitions == 0 => Some(
+            "--max-partitions 0: without a partition no leader can be deposed by one \
+             (--max-partitions 1 checks it)",
+        ),
+        "InstallSnapshotInstalled" if cfg.max_snapshots == 0 => Some(
+            "--max-snapshots 0: no snapshot is ever taken, so none is installed \
+             (--max-snapshots 1 checks it)",
+        ),
+        "LeaderCommitsBeforeOwnPersist" if cfg.persist == crate::config::PersistMode::Sync => Some(
+            "--persist sync: every step is durable at once, so a leader never commits \
+             before its own fsync (--persist async checks it)",
+        ),
+        _ => None,
+    }
+}
+
+/// Whether property `name` (safety or reachability) is checked under `cfg`
+/// (see [`not_checked_reason`]).
 pub fn applies(name: &str, cfg: &crate::config::Config) -> bool {
-    !(cfg.persist == crate::config::PersistMode::Sync && name == "LeaderCommitsBeforeOwnPersist")
-        && !(cfg.max_snapshots == 0 && name == "InstallSnapshotInstalled")
+    not_checked_reason(name, cfg).is_none()
+}
+
+/// The properties not checked under `cfg` with the reason for each, in
+/// report order (safety first).
+pub fn not_checked(cfg: &crate::config::Config) -> Vec<(&'static str, &'static str)> {
+    ALWAYS
+        .iter()
+        .chain(SOMETIMES)
+        .filter_map(|&n| not_checked_reason(n, cfg).map(|r| (n, r)))
+        .collect()
 }
 
 /// At most one leader per term, ever (ghost election records), and no two

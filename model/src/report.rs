@@ -32,6 +32,10 @@ pub struct Report {
     pub shrink_seconds: f64,
     pub properties: Vec<PropertyReport>,
     pub notes: Vec<String>,
+    /// Properties left out of this check because they cannot mean anything
+    /// at its bounds (`raft_model::properties::not_checked`), each with the
+    /// reason: absent from `properties`, never a pass.
+    pub not_checked: Vec<NotChecked>,
     /// Shared by every trace file of this run (`<kind>-<Property>-<run_id>.json`).
     pub run_id: String,
     /// What went wrong that is not a property's status: no leader was ever
@@ -39,6 +43,13 @@ pub struct Report {
     /// report; next to a JSON report they also go to stderr.
     pub errors: Vec<String>,
     pub exit_code: i32,
+}
+
+/// A property that was not checked, and why.
+#[derive(Debug, Serialize)]
+pub struct NotChecked {
+    pub name: &'static str,
+    pub reason: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -231,6 +242,10 @@ pub fn build(model: &RaftModel, input: &ReportInput, outcome: &Outcome) -> Resul
         shrink_seconds: round3(outcome.shrink_elapsed.as_secs_f64()),
         properties,
         notes,
+        not_checked: raft_model::properties::not_checked(&model.cfg)
+            .into_iter()
+            .map(|(name, reason)| NotChecked { name, reason })
+            .collect(),
         run_id: input.run_id.to_string(),
         errors,
         exit_code,
@@ -460,6 +475,9 @@ pub fn render_text(r: &Report) -> String {
     for n in &r.notes {
         let _ = writeln!(out, "note: {n}");
     }
+    for p in &r.not_checked {
+        let _ = writeln!(out, "note: {} not checked: {}", p.name, p.reason);
+    }
     for e in &r.errors {
         let _ = writeln!(out, "error: {e}");
     }
@@ -539,6 +557,43 @@ mod tests {
         let r = report(cfg, Strategy::Simulate, StopReason::Timeout, true);
         assert_eq!(r.exit_code, 1);
         assert!(r.errors[0].contains("no random walk"), "{:?}", r.errors);
+    }
+
+    #[test]
+    fn properties_that_cannot_mean_anything_are_listed_as_not_checked() {
+        let names = |r: &Report| -> Vec<&str> { r.not_checked.iter().map(|p| p.name).collect() };
+        let in_props = |r: &Report, n: &str| r.properties.iter().any(|p| p.name == n);
+        let r = report(
+            Config::default(),
+            Strategy::Dfs,
+            StopReason::Exhausted,
+            true,
+        );
+        assert_eq!(names(&r), ["MinorityNoCommit", "LeaderDeposedByPartition"]);
+        assert!(!in_props(&r, "MinorityNoCommit") && !in_props(&r, "LeaderDeposedByPartition"));
+        let text = render_text(&r);
+        assert!(
+            text.contains("note: MinorityNoCommit not checked: --max-partitions 0"),
+            "{text}"
+        );
+        let cfg = Config {
+            max_partitions: 1,
+            max_snapshots: 0,
+            persist: raft_model::PersistMode::Sync,
+            ..Config::default()
+        };
+        let r = report(cfg, Strategy::Dfs, StopReason::Exhausted, true);
+        assert_eq!(
+            names(&r),
+            ["LeaderCommitsBeforeOwnPersist", "InstallSnapshotInstalled"]
+        );
+        assert!(in_props(&r, "MinorityNoCommit") && in_props(&r, "LeaderDeposedByPartition"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["not_checked"][1]["name"], "InstallSnapshotInstalled");
+        assert!(json["not_checked"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--max-snapshots 0"));
     }
 
     #[test]
