@@ -6,12 +6,12 @@ use crate::types::{Action, Entry, Index, Message, Role, ServerId, Term, Value};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const TRACE_VERSION: u32 = 3;
+pub const TRACE_VERSION: u32 = 4;
 /// Version 1 predates the durable part and the outbox: it is read as a
 /// trace of `--persist sync` (docs/trace-format.md "Version 1"). Version 2
 /// predates snapshots: it is read with every snapshot field 0 / empty
 /// (docs/trace-format.md "Version 2").
-pub const SUPPORTED_VERSIONS: &[u32] = &[1, 2, TRACE_VERSION];
+pub const SUPPORTED_VERSIONS: &[u32] = &[1, 2, 3, TRACE_VERSION];
 
 /// One server's abstract state (docs/protocol.md §1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -132,6 +132,31 @@ pub enum TraceError {
     },
 }
 
+/// Version 3's Snapshot action has no `index`: it compacted to the server's
+/// commit index in the state before the step, which is what it reads as.
+fn snapshot_index_of_version_3(trace: &mut serde_json::Value) {
+    let commit_of = |state: &serde_json::Value, server: &serde_json::Value| {
+        let i = server.as_u64()? as usize;
+        state.get("servers")?.get(i)?.get("commit_index").cloned()
+    };
+    let mut before = trace.get("initial").cloned().unwrap_or_default();
+    let Some(steps) = trace.get_mut("steps").and_then(|s| s.as_array_mut()) else {
+        return;
+    };
+    for step in steps {
+        if let Some(action) = step.get_mut("action").and_then(|a| a.as_object_mut()) {
+            if action.get("type").and_then(|t| t.as_str()) == Some("Snapshot")
+                && !action.contains_key("index")
+            {
+                if let Some(c) = action.get("server").and_then(|srv| commit_of(&before, srv)) {
+                    action.insert("index".into(), c);
+                }
+            }
+        }
+        before = step.get("state").cloned().unwrap_or_default();
+    }
+}
+
 impl Trace {
     pub fn new(
         kind: TraceKind,
@@ -173,6 +198,10 @@ impl Trace {
                     "missing integer field `version`",
                 )))
             }
+        }
+        let mut value = value;
+        if found == Some(3) {
+            snapshot_index_of_version_3(&mut value);
         }
         let mut trace: Trace = serde_json::from_value(value).map_err(malformed)?;
         if trace.version == 1 {
@@ -383,11 +412,39 @@ mod tests {
     }
 
     #[test]
+    fn a_version_3_snapshot_compacts_to_the_commit_index_before_it() {
+        let mut t = Trace::from_json(V1, "v1.json").unwrap();
+        t.version = TRACE_VERSION;
+        t.initial.servers[0].commit_index = 2;
+        let mut after = t.initial.clone();
+        after.servers[0].snapshot_index = 2;
+        t.steps = vec![TraceStep {
+            action: Action::Snapshot {
+                server: 0,
+                index: 2,
+            },
+            state: after,
+        }];
+        let text = serde_json::to_string(&t).unwrap();
+        assert!(
+            text.contains(r#""type":"Snapshot","server":0,"index":2"#),
+            "{text}"
+        );
+        let v3 = text
+            .replace(r#""version":4"#, r#""version":3"#)
+            .replace(r#","index":2}"#, "}");
+        assert!(!v3.contains(r#""index":2"#), "{v3}");
+        let back = Trace::from_json(&v3, "v3.json").unwrap_or_else(|e| panic!("{e}\n{v3}"));
+        assert_eq!(back.version, 3);
+        assert_eq!(back.steps[0].action, t.steps[0].action);
+    }
+
+    #[test]
     fn unknown_versions_are_refused_naming_the_supported_ones() {
-        let err = Trace::from_json(r#"{"version": 4}"#, "v4.json").unwrap_err();
+        let err = Trace::from_json(r#"{"version": 5}"#, "v5.json").unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("version 4") && msg.contains("[1, 2, 3]"),
+            msg.contains("version 5") && msg.contains("[1, 2, 3, 4]"),
             "{msg}"
         );
     }
