@@ -77,7 +77,7 @@ pub enum Kind {
     VoteResponse,
     AppendEntries,
     AppendResponse,
-    /// Never in flight while snapshots are not conformed (issue 10).
+    /// `InstallSnapshot` / `IS` (R-snap-3).
     InstallSnapshot,
 }
 
