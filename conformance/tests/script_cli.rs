@@ -121,7 +121,7 @@ fn bad_input_exits_2_before_anything_runs() {
         text(&out.stderr),
         format!(
             "error: {bad}:2: unknown command 'elect' (known: config, state, timeout, \
-             heartbeat, request, deliver, drop, duplicate, persist, restart, partition, heal)\n"
+             heartbeat, request, deliver, drop, duplicate, persist, restart, snapshot, partition, heal)\n"
         )
     );
     let missing = dir.path().join("missing.txt").display().to_string();
