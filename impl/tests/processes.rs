@@ -126,7 +126,7 @@ fn check_recorded_steps(path: &Path, restarts_expected: std::ops::RangeInclusive
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert_eq!(
             (r["format"].as_str(), r["version"].as_u64()),
-            (Some("raftkv-steps"), Some(1))
+            (Some("raftkv-steps"), Some(2))
         );
         let (node, seq) = (r["node"].as_u64().unwrap(), r["seq"].as_u64().unwrap());
         let want = next.entry(node).or_insert(0);

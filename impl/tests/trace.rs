@@ -77,7 +77,7 @@ async fn a_cluster_records_causal_parseable_steps() {
     for line in &lines {
         let r: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert_eq!(r["format"], "raftkv-steps");
-        assert_eq!(r["version"], 1);
+        assert_eq!(r["version"], 2);
         let node = r["node"].as_u64().unwrap();
         let seq = r["seq"].as_u64().unwrap();
         let expect = next_seq.entry(node).or_insert(0);
