@@ -7,7 +7,7 @@
 //! ghost flags that the step sets.
 
 use crate::model::RaftModel;
-use crate::state::{flags, members, State};
+use crate::state::{flags, members, values_prefix_eq, State};
 use crate::types::{Index, Role, Value};
 
 /// A property's condition.
@@ -235,8 +235,7 @@ pub fn log_matching(_: &RaftModel, s: &State) -> bool {
                 .rev()
                 .find(|&p| a.term_at(p).is_some() && a.term_at(p) == b.term_at(p))
             {
-                let p = p as usize;
-                if !a.values().take(p).eq(b.values().take(p)) {
+                if !values_prefix_eq(a.value_parts(), b.value_parts(), p as usize) {
                     return false;
                 }
             }
@@ -287,7 +286,7 @@ pub fn state_machine_safety(_: &RaftModel, s: &State) -> bool {
     for (k, a) in s.servers.iter().enumerate() {
         for b in &s.servers[k + 1..] {
             let upto = a.commit_index.min(b.commit_index) as usize;
-            if !a.values().take(upto).eq(b.values().take(upto)) {
+            if !values_prefix_eq(a.value_parts(), b.value_parts(), upto) {
                 return false;
             }
         }
@@ -351,18 +350,31 @@ pub fn snapshot_only_committed(_: &RaftModel, s: &State) -> bool {
     // `commits` is sorted by index: one walk over it per snapshot (a
     // recorded trace's snapshots hold thousands of values).
     let covers = |n: Index, vals: &[Value]| {
+        if vals.len() != n as usize {
+            return false;
+        }
+        // The usual shape: one record per index from 1 on, so the records
+        // of 1..=n are the first n (and the next is beyond n), compared in
+        // one pass.
+        let commits = &s.ghost.commits;
+        let first = &commits[..commits.len().min(vals.len())];
+        if first.len() == vals.len()
+            && first.iter().zip(1..).all(|(c, i)| c.index == i)
+            && commits.get(vals.len()).is_none_or(|c| c.index > n)
+        {
+            return first.iter().zip(vals).all(|(c, &v)| c.entry.value == v);
+        }
         let mut commits = s.ghost.commits.iter().peekable();
-        vals.len() == n as usize
-            && vals.iter().zip(1..).all(|(&v, index)| {
-                while commits.next_if(|c| c.index < index).is_some() {}
-                let mut at = commits.clone();
-                while let Some(c) = at.next_if(|c| c.index == index) {
-                    if c.entry.value == v {
-                        return true;
-                    }
+        vals.iter().zip(1..).all(|(&v, index)| {
+            while commits.next_if(|c| c.index < index).is_some() {}
+            let mut at = commits.clone();
+            while let Some(c) = at.next_if(|c| c.index == index) {
+                if c.entry.value == v {
+                    return true;
                 }
-                false
-            })
+            }
+            false
+        })
     };
     s.servers.iter().all(|srv| {
         covers(srv.snapshot_index, &srv.snapshot_values)

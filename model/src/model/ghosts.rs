@@ -14,7 +14,8 @@ use super::RaftModel;
 use crate::config::MAX_SERVERS;
 use crate::properties;
 use crate::state::{
-    bit, flags, members, CommitRecord, ElectionRecord, QuorumRecord, State, ValueSet, VoteRecord,
+    bit, flags, members, values_prefix_eq, CommitRecord, ElectionRecord, QuorumRecord, State,
+    ValueSet, VoteRecord,
 };
 use crate::types::{Action, Entry, Index, Role, ServerId, Term};
 
@@ -87,10 +88,7 @@ impl RaftModel {
             let applied = before.commit_index as usize;
             if !restarted
                 && (after.commit_index < before.commit_index
-                    || !before
-                        .values()
-                        .take(applied)
-                        .eq(after.values().take(applied)))
+                    || !values_prefix_eq(before.value_parts(), after.value_parts(), applied))
             {
                 s.ghost.flags |= flags::VIOLATED_APPLIED_GOES_BACK;
             }
@@ -107,9 +105,11 @@ impl RaftModel {
             // delete them): a value identifies its entry.
             if same_leader
                 && (after.last_index() < before.last_index()
-                    || !before
-                        .values()
-                        .eq(after.values().take(before.last_index() as usize)))
+                    || !values_prefix_eq(
+                        before.value_parts(),
+                        after.value_parts(),
+                        before.last_index() as usize,
+                    ))
             {
                 s.ghost.flags |= flags::VIOLATED_APPEND_ONLY;
             }

@@ -17,6 +17,26 @@ mod symmetry;
 
 use symmetry::mix;
 
+/// Whether two `snapshot values ++ log values` sequences agree on their
+/// first `k` values (as `a.take(k).eq(b.take(k))`): the part both snapshots
+/// cover is one slice comparison, since a long recorded trace's snapshots
+/// hold thousands of values; the rest goes value by value.
+pub fn values_prefix_eq(a: (&[Value], &[Entry]), b: (&[Value], &[Entry]), k: usize) -> bool {
+    fn rest<'a>(
+        (snap, log): (&'a [Value], &'a [Entry]),
+        from: usize,
+        n: usize,
+    ) -> impl Iterator<Item = Value> + 'a {
+        snap[from..]
+            .iter()
+            .copied()
+            .chain(log.iter().map(|e| e.value))
+            .take(n)
+    }
+    let both = a.0.len().min(b.0.len()).min(k);
+    a.0[..both] == b.0[..both] && rest(a, both, k - both).eq(rest(b, both, k - both))
+}
+
 /// A server's log. Inline up to 4 entries (bounded checks never exceed
 /// `max_requests` entries), so cloning a state does not allocate.
 pub type Log = SmallVec<[Entry; 4]>;
@@ -180,8 +200,11 @@ impl ServerState {
         if self.last_index() < index || self.durable_last_index() < index {
             return false;
         }
-        let k = index as usize;
-        if !self.values().take(k).eq(self.durable_values().take(k)) {
+        if !values_prefix_eq(
+            self.value_parts(),
+            self.durable_value_parts(),
+            index as usize,
+        ) {
             return false;
         }
         let from = self.snapshot_index.max(self.durable_snapshot_index).max(1);
@@ -251,6 +274,17 @@ impl ServerState {
     pub fn durable_holds(&self, index: Index, entry: &Entry) -> bool {
         self.durable_value_at(index) == Some(entry.value)
             && self.durable_term_at(index).is_none_or(|t| t == entry.term)
+    }
+
+    /// `(snapshot_values, log)`: the parts of [`values`](Self::values),
+    /// for [`values_prefix_eq`].
+    pub fn value_parts(&self) -> (&[Value], &[Entry]) {
+        (&self.snapshot_values, &self.log)
+    }
+
+    /// `(durable_snapshot_values, durable_log)`.
+    pub fn durable_value_parts(&self) -> (&[Value], &[Entry]) {
+        (&self.durable_snapshot_values, &self.durable_log)
     }
 
     /// The values of `snapshot_values ++ log`, index 1 first.
@@ -606,5 +640,40 @@ impl State {
         };
         state.normalize_network(NetworkKind::Ordered);
         state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `values_prefix_eq` is `a.take(k).eq(b.take(k))` over every split of
+    /// two short value sequences between snapshot and log.
+    #[test]
+    fn values_prefix_eq_is_the_prefix_comparison_of_the_whole_sequences() {
+        let seqs: [&[Value]; 5] = [&[], &[1], &[1, 2], &[1, 3], &[1, 2, 4]];
+        let split = |v: &[Value], at: usize| -> (Vec<Value>, Vec<Entry>) {
+            let log = v[at..]
+                .iter()
+                .map(|&value| Entry { term: 1, value })
+                .collect();
+            (v[..at].to_vec(), log)
+        };
+        for a in seqs {
+            for b in seqs {
+                for (sa, sb) in (0..=a.len()).flat_map(|x| (0..=b.len()).map(move |y| (x, y))) {
+                    let (av, al) = split(a, sa);
+                    let (bv, bl) = split(b, sb);
+                    for k in 0..=4 {
+                        let want = a.iter().take(k).eq(b.iter().take(k));
+                        assert_eq!(
+                            values_prefix_eq((&av, &al), (&bv, &bl), k),
+                            want,
+                            "{a:?} split at {sa}, {b:?} split at {sb}, k = {k}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
