@@ -30,26 +30,70 @@ fn diff_server(i: usize, e: &AbstractServer, a: &AbstractServer, out: &mut Vec<F
             });
         }
     };
-    field("term", json(&e.term), json(&a.term));
-    field("voted_for", json(&e.voted_for), json(&a.voted_for));
-    field("role", json(&e.role), json(&a.role));
-    field("log", json(&e.log), json(&a.log));
-    field("commit_index", json(&e.commit_index), json(&a.commit_index));
+    // Every field, by name: a field added to AbstractServer does not
+    // compile here until it is compared.
+    let AbstractServer {
+        term,
+        voted_for,
+        role,
+        snapshot_index,
+        snapshot_term,
+        snapshot_values,
+        log,
+        commit_index,
+        votes_granted,
+        next_index,
+        match_index,
+        durable_term,
+        durable_voted_for,
+        durable_snapshot_index,
+        durable_snapshot_term,
+        durable_snapshot_values,
+        durable_log,
+        outbox,
+    } = e;
+    field("term", json(term), json(&a.term));
+    field("voted_for", json(voted_for), json(&a.voted_for));
+    field("role", json(role), json(&a.role));
     field(
-        "votes_granted",
-        json(&e.votes_granted),
-        json(&a.votes_granted),
+        "snapshot_index",
+        json(snapshot_index),
+        json(&a.snapshot_index),
     );
-    field("next_index", json(&e.next_index), json(&a.next_index));
-    field("match_index", json(&e.match_index), json(&a.match_index));
-    field("durable_term", json(&e.durable_term), json(&a.durable_term));
+    field("snapshot_term", json(snapshot_term), json(&a.snapshot_term));
+    field(
+        "snapshot_values",
+        json(snapshot_values),
+        json(&a.snapshot_values),
+    );
+    field("log", json(log), json(&a.log));
+    field("commit_index", json(commit_index), json(&a.commit_index));
+    field("votes_granted", json(votes_granted), json(&a.votes_granted));
+    field("next_index", json(next_index), json(&a.next_index));
+    field("match_index", json(match_index), json(&a.match_index));
+    field("durable_term", json(durable_term), json(&a.durable_term));
     field(
         "durable_voted_for",
-        json(&e.durable_voted_for),
+        json(durable_voted_for),
         json(&a.durable_voted_for),
     );
-    field("durable_log", json(&e.durable_log), json(&a.durable_log));
-    field("outbox", json(&e.outbox), json(&a.outbox));
+    field(
+        "durable_snapshot_index",
+        json(durable_snapshot_index),
+        json(&a.durable_snapshot_index),
+    );
+    field(
+        "durable_snapshot_term",
+        json(durable_snapshot_term),
+        json(&a.durable_snapshot_term),
+    );
+    field(
+        "durable_snapshot_values",
+        json(durable_snapshot_values),
+        json(&a.durable_snapshot_values),
+    );
+    field("durable_log", json(durable_log), json(&a.durable_log));
+    field("outbox", json(outbox), json(&a.outbox));
 }
 
 fn counts(msgs: &[Message]) -> BTreeMap<&Message, i64> {
@@ -290,15 +334,23 @@ mod tests {
         let mut b = state();
         b.servers[1].commit_index = 2;
         b.servers[2].log.push(Entry { term: 1, value: 3 });
+        b.servers[0].snapshot_term = 1;
+        b.servers[0].durable_snapshot_values = vec![4];
         b.partition = Some(vec![2]);
         let d = diff(&a, &b);
         let fields: Vec<_> = d.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(
             fields,
-            vec!["servers[1].commit_index", "servers[2].log", "partition"]
+            vec![
+                "servers[0].snapshot_term",
+                "servers[0].durable_snapshot_values",
+                "servers[1].commit_index",
+                "servers[2].log",
+                "partition"
+            ]
         );
-        assert_eq!(d[0].expected, "0");
-        assert_eq!(d[0].actual, "2");
+        assert_eq!(d[2].expected, "0");
+        assert_eq!(d[2].actual, "2");
     }
 
     #[test]
