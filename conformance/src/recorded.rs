@@ -224,12 +224,6 @@ impl Validator {
 
     /// Applies a model action that the record implies.
     fn apply(&mut self, r: &Located, action: Action, sends: usize) -> Result<(), Failure> {
-        if matches!(action, Action::Snapshot { .. }) {
-            // A node snapshots every N entries, so a long trace takes more
-            // snapshots than the model's u8 budget counts; the budget only
-            // bounds exhaustive searches and no property reads it.
-            self.state.snapshots = 0;
-        }
         match self.model.next_state(&self.state, action.clone()) {
             Some(next) => {
                 self.state = next;

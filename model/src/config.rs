@@ -203,12 +203,14 @@ pub struct Config {
     /// Total client requests over the whole run (values 1..=max_requests).
     pub max_requests: Value,
     /// An action whose sends would put more messages than this in flight is not enabled.
+    /// 255 is no bound (scripts, recorded traces).
     pub max_inflight: u8,
     pub max_restarts: u8,
     pub max_partitions: u8,
     pub max_duplicates: u8,
-    /// Snapshot steps over the whole run (R-snap-2). Missing in traces
-    /// before version 3: 0.
+    /// Snapshot steps over the whole run (R-snap-2); 255 is no bound (a
+    /// recorded trace snapshots every N entries). Missing in traces before
+    /// version 3: 0.
     #[serde(default)]
     pub max_snapshots: u8,
     pub network: NetworkKind,

@@ -151,7 +151,7 @@ impl RaftModel {
             // index (with the snapshot-uncommitted bug: the last index).
             Action::Snapshot { server, index } => {
                 self.valid_server(*server)
-                    && s.snapshots < self.cfg.max_snapshots
+                    && (self.cfg.max_snapshots == u8::MAX || s.snapshots < self.cfg.max_snapshots)
                     && *index > s.servers[usize::from(*server)].snapshot_index
                     && *index <= self.snapshot_target(s, *server)
             }

@@ -37,7 +37,7 @@ impl RaftModel {
             srv.snapshot_index += k as u32;
             srv.snapshot_term = term;
         }
-        s.snapshots += 1;
+        s.snapshots = s.snapshots.saturating_add(1);
     }
 
     /// R-snap-3: the InstallSnapshot that leader `i` sends `j` instead of
