@@ -7,8 +7,9 @@
 //! ghost flags that the step sets.
 
 use crate::model::RaftModel;
-use crate::state::{flags, members, values_prefix_eq, State};
+use crate::state::{flags, members, values_prefix_eq, HeldLog, State};
 use crate::types::{Index, Role, Value};
+use smallvec::SmallVec;
 
 /// A property's condition.
 pub type Condition = fn(&RaftModel, &State) -> bool;
@@ -253,12 +254,13 @@ pub fn leader_append_only(_: &RaftModel, s: &State) -> bool {
 /// after T (the paper's Leader Completeness; a stale leader of an earlier
 /// term may legally lack it). Over snapshot and log (R-snap-6).
 pub fn leader_completeness(_: &RaftModel, s: &State) -> bool {
-    s.ghost.commits.iter().all(|c| {
-        s.servers
-            .iter()
-            .filter(|srv| srv.role == Role::Leader && srv.term > c.term)
-            .all(|srv| srv.holds(c.index, &c.entry))
-    })
+    s.servers
+        .iter()
+        .filter(|srv| srv.role == Role::Leader)
+        .all(|srv| {
+            srv.held_log()
+                .holds_all(s.ghost.commits.iter().filter(|c| c.term < srv.term))
+        })
 }
 
 /// No two servers ever apply different entries at one index: committed
@@ -277,10 +279,9 @@ pub fn state_machine_safety(_: &RaftModel, s: &State) -> bool {
         if srv.commit_index > srv.last_index() {
             return false;
         }
-        for c in commits.iter().filter(|c| c.index <= srv.commit_index) {
-            if !srv.holds(c.index, &c.entry) {
-                return false;
-            }
+        let committed = commits.iter().filter(|c| c.index <= srv.commit_index);
+        if !srv.held_log().holds_all(committed) {
+            return false;
         }
     }
     for (k, a) in s.servers.iter().enumerate() {
@@ -334,10 +335,12 @@ pub fn vote_once_per_term(_: &RaftModel, s: &State) -> bool {
 /// restarts of a minority (R-persist-2, R-persist-4).
 pub fn committed_is_durable(m: &RaftModel, s: &State) -> bool {
     let majority = m.cfg.majority();
+    let disks: SmallVec<[HeldLog; 5]> =
+        s.servers.iter().map(|srv| srv.durable_held_log()).collect();
     s.ghost.commits.iter().all(|c| {
-        s.servers
+        disks
             .iter()
-            .filter(|srv| srv.durable_holds(c.index, &c.entry))
+            .filter(|disk| disk.holds(c.index, &c.entry))
             .count()
             >= majority
     })
@@ -356,13 +359,19 @@ pub fn snapshot_only_committed(_: &RaftModel, s: &State) -> bool {
         // The usual shape: one record per index from 1 on, so the records
         // of 1..=n are the first n (and the next is beyond n), compared in
         // one pass.
+        // One pass; anything else (a second record at an index, a value
+        // that differs) takes the general walk below.
         let commits = &s.ghost.commits;
         let first = &commits[..commits.len().min(vals.len())];
         if first.len() == vals.len()
-            && first.iter().zip(1..).all(|(c, i)| c.index == i)
             && commits.get(vals.len()).is_none_or(|c| c.index > n)
+            && first
+                .iter()
+                .zip(vals)
+                .zip(1..)
+                .all(|((c, &v), i)| c.index == i && c.entry.value == v)
         {
-            return first.iter().zip(vals).all(|(c, &v)| c.entry.value == v);
+            return true;
         }
         let mut commits = s.ghost.commits.iter().peekable();
         vals.iter().zip(1..).all(|(&v, index)| {
@@ -377,8 +386,12 @@ pub fn snapshot_only_committed(_: &RaftModel, s: &State) -> bool {
         })
     };
     s.servers.iter().all(|srv| {
+        // After a Persist the durable snapshot is the in-memory one (shared,
+        // `Values::shares`): asked once.
+        let durable_is_same = srv.durable_snapshot_index == srv.snapshot_index
+            && srv.durable_snapshot_values.shares(&srv.snapshot_values);
         covers(srv.snapshot_index, &srv.snapshot_values)
-            && covers(srv.durable_snapshot_index, &srv.durable_snapshot_values)
+            && (durable_is_same || covers(srv.durable_snapshot_index, &srv.durable_snapshot_values))
     })
 }
 

@@ -1646,7 +1646,7 @@ fn install(term: u32, lii: u32, lit: u32, values: &[u32]) -> Body {
         term,
         last_included_index: lii,
         last_included_term: lit,
-        values: values.to_vec(),
+        values: values.into(),
     })
 }
 
@@ -1890,7 +1890,7 @@ fn restart_recovers_the_durable_snapshot_and_its_commit_index() {
     let f = &mut s.servers[0];
     f.commit_index = 3;
     f.snapshot_index = 3;
-    f.snapshot_values.push(3);
+    f.snapshot_values = f.snapshot_values.extended([3]);
     f.log.clear();
     let t = m.next_state(&s, Action::Restart { server: 0 }).unwrap();
     let mut want = s.clone();

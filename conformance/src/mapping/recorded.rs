@@ -318,9 +318,9 @@ pub fn rec_message_to_model(
                 narrow_rec("last_included_term", *last_included_term)?,
             );
             let values = if (sender.snapshot_index, sender.snapshot_term) == (lii, lit) {
-                sender.snapshot_values.to_vec()
+                sender.snapshot_values.clone()
             } else {
-                Vec::new()
+                m::Values::new()
             };
             m::Body::InstallSnapshot(m::InstallSnapshot {
                 term: narrow_rec("term", *term)?,

@@ -100,7 +100,7 @@ pub fn install_snapshot_to_model(
         term: narrow("term", k.term)?,
         last_included_index,
         last_included_term,
-        values,
+        values: values.into(),
     })
 }
 
@@ -134,7 +134,7 @@ mod tests {
             term: 4,
             last_included_index: 2,
             last_included_term: 1,
-            values: vec![9, 3],
+            values: vec![9, 3].into(),
         };
         assert_eq!(
             install_snapshot_to_model(&install_snapshot_to_impl(&is)).unwrap(),

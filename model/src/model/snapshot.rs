@@ -32,8 +32,9 @@ impl RaftModel {
         if target > srv.snapshot_index {
             let k = ((target - srv.snapshot_index) as usize).min(srv.log.len());
             let term = srv.log[k - 1].term;
-            srv.snapshot_values
-                .extend(srv.log.drain(..k).map(|e| e.value));
+            srv.snapshot_values = srv
+                .snapshot_values
+                .extended(srv.log.drain(..k).map(|e| e.value));
             srv.snapshot_index += k as u32;
             srv.snapshot_term = term;
         }
@@ -52,7 +53,7 @@ impl RaftModel {
                 term: l.term,
                 last_included_index: l.snapshot_index,
                 last_included_term: l.snapshot_term,
-                values: l.snapshot_values.to_vec(),
+                values: l.snapshot_values.clone(),
             }),
         }
     }
@@ -115,7 +116,7 @@ impl RaftModel {
             }
             srv.snapshot_index = lii;
             srv.snapshot_term = lit;
-            srv.snapshot_values = values.iter().copied().collect();
+            srv.snapshot_values = values.clone();
             srv.commit_index = lii;
             s.ghost.flags |= flags::EVENT_SNAPSHOT_INSTALLED;
         }

@@ -37,12 +37,62 @@ pub fn values_prefix_eq(a: (&[Value], &[Entry]), b: (&[Value], &[Entry]), k: usi
     a.0[..both] == b.0[..both] && rest(a, both, k - both).eq(rest(b, both, k - both))
 }
 
+/// A snapshot and the log after it, borrowed as plain slices, to ask
+/// [`ServerState::holds`] of many records in one tight loop: the ghost
+/// commit records of a long recorded trace number in the thousands, and
+/// the properties that read them run at every step.
+#[derive(Clone, Copy)]
+pub struct HeldLog<'a> {
+    snapshot_index: Index,
+    snapshot_term: Term,
+    values: &'a [Value],
+    log: &'a [Entry],
+}
+
+impl<'a> HeldLog<'a> {
+    pub fn new(
+        snapshot_index: Index,
+        snapshot_term: Term,
+        values: &'a [Value],
+        log: &'a [Entry],
+    ) -> Self {
+        HeldLog {
+            snapshot_index,
+            snapshot_term,
+            values,
+            log,
+        }
+    }
+
+    /// `ServerState::holds` (or `durable_holds`) on these parts: the value
+    /// at `index`, and the term where it is known (at and after the
+    /// snapshot index).
+    #[inline]
+    pub fn holds(&self, index: Index, entry: &Entry) -> bool {
+        if index == 0 {
+            false
+        } else if index < self.snapshot_index {
+            self.values.get(index as usize - 1) == Some(&entry.value)
+        } else if index == self.snapshot_index {
+            self.values.get(index as usize - 1) == Some(&entry.value)
+                && self.snapshot_term == entry.term
+        } else {
+            self.log.get((index - self.snapshot_index) as usize - 1) == Some(entry)
+        }
+    }
+
+    /// Whether every `(index, entry)` of `records` is held.
+    pub fn holds_all<'r>(&self, records: impl IntoIterator<Item = &'r CommitRecord>) -> bool {
+        records.into_iter().all(|c| self.holds(c.index, &c.entry))
+    }
+}
+
 /// A server's log. Inline up to 4 entries (bounded checks never exceed
 /// `max_requests` entries), so cloning a state does not allocate.
 pub type Log = SmallVec<[Entry; 4]>;
 /// The values of the entries a snapshot covers (`1..=snapshot_index`, in
-/// order: the model's state machine, R-snap-1). Inline up to 4, like `Log`.
-pub type Values = SmallVec<[Value; 4]>;
+/// order: the model's state machine, R-snap-1), shared by reference.
+pub use crate::types::Values;
 /// The servers of a state, inline up to 5.
 pub type Servers = SmallVec<[ServerState; 5]>;
 /// The messages in flight, inline up to 4.
@@ -266,14 +316,34 @@ impl ServerState {
     /// Whether this server holds `entry` at `index`: its value there, and
     /// its term where the term is known (at and after `snapshot_index`).
     pub fn holds(&self, index: Index, entry: &Entry) -> bool {
-        self.value_at(index) == Some(entry.value)
-            && self.term_at(index).is_none_or(|t| t == entry.term)
+        self.held_log().holds(index, entry)
     }
 
     /// Like `holds`, on the durable snapshot and log.
     pub fn durable_holds(&self, index: Index, entry: &Entry) -> bool {
-        self.durable_value_at(index) == Some(entry.value)
-            && self.durable_term_at(index).is_none_or(|t| t == entry.term)
+        self.durable_held_log().holds(index, entry)
+    }
+
+    /// Snapshot and log as a [`HeldLog`], for [`holds`](Self::holds) over
+    /// many records.
+    pub fn held_log(&self) -> HeldLog<'_> {
+        HeldLog::new(
+            self.snapshot_index,
+            self.snapshot_term,
+            &self.snapshot_values,
+            &self.log,
+        )
+    }
+
+    /// The durable part as a [`HeldLog`], for [`durable_holds`](Self::durable_holds)
+    /// over many records.
+    pub fn durable_held_log(&self) -> HeldLog<'_> {
+        HeldLog::new(
+            self.durable_snapshot_index,
+            self.durable_snapshot_term,
+            &self.durable_snapshot_values,
+            &self.durable_log,
+        )
     }
 
     /// `(snapshot_values, log)`: the parts of [`values`](Self::values),
