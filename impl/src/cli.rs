@@ -239,6 +239,33 @@ pub struct ServeArgs {
     /// "Snapshots"); 0 never snapshots.
     #[arg(long, value_name = "N", default_value_t = raftkv::kv::service::DEFAULT_SNAPSHOT_ENTRIES)]
     pub snapshot_entries: u64,
+    /// The process's async runtime. `current-thread` (the default) runs the
+    /// node loop, its connections and the KV service on one thread: a
+    /// message read from a socket reaches the node loop without waking
+    /// another thread, which took a tenth off a single client's write
+    /// latency (docs/operating.md, "One thread per node"). The node loop's
+    /// fsync blocks that thread meanwhile; messages wait in the socket
+    /// buffers. `multi-thread` runs one worker per core and moves the other
+    /// tasks off the node loop's thread during its fsync.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::CurrentThread)]
+    pub runtime: RuntimeKind,
+}
+
+/// `serve --runtime`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    CurrentThread,
+    MultiThread,
+}
+
+impl RuntimeKind {
+    /// The value as `--runtime` spells it.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            RuntimeKind::CurrentThread => "current-thread",
+            RuntimeKind::MultiThread => "multi-thread",
+        }
+    }
 }
 
 #[derive(Args)]
@@ -293,6 +320,9 @@ pub struct ClusterArgs {
     /// `--tls-dir DIR/tls`; clients then need `--tls-dir DIR/tls`.
     #[arg(long)]
     pub tls: bool,
+    /// Every node's `serve --runtime`.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::CurrentThread)]
+    pub runtime: RuntimeKind,
 }
 
 #[derive(Args)]

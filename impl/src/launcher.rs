@@ -380,7 +380,7 @@ pub async fn run(a: ClusterArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let mut cluster = LocalCluster::start_full(
+    let mut cluster = LocalCluster::new(
         &exe,
         a.nodes,
         &a.dir,
@@ -388,8 +388,9 @@ pub async fn run(a: ClusterArgs) -> Result<ExitCode> {
         true,
         a.trace,
         tls_dir.clone(),
-    )
-    .context("starting the local cluster")?;
+    )?;
+    cluster.serve_args = vec!["--runtime".into(), a.runtime.as_arg().into()];
+    cluster.spawn_all().context("starting the local cluster")?;
     out!(
         "cluster of {} nodes (data in {}):",
         a.nodes,

@@ -18,7 +18,7 @@ mod status;
 use anyhow::{Context, Result};
 use bench::BenchOptions;
 use clap::Parser;
-use cli::{usage, Cli, ClientArgs, Command, ServeArgs, WriteArgs};
+use cli::{usage, Cli, ClientArgs, Command, RuntimeKind, ServeArgs, WriteArgs};
 use raftkv::client::{Client, ClientConfig};
 use raftkv::codec::MAX_KV_BYTES;
 use raftkv::server::{Server, ServerConfig};
@@ -46,7 +46,15 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_logs(default_log);
-    let rt = match tokio::runtime::Runtime::new() {
+    let runtime = match &cli.command {
+        Command::Serve(a) if a.runtime == RuntimeKind::CurrentThread => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let rt = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
