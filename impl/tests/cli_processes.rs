@@ -605,3 +605,67 @@ fn cluster_killed_with_sigkill_leaves_no_orphans() {
     l.wait();
     l.assert_nodes_gone();
 }
+
+/// Threads of process `pid` (Linux: /proc/PID/status).
+fn threads(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn cluster_runtime_flag_reaches_every_node_and_both_runtimes_serve_writes() {
+    // `--runtime multi-thread` gives each node one worker per core beside
+    // its main thread; the default runs each node on its main thread (the
+    // blocking pool may add a thread for a DNS lookup, never the workers).
+    let mut counts = BTreeMap::new();
+    for runtime in ["current-thread", "multi-thread"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let extra: &[&str] = if runtime == "current-thread" {
+            &[]
+        } else {
+            &["--runtime", "multi-thread"]
+        };
+        let mut l = launch(tmp.path(), extra);
+        l.write_one();
+        let out = raftkv(&[
+            "get",
+            "k",
+            "--cluster",
+            &l.addrs.join(","),
+            "--timeout",
+            "30",
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "v\n", "{runtime}");
+        let per_node: Vec<usize> = l.pids.values().map(|&p| threads(p)).collect();
+        counts.insert(runtime, per_node);
+        l.signal(libc::SIGTERM);
+        assert_eq!(l.wait().code(), Some(0), "{runtime}: {}", l.stderr_text());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (ct, mt) in counts["current-thread"].iter().zip(&counts["multi-thread"]) {
+        assert!(
+            *mt > cores,
+            "multi-thread node with {mt} threads on {cores} cores: {counts:?}"
+        );
+        assert!(ct < mt, "{counts:?}");
+    }
+    let out = raftkv(&[
+        "serve",
+        "--id",
+        "1",
+        "--data-dir",
+        "x",
+        "--peers",
+        "1=127.0.0.1:1",
+        "--runtime",
+        "green",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("current-thread"), "{}", stderr(&out));
+}
