@@ -533,7 +533,10 @@ struct NodeTask {
     failed: bool,
 }
 
-/// Run blocking storage I/O without starving a multi-threaded runtime.
+/// Run blocking storage I/O without starving a multi-threaded runtime (its
+/// other tasks move to another thread meanwhile). On a current-thread
+/// runtime (`serve`'s default) it runs inline: nothing else could run on
+/// the node loop's thread anyway, and no thread is woken.
 fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
