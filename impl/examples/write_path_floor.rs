@@ -14,7 +14,14 @@
 //! of a 100-byte `bench` write. docs/operating.md, "One thread per node",
 //! has results.
 //!
-//! `cargo run --release -p raftkv --example write_path_floor -- DIR [WRITES]`
+//! With `--tokio` the leader and followers are tokio current-thread
+//! programs shaped like a raftkv node (`serve --runtime current-thread`):
+//! a reader task per connection hands each message over a channel to one
+//! loop task, which writes and fsyncs inline and sends with `write_all`.
+//! The difference between the two modes is what the async runtime costs on
+//! this path; the difference to `raftkv bench` is what raftkv adds.
+//!
+//! `cargo run --release -p raftkv --example write_path_floor -- DIR [WRITES] [--tokio]`
 //! (DIR on the disk under test; default 3000 writes).
 
 use hdrhistogram::Histogram;
@@ -121,6 +128,113 @@ fn leader(dir: &Path, follower_ports: &[u16]) {
     eprintln!("{}", fsyncs.value_at_quantile(0.5));
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn async_listen() -> tokio::net::TcpListener {
+    let l = listen();
+    l.set_nonblocking(true).unwrap();
+    tokio::net::TcpListener::from_std(l).unwrap()
+}
+
+fn async_follower(dir: &Path) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    runtime().block_on(async {
+        let l = async_listen();
+        let (leader, _) = l.accept().await.unwrap();
+        leader.set_nodelay(true).unwrap();
+        let (mut rd, mut wr) = leader.into_split();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        tokio::spawn(async move {
+            let mut buf = [0u8; ENTRY];
+            while rd.read_exact(&mut buf).await.is_ok() {
+                if tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = log_file(dir, "follower.log");
+        let mut fsyncs = Histogram::<u64>::new(3).unwrap();
+        while rx.recv().await.is_some() {
+            append_and_sync(&mut log, &mut fsyncs);
+            wr.write_all(&[1u8; ACK]).await.expect("ack");
+        }
+    })
+}
+
+fn async_leader(dir: &Path, follower_ports: &[u16]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    runtime().block_on(async {
+        // Messages to the loop task.
+        enum Msg {
+            Request,
+            Ack(usize),
+            ClientGone,
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
+        let mut to_followers = Vec::new();
+        for (k, &p) in follower_ports.iter().enumerate() {
+            let s = tokio::net::TcpStream::connect(("127.0.0.1", p))
+                .await
+                .unwrap();
+            s.set_nodelay(true).unwrap();
+            let (mut rd, wr) = s.into_split();
+            to_followers.push(wr);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut ack = [0u8; ACK];
+                while rd.read_exact(&mut ack).await.is_ok() {
+                    if tx.send(Msg::Ack(k)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let l = async_listen();
+        let (client, _) = l.accept().await.unwrap();
+        client.set_nodelay(true).unwrap();
+        let (mut client_rd, mut client_wr) = client.into_split();
+        tokio::spawn(async move {
+            let mut req = [0u8; REQUEST];
+            while client_rd.read_exact(&mut req).await.is_ok() {
+                if tx.send(Msg::Request).is_err() {
+                    break;
+                }
+            }
+            let _ = tx.send(Msg::ClientGone);
+        });
+        let mut log = log_file(dir, "leader.log");
+        let mut fsyncs = Histogram::<u64>::new(3).unwrap();
+        let mut acked = vec![0u64; to_followers.len()];
+        let (mut n, mut answered) = (0u64, 0u64);
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::ClientGone => break,
+                Msg::Ack(k) => acked[k] += 1,
+                Msg::Request => {
+                    n += 1;
+                    for f in &mut to_followers {
+                        f.write_all(&[3u8; ENTRY]).await.expect("send the entry");
+                    }
+                    append_and_sync(&mut log, &mut fsyncs);
+                }
+            }
+            // Write n is done once its own fsync (inline above) and one
+            // follower's ack are; the client sends the next request only
+            // after the answer.
+            if n > answered && acked.iter().any(|&a| a >= n) {
+                client_wr.write_all(&[0u8; ANSWER]).await.expect("answer");
+                answered = n;
+            }
+        }
+        eprintln!("{}", fsyncs.value_at_quantile(0.5));
+    })
+}
+
 fn spawn(args: &[&str]) -> (std::process::Child, u16) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
@@ -140,9 +254,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("--follower") => return follower(Path::new(&args[2])),
-        Some("--leader") => {
+        Some("--async-follower") => return async_follower(Path::new(&args[2])),
+        Some(mode @ ("--leader" | "--async-leader")) => {
             let ports: Vec<u16> = args[3..].iter().map(|p| p.parse().unwrap()).collect();
-            return leader(Path::new(&args[2]), &ports);
+            if mode == "--leader" {
+                return leader(Path::new(&args[2]), &ports);
+            }
+            return async_leader(Path::new(&args[2]), &ports);
         }
         _ => {}
     }
@@ -150,15 +268,24 @@ fn main() {
         eprintln!("usage: write_path_floor DIR [WRITES]");
         std::process::exit(2);
     };
-    let writes: u64 = args.get(2).map_or(3000, |w| w.parse().expect("WRITES"));
+    let tokio = args.iter().any(|a| a == "--tokio");
+    let writes: u64 = args
+        .get(2)
+        .filter(|a| *a != "--tokio")
+        .map_or(3000, |w| w.parse().expect("WRITES"));
+    let (follower_mode, leader_mode) = if tokio {
+        ("--async-follower", "--async-leader")
+    } else {
+        ("--follower", "--leader")
+    };
     let dir = tempfile::tempdir_in(&dir).expect("a directory in DIR");
     let d = dir.path().to_str().unwrap();
     for k in ["1", "2"] {
         std::fs::create_dir(dir.path().join(k)).unwrap();
     }
-    let (mut f1, port1) = spawn(&["--follower", &format!("{d}/1")]);
-    let (mut f2, port2) = spawn(&["--follower", &format!("{d}/2")]);
-    let (mut l, lport) = spawn(&["--leader", d, &port1.to_string(), &port2.to_string()]);
+    let (mut f1, port1) = spawn(&[follower_mode, &format!("{d}/1")]);
+    let (mut f2, port2) = spawn(&[follower_mode, &format!("{d}/2")]);
+    let (mut l, lport) = spawn(&[leader_mode, d, &port1.to_string(), &port2.to_string()]);
     let mut leader = TcpStream::connect(("127.0.0.1", lport)).expect("connect");
     leader.set_nodelay(true).unwrap();
     let mut writes_h = Histogram::<u64>::new(3).unwrap();
@@ -180,8 +307,9 @@ fn main() {
     let fsync_p50: u64 = out.trim().parse().expect("the leader's fsync p50");
     let w50 = writes_h.value_at_quantile(0.5);
     println!(
-        "{writes} writes: write p50 {w50} µs, p99 {} µs; leader fdatasync p50 {fsync_p50} µs; \
+        "{} {writes} writes: write p50 {w50} µs, p99 {} µs; leader fdatasync p50 {fsync_p50} µs; \
          ratio {:.2}",
+        if tokio { "tokio" } else { "blocking" },
         writes_h.value_at_quantile(0.99),
         w50 as f64 / fsync_p50.max(1) as f64
     );
