@@ -21,7 +21,10 @@
 //! The difference between the two modes is what the async runtime costs on
 //! this path; the difference to `raftkv bench` is what raftkv adds.
 //!
-//! `cargo run --release -p raftkv --example write_path_floor -- DIR [WRITES] [--tokio]`
+//! With `--split` (tokio) each follower answers on a connection of its own
+//! to the leader, as raftkv's transport does.
+//!
+//! `cargo run --release -p raftkv --example write_path_floor -- DIR [WRITES] [--tokio | --split]`
 //! (DIR on the disk under test; default 3000 writes).
 
 use hdrhistogram::Histogram;
@@ -128,6 +131,13 @@ fn leader(dir: &Path, follower_ports: &[u16]) {
     eprintln!("{}", fsyncs.value_at_quantile(0.5));
 }
 
+/// `--split` (tokio only): each follower answers on a connection of its
+/// own to the leader, as raftkv's transport does (one connection per
+/// direction between two nodes), instead of on the one the entry came on.
+fn split() -> bool {
+    std::env::var_os("WRITE_PATH_FLOOR_SPLIT").is_some()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -147,7 +157,20 @@ fn async_follower(dir: &Path) {
         let l = async_listen();
         let (leader, _) = l.accept().await.unwrap();
         leader.set_nodelay(true).unwrap();
-        let (mut rd, mut wr) = leader.into_split();
+        let (mut rd, wr) = leader.into_split();
+        let mut wr: Box<dyn tokio::io::AsyncWrite + Unpin> = Box::new(wr);
+        if split() {
+            // [k, port]: answer on a connection of our own to the leader.
+            let mut hello = [0u8; 3];
+            rd.read_exact(&mut hello).await.unwrap();
+            let port = u16::from_be_bytes([hello[1], hello[2]]);
+            let mut back = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            back.set_nodelay(true).unwrap();
+            back.write_all(&hello[..1]).await.unwrap();
+            wr = Box::new(back);
+        }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         tokio::spawn(async move {
             let mut buf = [0u8; ENTRY];
@@ -177,11 +200,35 @@ fn async_leader(dir: &Path, follower_ports: &[u16]) {
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
         let mut to_followers = Vec::new();
+        let acks = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ack_port = acks.local_addr().unwrap().port().to_be_bytes();
         for (k, &p) in follower_ports.iter().enumerate() {
-            let s = tokio::net::TcpStream::connect(("127.0.0.1", p))
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", p))
                 .await
                 .unwrap();
             s.set_nodelay(true).unwrap();
+            if split() {
+                s.write_all(&[k as u8, ack_port[0], ack_port[1]])
+                    .await
+                    .unwrap();
+                let (back, _) = acks.accept().await.unwrap();
+                back.set_nodelay(true).unwrap();
+                let (mut rd, _) = back.into_split();
+                let mut who = [0u8; 1];
+                rd.read_exact(&mut who).await.unwrap();
+                let (_, wr) = s.into_split();
+                to_followers.push(wr);
+                let (tx, k) = (tx.clone(), usize::from(who[0]));
+                tokio::spawn(async move {
+                    let mut ack = [0u8; ACK];
+                    while rd.read_exact(&mut ack).await.is_ok() {
+                        if tx.send(Msg::Ack(k)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                continue;
+            }
             let (mut rd, wr) = s.into_split();
             to_followers.push(wr);
             let tx = tx.clone();
@@ -268,10 +315,15 @@ fn main() {
         eprintln!("usage: write_path_floor DIR [WRITES]");
         std::process::exit(2);
     };
-    let tokio = args.iter().any(|a| a == "--tokio");
+    let split = args.iter().any(|a| a == "--split");
+    if split {
+        // The children read it from their environment.
+        std::env::set_var("WRITE_PATH_FLOOR_SPLIT", "1");
+    }
+    let tokio = split || args.iter().any(|a| a == "--tokio");
     let writes: u64 = args
         .get(2)
-        .filter(|a| *a != "--tokio")
+        .filter(|a| !a.starts_with("--"))
         .map_or(3000, |w| w.parse().expect("WRITES"));
     let (follower_mode, leader_mode) = if tokio {
         ("--async-follower", "--async-leader")
@@ -309,7 +361,11 @@ fn main() {
     println!(
         "{} {writes} writes: write p50 {w50} µs, p99 {} µs; leader fdatasync p50 {fsync_p50} µs; \
          ratio {:.2}",
-        if tokio { "tokio" } else { "blocking" },
+        match (tokio, split) {
+            (_, true) => "tokio, split connections,",
+            (true, _) => "tokio",
+            _ => "blocking",
+        },
         writes_h.value_at_quantile(0.99),
         w50 as f64 / fsync_p50.max(1) as f64
     );
