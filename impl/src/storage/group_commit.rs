@@ -22,6 +22,10 @@ struct State {
     syncing: bool,
     /// A sync failed: nothing written after `durable` can be trusted.
     failed: bool,
+    /// Callers blocked in `cv.wait`: a sync with none to wake skips the
+    /// notify (a futex syscall between every fsync and the messages it
+    /// releases, for the one-writer case of a node).
+    waiting: usize,
 }
 
 /// Why `wait_durable` did not make the ticket durable.
@@ -94,10 +98,14 @@ impl GroupCommit {
                     Ok(()) => g.durable = g.durable.max(target),
                     Err(_) => g.failed = true,
                 }
-                self.cv.notify_all();
+                if g.waiting > 0 {
+                    self.cv.notify_all();
+                }
                 return res.map_err(GroupCommitError::Sync);
             }
+            g.waiting += 1;
             g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            g.waiting -= 1;
         }
     }
 }
