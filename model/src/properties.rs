@@ -357,10 +357,9 @@ pub fn snapshot_only_committed(_: &RaftModel, s: &State) -> bool {
             return false;
         }
         // The usual shape: one record per index from 1 on, so the records
-        // of 1..=n are the first n (and the next is beyond n), compared in
-        // one pass.
-        // One pass; anything else (a second record at an index, a value
-        // that differs) takes the general walk below.
+        // of 1..=n are the first n (and the next is beyond n), checked and
+        // compared in one pass; anything else (a second record at an
+        // index, a value that differs) takes the general walk below.
         let commits = &s.ghost.commits;
         let first = &commits[..commits.len().min(vals.len())];
         if first.len() == vals.len()

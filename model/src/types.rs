@@ -98,8 +98,8 @@ pub struct InstallSnapshot {
 /// The values of the entries a snapshot covers, index 1 first: a server's
 /// snapshot (R-snap-1) and the InstallSnapshot that carries it (R-snap-3).
 /// Immutable. Up to [`Values::INLINE`] values are kept inline (the
-/// checker's bounds never exceed that, so its states stay free of reference
-/// counts); longer ones are shared, so a state or message holding a
+/// checker's usual bounds, `--max-requests` up to 4, stay within that, so
+/// its states hold no reference counts); longer ones are shared, so a state or message holding a
 /// snapshot of thousands of values (a recorded trace) is cloned in constant
 /// time, and compared in constant time against a clone of itself. Equality,
 /// order and hash are those of the values, as for a `Vec<Value>`.
