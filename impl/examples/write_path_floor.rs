@@ -207,7 +207,9 @@ fn async_leader(dir: &Path, follower_ports: &[u16]) {
                 .await
                 .unwrap();
             s.set_nodelay(true).unwrap();
-            if split() {
+            // Where follower k's acks come from: the same connection, or
+            // (split) one it opens back to `acks`, named by its first byte.
+            let (mut rd, k) = if split() {
                 s.write_all(&[k as u8, ack_port[0], ack_port[1]])
                     .await
                     .unwrap();
@@ -218,19 +220,12 @@ fn async_leader(dir: &Path, follower_ports: &[u16]) {
                 rd.read_exact(&mut who).await.unwrap();
                 let (_, wr) = s.into_split();
                 to_followers.push(wr);
-                let (tx, k) = (tx.clone(), usize::from(who[0]));
-                tokio::spawn(async move {
-                    let mut ack = [0u8; ACK];
-                    while rd.read_exact(&mut ack).await.is_ok() {
-                        if tx.send(Msg::Ack(k)).is_err() {
-                            break;
-                        }
-                    }
-                });
-                continue;
-            }
-            let (mut rd, wr) = s.into_split();
-            to_followers.push(wr);
+                (rd, usize::from(who[0]))
+            } else {
+                let (rd, wr) = s.into_split();
+                to_followers.push(wr);
+                (rd, k)
+            };
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut ack = [0u8; ACK];

@@ -392,21 +392,6 @@ impl ServerState {
         }
     }
 
-    /// `value_at` on the durable snapshot and log.
-    pub fn durable_value_at(&self, index: Index) -> Option<Value> {
-        if index == 0 {
-            None
-        } else if index <= self.durable_snapshot_index {
-            self.durable_snapshot_values
-                .get(index as usize - 1)
-                .copied()
-        } else {
-            self.durable_log
-                .get((index - self.durable_snapshot_index) as usize - 1)
-                .map(|e| e.value)
-        }
-    }
-
     /// The set of client values in this log, snapshot included. Each value
     /// is created once, at one index, and only ever copied to the same
     /// index, so a value identifies its entry's position.
